@@ -1,0 +1,202 @@
+"""The dispatcher: one inbound update in, one database transaction, outbox rows out.
+
+It loads who is speaking (account, roster entry) and where their conversation stands, picks the
+handler (a command, a button, the current step, or a polite fallback), and commits the state
+change, the timeline events and every outgoing message together. After the commit it wakes the
+outbox sender. When the database stays busy, it retries, and if that fails it tells the user to
+send again rather than dropping the message silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from bot.channels.types import HandleResult, Inbound, Outbound, Sender
+from bot.clock import Clock
+from bot.i18n import pick_language, translator
+from handlers import intake, menu, my_requests, onboarding, tasks
+from handlers.base import STEP_PREFIX, Context, Router
+from handlers.common import show_menu
+from storage.database import Database
+from storage.models import Account, ConversationState, Staff
+from storage.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRIES = 4
+OPEN_TO_NEWCOMERS = frozenset({"start", "help", "join", "cancel"})
+
+
+def build_router() -> Router:
+    router = Router()
+    for module in (onboarding, menu, intake, my_requests, tasks):
+        router.include(module.router)
+    return router
+
+
+def is_busy(error: OperationalError) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        zone: ZoneInfo,
+        *,
+        on_commit: Callable[[], None] | None = None,
+        direct_sender: Sender | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.zone = zone
+        self.router = build_router()
+        self.on_commit = on_commit
+        # Used only to say "please send again" when the database cannot take the message.
+        self.direct_sender = direct_sender
+
+    async def handle(self, inbound: Inbound) -> HandleResult:
+        for attempt in range(BUSY_RETRIES):
+            try:
+                async with self.db.transaction() as session:
+                    ctx = await self._context(inbound, session)
+                    await self._route(ctx)
+                if self.on_commit is not None:
+                    self.on_commit()
+                return ctx.result
+            except OperationalError as error:
+                if not is_busy(error):
+                    raise
+                log.warning("database busy (attempt %s): %s", attempt + 1, error)
+                await asyncio.sleep(0.2 * 2**attempt)
+        t = translator(pick_language(inbound.language))
+        text = t._("Sorry, the system is busy right now. Please send that again in a minute.")
+        if self.direct_sender is not None:
+            await self.direct_sender.send(Outbound(chat_id=inbound.chat_id, text=text))
+        return HandleResult(callback_answer=text[:200], callback_alert=True)
+
+    async def _context(self, inbound: Inbound, session: object) -> Context:
+        from sqlmodel.ext.asyncio.session import AsyncSession
+
+        assert isinstance(session, AsyncSession)
+        account = (
+            await session.exec(select(Account).where(Account.telegram_id == inbound.user_id))
+        ).first()
+        staff = (
+            await session.exec(select(Staff).where(Staff.telegram_id == inbound.user_id))
+        ).first()
+        state = await session.get(ConversationState, inbound.chat_id)
+        language = pick_language(inbound.language) if inbound.language else (
+            account.language if account else pick_language(None))
+        if account is not None and account.language != language:
+            account.language = language
+            session.add(account)
+        return Context(
+            inbound=inbound, session=session, clock=self.clock, zone=self.zone,
+            t=translator(language), account=account, staff=staff, state=state,
+            steps=self.router.steps,
+        )
+
+    async def _route(self, ctx: Context) -> None:
+        inbound = ctx.inbound
+        if inbound.chat_type != "private":
+            await self._group(ctx)
+            return
+        known = ctx.staff is not None or (
+            ctx.account is not None and ctx.account.consent_at is not None
+        )
+        if inbound.kind == "command":
+            await self._command(ctx, known)
+        elif inbound.kind == "button":
+            await self._button(ctx, known)
+        elif inbound.kind in self.router.inputs and not self._step_takes_input(ctx):
+            await self.router.inputs[inbound.kind](ctx)
+        elif not known and ctx.flow != onboarding.FLOW:
+            ctx.reply(ctx._("Welcome! Please send /start to begin."))
+        else:
+            await self._input(ctx)
+
+    async def _group(self, ctx: Context) -> None:
+        if ctx.inbound.kind == "button":
+            ctx.answer(ctx._("Please talk to me in a private chat."), alert=True)
+        elif ctx.inbound.kind == "command":
+            enqueue(ctx.session, Outbound(chat_id=ctx.chat_id, text=ctx._(
+                "I work in private chats only, to keep residents' details private. "
+                "Please open a chat with me and send /start.")), ctx.now)
+
+    async def _command(self, ctx: Context, known: bool) -> None:
+        name = ctx.inbound.command
+        if name == "cancel":
+            had_flow = ctx.state is not None
+            await ctx.end_flow()
+            if known:
+                show_menu(ctx, ctx._("Cancelled; nothing was submitted.") if had_flow else None)
+            else:
+                ctx.reply(ctx._("Cancelled. Send /start whenever you are ready."))
+            return
+        handler = self.router.commands.get(name)
+        if handler is None:
+            ctx.reply(ctx._("Sorry, I don't know the command /{name}. Send /help to see what I "
+                            "can do.", name=name[:32]))
+            return
+        if not known and name not in OPEN_TO_NEWCOMERS:
+            ctx.reply(ctx._("Welcome! Please send /start to begin."))
+            return
+        await handler(ctx)
+
+    async def _button(self, ctx: Context, known: bool) -> None:
+        prefix, _, rest = ctx.inbound.button_data.partition(":")
+        if prefix == STEP_PREFIX:
+            await self._step_button(ctx, rest)
+            return
+        handler = self.router.buttons.get(prefix)
+        if handler is None or not known:
+            ctx.answer(ctx._("This button is no longer active."))
+            return
+        await handler(ctx)
+
+    async def _step_button(self, ctx: Context, rest: str) -> None:
+        nonce, _, value = rest.partition(":")
+        step = self.router.steps.get((ctx.flow or "", ctx.step or ""))
+        if ctx.state is None or step is None or nonce != str(ctx.state.nonce):
+            ctx.answer(ctx._("This button is no longer active."))
+            return
+        if value == "cancel":
+            await ctx.end_flow()
+            ctx.answer(ctx._("Cancelled"))
+            if ctx.account is not None and ctx.account.consent_at is not None or ctx.staff:
+                show_menu(ctx, ctx._("Cancelled; nothing was submitted."))
+            else:
+                ctx.reply(ctx._("Cancelled. Send /start whenever you are ready."))
+            return
+        if step.on_choice is None:
+            ctx.answer(ctx._("This button is no longer active."))
+            return
+        await step.on_choice(ctx, value)
+
+    def _step_takes_input(self, ctx: Context) -> bool:
+        step = self.router.steps.get((ctx.flow or "", ctx.step or ""))
+        return step is not None and step.on_input is not None
+
+    async def _input(self, ctx: Context) -> None:
+        step = self.router.steps.get((ctx.flow or "", ctx.step or ""))
+        if step is not None and step.on_input is not None:
+            await step.on_input(ctx)
+            return
+        if step is not None:
+            ctx.reply(ctx._("Please use the buttons above, or send /cancel to stop."))
+            await step.render(ctx)
+            return
+        if ctx.inbound.kind == "unsupported":
+            show_menu(ctx, ctx._("I can't read stickers or files here, sorry. "
+                                 "Please use the buttons below."))
+        else:
+            show_menu(ctx, ctx._("To tell us about a need, tap “Report a need” below."))

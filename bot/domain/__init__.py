@@ -1,0 +1,1 @@
+"""Domain rules: the service catalog, the request lifecycle, routing along the ladder."""

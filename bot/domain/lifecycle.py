@@ -1,0 +1,89 @@
+"""The request lifecycle: states, actions and the table of allowed transitions.
+
+    new ──route──► assigned ──accept──► in_progress ──resolve──► resolved ──close──► closed
+                    │  ▲ decline / escalate (level up, new assignee)  │ reopen     │ reopen
+                    └──┘◄─────────────────────────────────────────────┴────────────┘
+    new | assigned | in_progress ──cancel──► cancelled;  ──merge──► merged
+
+Escalation is not a state: it raises `level` and changes the assignee. Anything not in the
+table is refused with `TransitionRefused`; callers turn that into a polite answer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    MERGED = "merged"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    ROUTE = "route"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    ESCALATE = "escalate"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    CANCEL = "cancel"
+    MERGE = "merge"
+
+
+class Level(StrEnum):
+    GRID = "grid"
+    COMMUNITY = "community"
+    TOWN = "town"
+    DEPARTMENT = "department"
+    DISTRICT = "district"
+
+
+LADDER: tuple[Level, ...] = (
+    Level.GRID,
+    Level.COMMUNITY,
+    Level.TOWN,
+    Level.DEPARTMENT,
+    Level.DISTRICT,
+)
+
+OPEN_STATUSES: frozenset[Status] = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS})
+
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (Status.NEW, Action.ROUTE): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.ACCEPT): Status.IN_PROGRESS,
+    (Status.ASSIGNED, Action.DECLINE): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.ESCALATE): Status.ASSIGNED,
+    (Status.IN_PROGRESS, Action.ESCALATE): Status.ASSIGNED,
+    (Status.IN_PROGRESS, Action.RESOLVE): Status.RESOLVED,
+    (Status.RESOLVED, Action.CLOSE): Status.CLOSED,
+    (Status.RESOLVED, Action.REOPEN): Status.ASSIGNED,
+    (Status.CLOSED, Action.REOPEN): Status.ASSIGNED,
+    **{(status, Action.CANCEL): Status.CANCELLED for status in OPEN_STATUSES},
+    **{(status, Action.MERGE): Status.MERGED for status in OPEN_STATUSES},
+}
+
+
+class TransitionRefused(Exception):
+    def __init__(self, status: str, action: str) -> None:
+        super().__init__(f"{action} is not allowed from {status}")
+        self.status = status
+        self.action = action
+
+
+def next_status(status: str, action: Action) -> Status:
+    try:
+        return TRANSITIONS[(Status(status), action)]
+    except (KeyError, ValueError):
+        raise TransitionRefused(status, action) from None
+
+
+def level_above(level: str) -> Level | None:
+    index = LADDER.index(Level(level))
+    return LADDER[index + 1] if index + 1 < len(LADDER) else None

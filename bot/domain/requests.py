@@ -1,0 +1,192 @@
+"""Request services: submit, move along the lifecycle, and record every step in the timeline.
+
+Each function works inside the caller's transaction and writes the state change together with
+its event, so the timeline can never disagree with the request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.domain.lifecycle import Action, Level, Status, level_above, next_status
+from bot.domain.routing import Route, route_request
+from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
+
+
+def add_event(
+    session: AsyncSession,
+    request: Request,
+    action: Action,
+    at: datetime,
+    *,
+    from_status: str | None = None,
+    from_level: str | None = None,
+    actor_account_id: int | None = None,
+    actor_staff_id: int | None = None,
+    note: str | None = None,
+) -> RequestEvent:
+    assert request.id is not None
+    event = RequestEvent(
+        request_id=request.id,
+        at=at,
+        action=action.value,
+        actor_account_id=actor_account_id,
+        actor_staff_id=actor_staff_id,
+        from_status=from_status,
+        to_status=request.status,
+        from_level=from_level,
+        to_level=request.level,
+        assignee_staff_id=request.assignee_staff_id,
+        note=note,
+    )
+    session.add(event)
+    return event
+
+
+def skip_note(route: Route) -> str | None:
+    """How the route climbed past empty levels, for the timeline (codes, not prose)."""
+    if not route.skipped:
+        return None
+    return ";".join(f"skip:{s.level.value}:{s.reason}" for s in route.skipped)
+
+
+async def transition(
+    session: AsyncSession,
+    request: Request,
+    action: Action,
+    now: datetime,
+    *,
+    actor_account_id: int | None = None,
+    actor_staff_id: int | None = None,
+    note: str | None = None,
+    assignee: Staff | None = None,
+    level: Level | None = None,
+) -> RequestEvent:
+    """Apply `action` if the transitions table allows it (else TransitionRefused)."""
+    previous_status, previous_level = request.status, request.level
+    request.status = next_status(request.status, action).value
+    if assignee is not None:
+        request.assignee_staff_id = assignee.id
+    if level is not None:
+        request.level = level.value
+    request.updated_at = now
+    if action is Action.ACCEPT:
+        request.accepted_at = now
+    elif action is Action.RESOLVE:
+        request.resolved_at = now
+        request.result_note = note
+    elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
+        request.closed_at = now
+    session.add(request)
+    return add_event(
+        session,
+        request,
+        action,
+        now,
+        from_status=previous_status,
+        from_level=previous_level,
+        actor_account_id=actor_account_id,
+        actor_staff_id=actor_staff_id,
+        note=note,
+    )
+
+
+async def submit_request(
+    session: AsyncSession,
+    *,
+    reporter: Account,
+    beneficiary: Beneficiary,
+    kind: str,
+    category: str,
+    description: str,
+    media_kind: str | None,
+    media_file_id: str | None,
+    now: datetime,
+) -> tuple[Request, Route | None]:
+    """Register a need and route it; the request is `assigned` unless nobody at all is reachable."""
+    assert reporter.id is not None and beneficiary.id is not None
+    request = Request(
+        kind=kind,
+        category=category,
+        description=description,
+        media_kind=media_kind,
+        media_file_id=media_file_id,
+        reporter_account_id=reporter.id,
+        beneficiary_id=beneficiary.id,
+        grid_code=beneficiary.grid_code,
+        status=Status.NEW.value,
+        level=Level.GRID.value,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(request)
+    await session.flush()
+    add_event(session, request, Action.CREATE, now, actor_account_id=reporter.id)
+    route = await route_request(session, beneficiary.grid_code, category)
+    if route is None:
+        add_event(session, request, Action.ROUTE, now, from_status=request.status, note="nobody")
+        return request, None
+    await transition(
+        session, request, Action.ROUTE, now,
+        assignee=route.staff, level=route.level, note=skip_note(route),
+    )
+    return request, route
+
+
+async def reroute_up(
+    session: AsyncSession,
+    request: Request,
+    action: Action,
+    now: datetime,
+    *,
+    actor_staff: Staff | None,
+    reason: str | None,
+) -> Route | None:
+    """Hand the request to the next level up (decline or escalation); None if there is none."""
+    above = level_above(request.level)
+    if above is None:
+        return None
+    route = await route_request(session, request.grid_code, request.category, start_level=above)
+    if route is None:
+        return None
+    notes = [n for n in (reason, skip_note(route)) if n]
+    await transition(
+        session, request, action, now,
+        actor_staff_id=actor_staff.id if actor_staff else None,
+        assignee=route.staff, level=route.level, note="\n".join(notes) or None,
+    )
+    return route
+
+
+async def requests_of(session: AsyncSession, account_id: int, limit: int, offset: int = 0) -> list[Request]:
+    """A resident's requests, their own and those filed for family, newest first."""
+    rows = await session.exec(
+        select(Request)
+        .where(Request.reporter_account_id == account_id)
+        .order_by(col(Request.created_at).desc(), col(Request.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def timeline(session: AsyncSession, request_id: int) -> list[RequestEvent]:
+    rows = await session.exec(
+        select(RequestEvent)
+        .where(RequestEvent.request_id == request_id)
+        .order_by(col(RequestEvent.at), col(RequestEvent.id))
+    )
+    return list(rows.all())
+
+
+async def open_tasks_of(session: AsyncSession, staff_id: int) -> list[Request]:
+    rows = await session.exec(
+        select(Request)
+        .where(Request.assignee_staff_id == staff_id)
+        .where(col(Request.status).in_([Status.ASSIGNED.value, Status.IN_PROGRESS.value]))
+        .order_by(col(Request.created_at))
+    )
+    return list(rows.all())

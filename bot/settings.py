@@ -1,0 +1,90 @@
+"""Settings read from `HUIYIN_*` environment variables (and a `.env` file), validated at start.
+
+Build them with `load_settings()`; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+
+
+class SettingsError(Exception):
+    """Raised with one readable line per bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUIYIN_", env_file=".env", extra="ignore")
+
+    bot_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    framework: str = "ptb"
+    database_url: str = "sqlite+aiosqlite:///./huiyin.db"
+    timezone: str = "Asia/Shanghai"
+    outbox_interval_seconds: float = 2.0
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not TOKEN_PATTERN.match(value):
+            raise ValueError("must look like 123456789:AAE... (the token @BotFather gave you)")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("framework")
+    @classmethod
+    def _framework(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"ptb", "aiogram"}:
+            raise ValueError("must be 'ptb' or 'aiogram'")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+            raise ValueError(
+                "must be an async SQLAlchemy URL: sqlite+aiosqlite:///path.db "
+                "or postgresql+asyncpg://user@host/db"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (try Asia/Shanghai)") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"HUIYIN_{field.upper()}: {message}")
+        raise SettingsError("\n".join(lines)) from exc

@@ -1,0 +1,113 @@
+"""Pieces every conversation shares: labels, the main menu, time and place formatting."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels.types import Button
+from bot.domain.catalog import CATEGORY_BY_CODE, KINDS
+from bot.i18n import N_, Translator, translator
+from handlers.base import Context
+from storage.models import Account, Staff, Unit
+
+STATUS_LABELS: dict[str, str] = {
+    "new": N_("Received"),
+    "assigned": N_("Waiting to be accepted"),
+    "in_progress": N_("Being handled"),
+    "resolved": N_("Resolved, waiting for your verdict"),
+    "closed": N_("Closed"),
+    "cancelled": N_("Cancelled"),
+    "merged": N_("Merged with another request"),
+}
+
+LEVEL_LABELS: dict[str, str] = {
+    "grid": N_("grid"),
+    "community": N_("community / village"),
+    "town": N_("street / town"),
+    "department": N_("district department"),
+    "district": N_("district"),
+}
+
+ROLE_LABELS: dict[str, str] = {
+    "grid_member": N_("grid member"),
+    "coordinator": N_("community coordinator"),
+    "town_officer": N_("town officer"),
+    "department": N_("department officer"),
+    "admin": N_("district administrator"),
+}
+
+EVENT_LABELS: dict[str, str] = {
+    "create": N_("Submitted"),
+    "route": N_("Sent to {assignee}"),
+    "accept": N_("Accepted by {actor}"),
+    "decline": N_("Passed back by {actor}, now with {assignee}"),
+    "escalate": N_("Escalated to {assignee}"),
+    "resolve": N_("Resolved by {actor}"),
+    "close": N_("Closed"),
+    "reopen": N_("Reopened, now with {assignee}"),
+    "cancel": N_("Cancelled"),
+    "merge": N_("Merged"),
+}
+
+MENU_PREFIX = "m"
+
+
+def category_label(t: Translator, code: str) -> str:
+    category = CATEGORY_BY_CODE.get(code)
+    return t._(category.label) if category else code
+
+
+def kind_label(t: Translator, code: str) -> str:
+    return t._(KINDS[code]) if code in KINDS else code
+
+
+def unit_label(t: Translator, unit: Unit | None) -> str:
+    if unit is None:
+        return "?"
+    return unit.name_en if t.language == "en" and unit.name_en else unit.name
+
+
+async def unit_name(session: AsyncSession, t: Translator, code: str | None) -> str:
+    return unit_label(t, await session.get(Unit, code)) if code else "?"
+
+
+def staff_label(t: Translator, staff: Staff | None) -> str:
+    if staff is None:
+        return t._("nobody yet")
+    return f"{staff.name} ({t._(ROLE_LABELS.get(staff.role, staff.role))})"
+
+
+def format_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def mask_phone(phone: str | None) -> str:
+    if not phone:
+        return ""
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else phone
+
+
+def translator_for(account: Account | None) -> Translator:
+    return translator(account.language if account else "zh_CN")
+
+
+def menu_buttons(ctx: Context) -> list[list[Button]]:
+    rows = [
+        [Button(ctx._("📝 Report a need"), data=f"{MENU_PREFIX}:report")],
+        [Button(ctx._("👨‍👩‍👧 Report for a family member"), data=f"{MENU_PREFIX}:family")],
+        [
+            Button(ctx._("📋 My requests"), data=f"{MENU_PREFIX}:mine"),
+            Button(ctx._("❓ Help"), data=f"{MENU_PREFIX}:help"),
+        ],
+    ]
+    if ctx.staff is not None:
+        rows.insert(0, [Button(ctx._("🗂 My tasks"), data=f"{MENU_PREFIX}:tasks")])
+    return rows
+
+
+def show_menu(ctx: Context, lead: str | None = None) -> None:
+    text = lead or ctx._("What would you like to do?")
+    ctx.reply(text, menu_buttons(ctx))

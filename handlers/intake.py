@@ -1,0 +1,372 @@
+"""Reporting a need, for oneself or for a family member far from home.
+
+    report:  kind ──► category ──► describe (text | voice | photo+caption) ──► confirm ──► submitted
+               ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘
+    family:  saved members? ──► choose one ─────────────────────────────────────► report: kind
+                 └─ add ─► name ─► relation ─► pick grid ─► phone (or skip) ─► saved ─┘
+
+Cancel (button or /cancel) leaves any step without submitting; a /start mid-way resumes the step.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import col, select
+
+from bot.domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
+from bot.domain.requests import submit_request
+from bot.i18n import N_
+from handlers.base import Context, Router, Step, escape
+from handlers.cards import send_task_card
+from handlers.common import category_label, kind_label, show_menu, staff_label
+from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
+from storage.models import Beneficiary
+
+router = Router()
+REPORT = "report"
+FAMILY = "family"
+MAX_DESCRIPTION = 1000
+MAX_NAME = 30
+
+RELATIONS: dict[str, str] = {
+    "father": N_("Father"),
+    "mother": N_("Mother"),
+    "grandparent": N_("Grandparent"),
+    "spouse": N_("Spouse"),
+    "child": N_("Child"),
+    "relative": N_("Other relative"),
+}
+
+
+def relation_label(ctx: Context, relation: str) -> str:
+    return ctx._(RELATIONS[relation]) if relation in RELATIONS else relation
+
+
+# Report ----------------------------------------------------------------------------------
+
+
+async def self_beneficiary(ctx: Context) -> Beneficiary | None:
+    account = ctx.account
+    if account is None or account.id is None or account.home_grid_code is None:
+        return None
+    existing = (
+        await ctx.session.exec(
+            select(Beneficiary).where(
+                Beneficiary.owner_account_id == account.id, col(Beneficiary.is_self).is_(True)
+            )
+        )
+    ).first()
+    if existing is None:
+        existing = Beneficiary(
+            owner_account_id=account.id, is_self=True, name=account.display_name or "—",
+            grid_code=account.home_grid_code, created_at=ctx.now,
+        )
+    existing.grid_code = account.home_grid_code
+    ctx.session.add(existing)
+    await ctx.session.flush()
+    return existing
+
+
+async def start_report(ctx: Context, beneficiary: Beneficiary | None = None) -> None:
+    if beneficiary is None:
+        beneficiary = await self_beneficiary(ctx)
+        if beneficiary is None:
+            ctx.reply(ctx._("First, tell us where you live."))
+            await show_picker(ctx, "onboarding")
+            return
+    ctx.go(REPORT, "kind", beneficiary_id=beneficiary.id)
+    await render_kind(ctx)
+
+
+async def render_kind(ctx: Context) -> None:
+    beneficiary = await ctx.session.get(Beneficiary, ctx.data.get("beneficiary_id"))
+    lead = ""
+    if beneficiary is not None and not beneficiary.is_self:
+        lead = ctx._("For {name}.", name=escape(beneficiary.name)) + " "
+    ctx.reply(
+        lead + ctx._("What kind of help is needed?"),
+        [[ctx.choice(kind_label(ctx.t, code), code)] for code in KINDS]
+        + [[ctx.choice(ctx._("✖ Cancel"), "cancel")]],
+    )
+
+
+async def on_kind(ctx: Context, value: str) -> None:
+    if value not in KINDS:
+        await render_kind(ctx)
+        return
+    ctx.go(REPORT, "category", kind=value)
+    await render_category(ctx)
+
+
+async def render_category(ctx: Context) -> None:
+    options = [ctx.choice(ctx._(c.label), c.code) for c in categories_of(ctx.data["kind"])]
+    rows = [options[i : i + 2] for i in range(0, len(options), 2)]
+    rows.append([ctx.choice(ctx._("◀ Back"), "back"), ctx.choice(ctx._("✖ Cancel"), "cancel")])
+    ctx.reply(ctx._("Which of these is closest?"), rows)
+
+
+async def on_category(ctx: Context, value: str) -> None:
+    if value == "back":
+        ctx.go(REPORT, "kind")
+        await render_kind(ctx)
+        return
+    if value not in {c.code for c in categories_of(ctx.data["kind"])}:
+        await render_category(ctx)
+        return
+    ctx.go(REPORT, "describe", category=value)
+    await render_describe(ctx)
+
+
+async def render_describe(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "<b>{category}</b>\nPlease describe what is needed: type a few words, "
+            "send a voice message, or send a photo with a caption.",
+            category=escape(category_label(ctx.t, ctx.data["category"])),
+        ),
+        [[ctx.choice(ctx._("◀ Back"), "back"), ctx.choice(ctx._("✖ Cancel"), "cancel")]],
+    )
+
+
+async def on_describe_choice(ctx: Context, value: str) -> None:
+    if value == "back":
+        ctx.go(REPORT, "category")
+        await render_category(ctx)
+
+
+async def on_describe_input(ctx: Context) -> None:
+    inbound = ctx.inbound
+    text = inbound.text.strip()
+    if len(text) > MAX_DESCRIPTION:
+        ctx.reply(
+            ctx._(
+                "That is {length} characters; please keep it under {limit}. "
+                "You can also send a voice message instead.",
+                length=len(text), limit=MAX_DESCRIPTION,
+            )
+        )
+        return
+    if inbound.kind == "text" and text:
+        ctx.go(REPORT, "confirm", description=text, media_kind=None, media_file_id=None)
+    elif inbound.kind in ("photo", "voice"):
+        ctx.go(REPORT, "confirm", description=text, media_kind=inbound.kind,
+               media_file_id=inbound.file_id)
+    else:
+        ctx.reply(ctx._("I can take text, a voice message or a photo here. Please try again."))
+        return
+    await render_confirm(ctx)
+
+
+async def render_confirm(ctx: Context) -> None:
+    data = ctx.data
+    beneficiary = await ctx.session.get(Beneficiary, data.get("beneficiary_id"))
+    lines = [ctx._("<b>Please check your request</b>")]
+    if beneficiary is not None:
+        who = escape(beneficiary.name) if not beneficiary.is_self else ctx._("yourself")
+        lines.append(ctx._("For: {who}", who=who))
+        lines.append(ctx._("Where: {place}",
+                           place=escape(await place_path(ctx, beneficiary.grid_code))))
+    lines.append(ctx._("Need: {category}", category=escape(category_label(ctx.t, data["category"]))))
+    if data.get("description"):
+        lines.append(ctx._("Details: {text}", text=escape(data["description"])))
+    if data.get("media_kind") == "voice":
+        lines.append(ctx._("🎤 with your voice message"))
+    elif data.get("media_kind") == "photo":
+        lines.append(ctx._("🖼 with your photo"))
+    ctx.reply(
+        "\n".join(lines),
+        [
+            [ctx.choice(ctx._("✅ Submit"), "submit")],
+            [ctx.choice(ctx._("✏ Change the details"), "edit"),
+             ctx.choice(ctx._("✖ Cancel"), "cancel")],
+        ],
+    )
+
+
+async def on_confirm(ctx: Context, value: str) -> None:
+    if value == "edit":
+        ctx.go(REPORT, "describe")
+        await render_describe(ctx)
+        return
+    if value != "submit" or ctx.account is None:
+        return
+    data = ctx.data
+    beneficiary = await ctx.session.get(Beneficiary, data.get("beneficiary_id"))
+    if beneficiary is None or beneficiary.owner_account_id != ctx.account.id:
+        await ctx.end_flow()
+        show_menu(ctx, ctx._("Sorry, that request could not be completed. Please start again."))
+        return
+    request, route = await submit_request(
+        ctx.session,
+        reporter=ctx.account,
+        beneficiary=beneficiary,
+        kind=CATEGORY_BY_CODE[data["category"]].kind or data["kind"],
+        category=data["category"],
+        description=data.get("description") or "",
+        media_kind=data.get("media_kind"),
+        media_file_id=data.get("media_file_id"),
+        now=ctx.now,
+    )
+    await ctx.end_flow()
+    ctx.answer(ctx._("Submitted"))
+    if route is None:
+        show_menu(ctx, ctx._(
+            "✅ Received. Your reference number is <b>{ref}</b>. Nobody can take it right now; "
+            "the district office has been told and will assign it.", ref=request.reference))
+        return
+    await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now)
+    show_menu(ctx, ctx._(
+        "✅ Submitted. Your reference number is <b>{ref}</b>.\n"
+        "{who} will handle it. You will hear from us when it is accepted.",
+        ref=request.reference, who=escape(staff_label(ctx.t, route.staff))))
+
+
+router.step(REPORT, "kind", Step(render=render_kind, on_choice=on_kind))
+router.step(REPORT, "category", Step(render=render_category, on_choice=on_category))
+router.step(REPORT, "describe", Step(render=render_describe, on_choice=on_describe_choice,
+                                     on_input=on_describe_input))
+router.step(REPORT, "confirm", Step(render=render_confirm, on_choice=on_confirm))
+
+
+# Family -----------------------------------------------------------------------------------
+
+
+async def family_members(ctx: Context) -> list[Beneficiary]:
+    if ctx.account is None or ctx.account.id is None:
+        return []
+    rows = await ctx.session.exec(
+        select(Beneficiary)
+        .where(Beneficiary.owner_account_id == ctx.account.id, col(Beneficiary.is_self).is_(False))
+        .order_by(col(Beneficiary.id))
+    )
+    return list(rows.all())
+
+
+async def start_family(ctx: Context) -> None:
+    if await family_members(ctx):
+        ctx.go(FAMILY, "choose")
+        await render_choose(ctx)
+    else:
+        ctx.go(FAMILY, "name")
+        await render_name(ctx)
+
+
+async def render_choose(ctx: Context) -> None:
+    rows = [
+        [ctx.choice(f"{b.name} ({relation_label(ctx, b.relation)})", f"b{b.id}")]
+        for b in await family_members(ctx)
+    ]
+    rows.append([ctx.choice(ctx._("➕ Add a family member"), "add")])
+    rows.append([ctx.choice(ctx._("✖ Cancel"), "cancel")])
+    ctx.reply(ctx._("Who is the request for?"), rows)
+
+
+async def on_choose(ctx: Context, value: str) -> None:
+    if value == "add":
+        ctx.go(FAMILY, "name")
+        await render_name(ctx)
+        return
+    chosen = next((b for b in await family_members(ctx) if f"b{b.id}" == value), None)
+    if chosen is None:
+        await render_choose(ctx)
+        return
+    await start_report(ctx, chosen)
+
+
+async def render_name(ctx: Context) -> None:
+    ctx.reply(ctx._("What is your family member's name?"),
+              [[ctx.choice(ctx._("✖ Cancel"), "cancel")]])
+
+
+async def on_name(ctx: Context) -> None:
+    name = ctx.inbound.text.strip()
+    if ctx.inbound.kind != "text" or not name:
+        ctx.reply(ctx._("Please type the name."))
+        return
+    if len(name) > MAX_NAME:
+        ctx.reply(ctx._("Please keep the name under {limit} characters.", limit=MAX_NAME))
+        return
+    ctx.go(FAMILY, "relation", name=name)
+    await render_relation(ctx)
+
+
+async def render_relation(ctx: Context) -> None:
+    options = [ctx.choice(ctx._(label), code) for code, label in RELATIONS.items()]
+    rows = [options[i : i + 3] for i in range(0, len(options), 3)]
+    rows.append([ctx.choice(ctx._("✖ Cancel"), "cancel")])
+    ctx.reply(ctx._("How is {name} related to you?", name=escape(ctx.data["name"])), rows)
+
+
+async def on_relation(ctx: Context, value: str) -> None:
+    if value not in RELATIONS:
+        await render_relation(ctx)
+        return
+    await on_relation_value(ctx, value)
+
+
+async def on_relation_typed(ctx: Context) -> None:
+    text = ctx.inbound.text.strip()
+    if ctx.inbound.kind == "text" and 0 < len(text) <= 20:
+        await on_relation_value(ctx, text)
+    else:
+        ctx.reply(ctx._("Please tap one of the buttons, or type a short word such as “aunt”."))
+
+
+async def on_relation_value(ctx: Context, relation: str) -> None:
+    ctx.update_data(relation=relation)
+    ctx.reply(ctx._("Where does {name} live?", name=escape(ctx.data["name"])))
+    await show_picker(ctx, FAMILY)
+
+
+async def on_family_grid(ctx: Context, grid_code: str) -> None:
+    ctx.go(FAMILY, "phone", grid_code=grid_code)
+    await render_phone(ctx)
+
+
+async def render_phone(ctx: Context) -> None:
+    ctx.reply(
+        ctx._("A phone number for {name}, so the grid member can call? (optional)",
+              name=escape(ctx.data["name"])),
+        [[ctx.choice(ctx._("Skip"), "skip"), ctx.choice(ctx._("✖ Cancel"), "cancel")]],
+    )
+
+
+PHONE_PATTERN = re.compile(r"^\+?\d{5,20}$")
+
+
+async def on_phone_typed(ctx: Context) -> None:
+    phone = re.sub(r"[\s-]", "", ctx.inbound.text)
+    if ctx.inbound.kind != "text" or not PHONE_PATTERN.match(phone):
+        ctx.reply(ctx._("That does not look like a phone number. Type digits only, or tap Skip."))
+        return
+    await save_family_member(ctx, phone)
+
+
+async def on_phone_choice(ctx: Context, value: str) -> None:
+    if value == "skip":
+        await save_family_member(ctx, None)
+
+
+async def save_family_member(ctx: Context, phone: str | None) -> None:
+    assert ctx.account is not None and ctx.account.id is not None
+    data = ctx.data
+    member = Beneficiary(
+        owner_account_id=ctx.account.id, is_self=False, name=data["name"],
+        relation=data.get("relation", ""), grid_code=data["grid_code"], phone=phone,
+        created_at=ctx.now,
+    )
+    ctx.session.add(member)
+    await ctx.session.flush()
+    ctx.reply(ctx._("Saved {name}. Next time you can choose them straight away.",
+                    name=escape(member.name)))
+    await start_report(ctx, member)
+
+
+router.step(FAMILY, "choose", Step(render=render_choose, on_choice=on_choose))
+router.step(FAMILY, "name", Step(render=render_name, on_input=on_name))
+router.step(FAMILY, "relation", Step(render=render_relation, on_choice=on_relation,
+                                     on_input=on_relation_typed))
+router.step(FAMILY, PICK_STEP, picker_step(on_family_grid))
+router.step(FAMILY, "phone", Step(render=render_phone, on_choice=on_phone_choice,
+                                  on_input=on_phone_typed))

@@ -1,0 +1,42 @@
+"""The main menu's buttons (`m:<item>`): each starts its conversation afresh."""
+
+from __future__ import annotations
+
+from handlers.base import Context, Router
+from handlers.common import MENU_PREFIX, show_menu
+from handlers.intake import start_family, start_report
+from handlers.my_requests import show_my_requests
+from handlers.onboarding import show_help
+from handlers.tasks import list_tasks
+
+router = Router()
+
+
+@router.button(MENU_PREFIX)
+async def on_menu(ctx: Context) -> None:
+    _, _, rest = ctx.inbound.button_data.partition(":")
+    item, _, arg = rest.partition(":")
+    if item != "help" and ctx.flow is not None:
+        await ctx.end_flow()
+    if item == "report":
+        await start_report(ctx)
+    elif item == "family":
+        await start_family(ctx)
+    elif item == "mine":
+        await show_my_requests(ctx, int(arg) if arg.isdigit() else 0)
+    elif item == "tasks":
+        await list_tasks(ctx)
+    elif item == "help":
+        await show_help(ctx)
+    else:
+        show_menu(ctx)
+
+
+@router.command("menu")
+async def menu(ctx: Context) -> None:
+    show_menu(ctx)
+
+
+@router.command("my")
+async def my(ctx: Context) -> None:
+    await show_my_requests(ctx)

@@ -1,0 +1,247 @@
+"""Onboarding: welcome, consent, where the resident lives; staff recognition.
+
+    /start ─► consent ──agree──► pick (town → community → grid) ──► main menu
+       │         └─decline─► nothing stored, "send /start when ready"
+       ├─ /start g_<GRID>  (poster link): consent, then placed in that grid at once
+       ├─ /start i_<CODE>  (invite from `huiyin invite`): bound to the roster entry
+       └─ already placed: main menu, or back to the step a resident left half-way
+
+Staff are recognised by the Telegram id in the roster, by an invite link, or by sharing their
+contact (/join) when the phone number matches the roster.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+
+from bot.channels.types import Button
+from handlers.base import Context, Router, Step, escape
+from handlers.common import ROLE_LABELS, show_menu, unit_name
+from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
+from storage.models import Account, Invite, Staff, Unit
+
+router = Router()
+FLOW = "onboarding"
+CONSENT_STEP = "consent"
+
+
+def ensure_account(ctx: Context) -> Account:
+    if ctx.account is None:
+        ctx.account = Account(
+            telegram_id=ctx.inbound.user_id,
+            chat_id=ctx.chat_id,
+            display_name=ctx.inbound.display_name[:100],
+            language=ctx.t.language,
+            created_at=ctx.now,
+        )
+        ctx.session.add(ctx.account)
+    return ctx.account
+
+
+async def grid_from_link(ctx: Context, payload: str) -> str | None:
+    if not payload.startswith("g_"):
+        return None
+    unit = await ctx.session.get(Unit, payload[2:].upper())
+    return unit.code if unit is not None and unit.level == "grid" else None
+
+
+@router.command("start")
+async def start(ctx: Context) -> None:
+    payload = ctx.inbound.args.strip()
+    if payload.startswith("i_"):
+        await redeem_invite(ctx, payload[2:])
+        return
+    preset = await grid_from_link(ctx, payload)
+    if payload.startswith("g_") and preset is None:
+        ctx.reply(ctx._("That grid link is not valid any more; please choose your place below."))
+    if ctx.staff is not None:
+        ensure_account(ctx)
+    consented = ctx.account is not None and ctx.account.consent_at is not None
+    if not consented and ctx.staff is None:
+        ctx.go(FLOW, CONSENT_STEP, preset_grid=preset)
+        await render_consent(ctx)
+        return
+    account = ensure_account(ctx)
+    if preset is not None:
+        await settle_home(ctx, preset)
+        return
+    if ctx.state is not None and ctx.flow != FLOW:
+        ctx.reply(ctx._("Welcome back! Let's continue where you left off."))
+        await ctx.resume()
+        return
+    if ctx.staff is not None:
+        await greet_staff(ctx, ctx.staff)
+        return
+    if account.home_grid_code is None:
+        await show_picker(ctx, FLOW)
+        return
+    show_menu(ctx, ctx._("Welcome back to Huiyin. What would you like to do?"))
+
+
+async def render_consent(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "👋 Welcome to <b>Huiyin</b>, your community's help line.\n\n"
+            "Tell us what you or your family need, and the grid member who looks after your "
+            "area will take it up. You will hear back at every step.\n\n"
+            "To do this we keep your Telegram name, where you live, and what you tell us. "
+            "Only the staff handling your requests can see them. Do you agree?"
+        ),
+        [[ctx.choice(ctx._("✅ I agree"), "yes"), ctx.choice(ctx._("No, thanks"), "no")]],
+    )
+
+
+async def on_consent(ctx: Context, value: str) -> None:
+    if value == "no":
+        await ctx.end_flow()
+        ctx.reply(
+            ctx._("All right, nothing has been stored. Send /start whenever you are ready.")
+        )
+        return
+    if value != "yes":
+        return
+    preset = ctx.data.get("preset_grid")
+    account = ensure_account(ctx)
+    account.consent_at = ctx.now
+    ctx.session.add(account)
+    if preset:
+        await settle_home(ctx, preset)
+    else:
+        ctx.reply(ctx._("Thank you. Where do you live?"))
+        await show_picker(ctx, FLOW)
+
+
+async def settle_home(ctx: Context, grid_code: str) -> None:
+    account = ensure_account(ctx)
+    account.home_grid_code = grid_code
+    ctx.session.add(account)
+    if ctx.flow == FLOW:
+        await ctx.end_flow()
+    lead = ctx._("📍 You are registered in {place}.", place=escape(await place_path(ctx, grid_code)))
+    show_menu(ctx, lead + "\n\n" + ctx._("What would you like to do?"))
+
+
+router.step(FLOW, CONSENT_STEP, Step(render=render_consent, on_choice=on_consent))
+router.step(FLOW, PICK_STEP, picker_step(settle_home))
+
+
+async def greet_staff(ctx: Context, staff: Staff) -> None:
+    role = ctx._(ROLE_LABELS.get(staff.role, staff.role))
+    unit = await unit_name(ctx.session, ctx.t, staff.unit_code)
+    show_menu(
+        ctx,
+        ctx._(
+            "Welcome, {name}. You are registered as {role} of {unit}. "
+            "New tasks will arrive here; /tasks lists the open ones.",
+            name=escape(staff.name),
+            role=role,
+            unit=escape(unit),
+        ),
+    )
+
+
+async def bind_staff(ctx: Context, staff: Staff) -> bool:
+    """Tie a roster entry to this Telegram account; refuse if either is already tied elsewhere."""
+    user_id = ctx.inbound.user_id
+    if staff.telegram_id not in (None, user_id):
+        ctx.reply(
+            ctx._(
+                "This roster entry is already linked to another Telegram account. "
+                "Please ask your district administrator for help."
+            ),
+            remove_keyboard=True,
+        )
+        return False
+    if ctx.staff is not None and ctx.staff.id != staff.id:
+        ctx.reply(
+            ctx._("Your Telegram account is already linked to {name} in the roster.",
+                  name=escape(ctx.staff.name)),
+            remove_keyboard=True,
+        )
+        return False
+    staff.telegram_id = user_id
+    ctx.session.add(staff)
+    ctx.staff = staff
+    ensure_account(ctx)
+    return True
+
+
+async def redeem_invite(ctx: Context, code: str) -> None:
+    invite = await ctx.session.get(Invite, code) if re.fullmatch(r"[A-Za-z0-9_-]{4,32}", code) else None
+    if invite is None or invite.used_at is not None or invite.expires_at <= ctx.now:
+        ctx.reply(
+            ctx._(
+                "This invite link is not valid (it may have been used or expired). "
+                "Please ask your administrator for a new one."
+            )
+        )
+        return
+    staff = await ctx.session.get(Staff, invite.staff_id)
+    if staff is None or not await bind_staff(ctx, staff):
+        return
+    invite.used_at = ctx.now
+    invite.used_by_telegram_id = ctx.inbound.user_id
+    ctx.session.add(invite)
+    await greet_staff(ctx, staff)
+
+
+@router.command("join")
+async def join(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "Staff members: tap the button below to share your phone number. If it matches "
+            "the roster, your tasks will come to this chat."
+        ),
+        request_contact=ctx._("📱 Share my phone number"),
+    )
+
+
+def normalise_phone(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone)
+    return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+
+
+@router.input("contact")
+async def on_contact(ctx: Context) -> None:
+    if ctx.inbound.contact_user_id != ctx.inbound.user_id:
+        ctx.reply(
+            ctx._("Please share your own number with the button, not someone else's contact."),
+            request_contact=ctx._("📱 Share my phone number"),
+        )
+        return
+    phone = normalise_phone(ctx.inbound.contact_phone)
+    staff = (await ctx.session.exec(select(Staff).where(Staff.phone == phone))).first()
+    if staff is None:
+        ctx.reply(
+            ctx._(
+                "This number is not in the staff roster. Residents do not need to share "
+                "their number: just use the menu."
+            ),
+            remove_keyboard=True,
+        )
+        return
+    if await bind_staff(ctx, staff):
+        ctx.reply(ctx._("✅ Thank you, your number matches the roster."), remove_keyboard=True)
+        await greet_staff(ctx, staff)
+
+
+@router.command("help")
+async def show_help(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "<b>How Huiyin works</b>\n"
+            "• Tap “Report a need”, choose what it is about, describe it by text, voice or "
+            "photo, and confirm.\n"
+            "• Family far away can report for a parent at home with “Report for a family "
+            "member”.\n"
+            "• The grid member for the area gets your request at once; you are told when it "
+            "is accepted and when it is done.\n"
+            "• “My requests” shows where each request stands.\n\n"
+            "Commands: /start menu · /cancel stop what you are doing · /help this text\n"
+            "Staff: /join links your roster entry · /tasks your open tasks"
+        )
+    )
+    if ctx.account is not None or ctx.staff is not None:
+        show_menu(ctx)

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, the async engine and sessions, queries, migrations, the outbox."""

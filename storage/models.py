@@ -1,0 +1,187 @@
+"""The tables. Times are aware UTC (SQLModel stores them so); display code converts to the district's zone.
+
+Status, level and role values are plain strings checked by the domain layer (`bot.domain`),
+so that adding a value is a code change, not a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+class Unit(SQLModel, table=True):
+    """A node of the administrative tree: district, town, community, grid or department."""
+
+    __tablename__ = "units"
+
+    code: str = Field(primary_key=True, max_length=32)
+    level: str = Field(max_length=16, index=True)
+    parent_code: str | None = Field(default=None, foreign_key="units.code", index=True)
+    name: str = Field(max_length=100)
+    name_en: str = Field(default="", max_length=100)
+
+
+class Staff(SQLModel, table=True):
+    """A roster entry: a person who serves a unit in a role."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=50)
+    phone: str = Field(max_length=20, unique=True)
+    telegram_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
+    )
+    role: str = Field(max_length=16, index=True)
+    unit_code: str = Field(foreign_key="units.code", index=True)
+    posts: str = Field(default="", max_length=500)
+    active: bool = Field(default=True)
+
+    @property
+    def post_list(self) -> list[str]:
+        return [p for p in self.posts.split(";") if p]
+
+
+class Account(SQLModel, table=True):
+    """Anyone who has talked to the bot, resident or staff."""
+
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    display_name: str = Field(default="", max_length=100)
+    language: str = Field(default="zh_CN", max_length=8)
+    consent_at: datetime | None = None
+    home_grid_code: str | None = Field(default=None, foreign_key="units.code")
+    created_at: datetime
+    blocked_at: datetime | None = None
+
+
+class Beneficiary(SQLModel, table=True):
+    """The person a need is for: the resident themself, or a family member they registered."""
+
+    __tablename__ = "beneficiaries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_account_id: int = Field(foreign_key="accounts.id", index=True)
+    is_self: bool = Field(default=False)
+    name: str = Field(max_length=50)
+    relation: str = Field(default="", max_length=30)
+    grid_code: str = Field(foreign_key="units.code")
+    phone: str | None = Field(default=None, max_length=20)
+    created_at: datetime
+
+
+class Request(SQLModel, table=True):
+    """A registered need and where it stands."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_assignee_status", "assignee_staff_id", "status"),
+        Index("ix_requests_grid_created", "grid_code", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    category: str = Field(max_length=24, index=True)
+    description: str = Field(default="", max_length=2000)
+    media_kind: str | None = Field(default=None, max_length=8)
+    media_file_id: str | None = Field(default=None, max_length=200)
+    reporter_account_id: int = Field(foreign_key="accounts.id", index=True)
+    beneficiary_id: int = Field(foreign_key="beneficiaries.id", index=True)
+    grid_code: str = Field(foreign_key="units.code")
+    status: str = Field(max_length=16, index=True)
+    level: str = Field(default="grid", max_length=16)
+    priority: str = Field(default="normal", max_length=16)
+    assignee_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    result_note: str | None = Field(default=None, max_length=1000)
+    reopen_count: int = Field(default=0)
+    created_at: datetime
+    updated_at: datetime
+    accepted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def reference(self) -> str:
+        return format_reference(self.id or 0)
+
+
+def format_reference(request_id: int) -> str:
+    return f"HY{request_id:06d}"
+
+
+def parse_reference(text: str) -> int | None:
+    text = text.strip().upper().removeprefix("#")
+    if text.startswith("HY"):
+        text = text[2:]
+    return int(text) if text.isdigit() and 0 < len(text) <= 12 else None
+
+
+class RequestEvent(SQLModel, table=True):
+    """One entry of a request's timeline. Rows are only ever inserted."""
+
+    __tablename__ = "request_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="requests.id", index=True)
+    at: datetime
+    action: str = Field(max_length=24)
+    actor_account_id: int | None = Field(default=None, foreign_key="accounts.id")
+    actor_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    from_level: str | None = Field(default=None, max_length=16)
+    to_level: str | None = Field(default=None, max_length=16)
+    assignee_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An outgoing message, written in the same transaction as the change it announces."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ref_key: str | None = Field(default=None, max_length=64, index=True)
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = Field(default=0)
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None = None
+    sent_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class ConversationState(SQLModel, table=True):
+    """Where a chat is in a conversation, so a restart or another replica can go on."""
+
+    __tablename__ = "conversation_states"
+
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    flow: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    nonce: int = Field(default=0)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+
+
+class Invite(SQLModel, table=True):
+    """A one-time link that binds a roster entry to whoever opens it."""
+
+    __tablename__ = "invites"
+
+    code: str = Field(primary_key=True, max_length=32)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    used_by_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger))

@@ -1,0 +1,87 @@
+"""The outbox: outgoing messages written in the same transaction as the change they announce.
+
+`enqueue` adds rows; the sender in `schedules.outbox` delivers them. Texts over Telegram's
+4096-character limit are split at line breaks into several messages, the buttons going with
+the last one, so nothing a user should read is cut off.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels.types import MAX_TEXT, Outbound
+from storage.models import OutboxMessage
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Cut `text` into pieces of at most `limit` characters, at line breaks where possible.
+
+    Our HTML never opens a tag on one line and closes it on another, so a cut at a line break
+    keeps every piece well-formed.
+    """
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        pieces.append(current)
+    return [p for p in pieces if p.strip()]
+
+
+def enqueue(session: AsyncSession, message: Outbound, now: datetime) -> None:
+    pieces = split_text(message.text) if not message.contact_phone else [message.text]
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        part = Outbound(
+            chat_id=message.chat_id,
+            text=piece,
+            buttons=message.buttons if last else (),
+            request_contact=message.request_contact if last else "",
+            remove_keyboard=message.remove_keyboard,
+            media_kind=message.media_kind if index == 0 else None,
+            media_file_id=message.media_file_id if index == 0 else None,
+            contact_phone=message.contact_phone,
+            contact_name=message.contact_name,
+            edit_ref=message.edit_ref if len(pieces) == 1 else None,
+        )
+        session.add(
+            OutboxMessage(
+                chat_id=message.chat_id,
+                payload=part.to_payload(),
+                ref_key=(message.ref or message.edit_ref) if last else None,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+
+
+async def pending_count(session: AsyncSession) -> int:
+    rows = await session.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending"))
+    return len(rows.all())
+
+
+async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: str) -> int | None:
+    row = await session.exec(
+        select(OutboxMessage.sent_message_id)
+        .where(OutboxMessage.chat_id == chat_id, OutboxMessage.ref_key == ref_key)
+        .where(OutboxMessage.status == "sent", col(OutboxMessage.sent_message_id).is_not(None))
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+    )
+    return row.first()
