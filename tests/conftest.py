@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import ManualClock
 from storage.database import Database
@@ -15,11 +19,39 @@ from storage.roster import import_roster, sample_district_dir
 from tests.harness import Harness
 
 
-def database_urls() -> list[str]:
-    urls = ["sqlite"]
-    if os.environ.get("HUIYIN_TEST_POSTGRES_URL"):
-        urls.append("postgresql")
-    return urls
+POSTGRES_URL = os.environ.get("HUIYIN_TEST_POSTGRES_URL", "")
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    server = make_url(POSTGRES_URL)
+    name = f"huiyin_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(server.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database on SQLite, and on PostgreSQL when HUIYIN_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/huiyin.db")
+        yield db
+        await db.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("HUIYIN_TEST_POSTGRES_URL is not set")
+    async with postgres_database() as db:
+        yield db
 
 
 @pytest.fixture

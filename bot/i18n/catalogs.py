@@ -41,7 +41,8 @@ def update(language: str, template: Catalog) -> Catalog:
     catalog.update(template, no_fuzzy_matching=True)
     if language == "en":
         for message in catalog:
-            if message.id and not message.string:
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            if message.id and not any(strings):
                 message.string = message.id
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
@@ -53,7 +54,8 @@ def main() -> None:
     template = extract()
     for language in LANGUAGES:
         catalog = update(language, template)
-        missing = [m.id for m in catalog if m.id and not m.string]
+        missing = [m.id for m in catalog if m.id and not any(
+            m.string if isinstance(m.string, tuple) else (m.string,))]
         print(f"{language}: {len(catalog)} messages, {len(missing)} untranslated")
 
 

@@ -1,0 +1,190 @@
+"""The console channel: the same conversations in a terminal, with no token and no network.
+
+`ChatDriver` plays users against the real dispatcher and delivers the outbox into memory; the
+console (`huiyin console`), the demo and the conversation tests all drive it. In the console,
+type text or /commands; a number presses that button of the last message; `:photo CAPTION`,
+`:voice`, `:contact PHONE`, `:sticker` send those kinds; `:quit` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import re
+import sys
+from collections.abc import Callable
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from bot.channels.memory import MemorySender, ShownMessage
+from bot.channels.types import HandleResult, Inbound, InboundKind
+from bot.clock import Clock
+from bot.dispatcher import Dispatcher
+from schedules.outbox import OutboxSender
+from storage.database import Database
+
+TAG = re.compile(r"<[^>]+>")
+
+
+def plain(text: str) -> str:
+    """What an HTML message looks like on screen."""
+    return html.unescape(TAG.sub("", text))
+
+
+class ChatDriver:
+    """Users talking to the real dispatcher; what they see lands in `sender`."""
+
+    def __init__(self, db: Database, clock: Clock, zone: ZoneInfo,
+                 sender: MemorySender | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.sender = sender or MemorySender()
+        self.dispatcher = Dispatcher(db, clock, zone)
+        self.outbox = OutboxSender(db, self.sender, clock)
+        self.languages: dict[int, str] = {}
+        self.names: dict[int, str] = {}
+        self.results: list[HandleResult] = []
+        self._updates = itertools.count(1)
+        self.on_act: Callable[[Inbound], None] | None = None
+
+    async def send(self, user: int, kind: InboundKind, **fields: object) -> list[ShownMessage]:
+        chat_id = int(fields.pop("chat_id", user))  # type: ignore[call-overload]
+        chat_type = str(fields.pop("chat_type", "private"))
+        before = len(self.sender.messages(chat_id))
+        inbound = Inbound(
+            kind=kind, user_id=user, chat_id=chat_id, chat_type=chat_type,
+            language=self.languages.get(user, "zh-hans"),
+            display_name=self.names.get(user, f"user{user}"),
+            update_id=next(self._updates), **fields,  # type: ignore[arg-type]
+        )
+        if self.on_act:
+            self.on_act(inbound)
+        self.results.append(await self.dispatcher.handle(inbound))
+        await self.outbox.deliver_due()
+        return self.sender.messages(chat_id)[before:]
+
+    async def say(self, user: int, text: str, **fields: object) -> list[ShownMessage]:
+        if text.startswith("/"):
+            command, _, args = text[1:].partition(" ")
+            return await self.send(user, "command", text=text,
+                                   command=command.split("@")[0].lower(),
+                                   args=args.strip(), **fields)
+        return await self.send(user, "text", text=text, **fields)
+
+    def button(self, user: int, label: str = "", *, value: str = "") -> tuple[ShownMessage, str]:
+        """The newest button in the user's chat whose text contains `label` or whose data ends
+        with `:value` (or starts with `value` followed by `:`)."""
+        for shown in reversed(self.sender.messages(user)):
+            for button in shown.buttons:
+                if not button.data:
+                    continue
+                if label and label in button.text:
+                    return shown, button.data
+                if value and (button.data.endswith(f":{value}")
+                              or button.data.startswith(f"{value}:")):
+                    return shown, button.data
+        seen = [b.text for m in self.sender.messages(user)[-3:] for b in m.buttons]
+        raise LookupError(f"no button {label or value!r} for {user}; recent buttons: {seen}")
+
+    async def tap(self, user: int, label: str = "", *, value: str = "") -> list[ShownMessage]:
+        shown, data = self.button(user, label, value=value)
+        return await self.press(user, data, shown.message_id)
+
+    async def press(self, user: int, data: str, message_id: int | None = None,
+                    **fields: object) -> list[ShownMessage]:
+        return await self.send(user, "button", button_data=data, callback_id=f"cb{user}",
+                               message_id=message_id, **fields)
+
+    @property
+    def last_answer(self) -> str | None:
+        return self.results[-1].callback_answer if self.results else None
+
+
+class Transcript:
+    """Prints a conversation the way a person reads a chat."""
+
+    def __init__(self, driver: ChatDriver, out: TextIO = sys.stdout) -> None:
+        self.driver = driver
+        self.out = out
+        driver.sender.on_show = self.show_message
+        driver.on_act = self.show_action
+
+    def name(self, chat_id: int) -> str:
+        return self.driver.names.get(chat_id, str(chat_id))
+
+    def show_action(self, inbound: Inbound) -> None:
+        who = self.name(inbound.user_id)
+        if inbound.kind == "button":
+            label = self._button_label(inbound)
+            what = f"[{label}]" if label else f"[{inbound.button_data}]"
+        elif inbound.kind in ("photo", "voice", "contact", "unsupported"):
+            what = f"<{inbound.kind}> {inbound.text or inbound.contact_phone}".rstrip()
+        else:
+            what = inbound.text
+        print(f"\n👤 {who} › {what}", file=self.out)
+
+    def _button_label(self, inbound: Inbound) -> str:
+        shown = self.driver.sender.find(inbound.chat_id, inbound.message_id or -1)
+        if shown is None:
+            return ""
+        return next((b.text for b in shown.buttons if b.data == inbound.button_data), "")
+
+    def show_message(self, shown: ShownMessage, edited: bool) -> None:
+        message = shown.message
+        who = self.name(message.chat_id)
+        head = f"   🤖 → {who}" + (" (card updated)" if edited else "")
+        if message.contact_phone:
+            body = f"📇 {message.contact_name} {message.contact_phone}"
+        else:
+            body = plain(message.text)
+            if message.media_kind:
+                body = f"[{message.media_kind}] {body}"
+        print(head + ":", file=self.out)
+        for line in body.splitlines():
+            print(f"      {line}", file=self.out)
+        labels = [b.text for b in shown.buttons]
+        if labels:
+            print("      " + "  ".join(f"[{i}] {t}" for i, t in enumerate(labels, 1)),
+                  file=self.out)
+        if message.request_contact:
+            print(f"      [{message.request_contact}] (type :contact PHONE)", file=self.out)
+
+
+async def run_console(driver: ChatDriver, user: int, out: TextIO = sys.stdout) -> None:
+    """An interactive chat as `user` until end of input or `:quit`."""
+    Transcript(driver, out)
+    print("Type a message or /start; a number presses a button; :quit leaves.", file=out)
+    while True:
+        try:
+            line = (await asyncio.to_thread(input, "> ")).strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if line == ":quit":
+            break
+        await console_line(driver, user, line, out)
+
+
+async def console_line(driver: ChatDriver, user: int, line: str, out: TextIO) -> None:
+    if line.isdigit():
+        mine = driver.sender.messages(user)
+        with_buttons = next((m for m in reversed(mine) if m.buttons), None)
+        index = int(line) - 1
+        if with_buttons is None or not 0 <= index < len(with_buttons.buttons):
+            print("   (no such button)", file=out)
+            return
+        await driver.press(user, with_buttons.buttons[index].data, with_buttons.message_id)
+        return
+    command, _, rest = line.partition(" ")
+    if command == ":photo":
+        await driver.send(user, "photo", file_id="console-photo", text=rest)
+    elif command == ":voice":
+        await driver.send(user, "voice", file_id="console-voice")
+    elif command == ":contact":
+        await driver.send(user, "contact", contact_phone=rest, contact_user_id=user)
+    elif command == ":sticker":
+        await driver.send(user, "unsupported")
+    else:
+        await driver.say(user, line)

@@ -1,0 +1,187 @@
+"""The `huiyin` command (also `python -m bot`).
+
+    huiyin run                      poll Telegram (no token: explains how to get one)
+    huiyin demo [--lang en]         the sample district and a scripted scenario, as a transcript
+    huiyin console --as ROLE|ID     chat with the bot in this terminal
+    huiyin import DIR               load units.csv and people.csv (refused whole on any bad row)
+    huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
+    huiyin db upgrade|downgrade REV migrate the database
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+
+from bot.clock import SystemClock
+from bot.settings import Settings, SettingsError, load_settings
+from storage.database import Database
+from storage.models import Invite, Staff
+
+NO_TOKEN = """\
+HUIYIN_BOT_TOKEN is not set, so there is no bot to run yet.
+
+To get a token: open Telegram, talk to @BotFather, send /newbot and follow the questions.
+Then start the bot with
+    HUIYIN_BOT_TOKEN=123456789:AA... huiyin run
+(or put HUIYIN_BOT_TOKEN=... in a .env file here).
+
+Meanwhile, see it work without Telegram:
+    huiyin demo            a scripted scenario on the sample district
+    huiyin console --as resident
+"""
+
+CONSOLE_RESIDENT_ID = 900000001
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="huiyin", description="Huiyin community service bot")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    run = verbs.add_parser("run", help="run the bot (long polling)")
+    run.add_argument("--demo-if-no-token", action="store_true",
+                     help="play the demo instead of stopping when no token is set")
+    demo = verbs.add_parser("demo", help="play a scripted scenario on the sample district")
+    demo.add_argument("--lang", choices=["zh", "en"], default="zh")
+    console = verbs.add_parser("console", help="chat with the bot in this terminal")
+    console.add_argument("--as", dest="who", default="resident",
+                         help="resident, a staff role (grid_member, coordinator, ...) or a Telegram id")
+    console.add_argument("--lang", choices=["zh", "en"], default="zh")
+    importer = verbs.add_parser("import", help="import units.csv and people.csv from DIR")
+    importer.add_argument("directory", type=Path)
+    invite = verbs.add_parser("invite", help="make a one-time link for a roster entry")
+    invite.add_argument("phone", help="the person's phone number as in people.csv")
+    invite.add_argument("--days", type=int, default=7, help="days the link stays valid")
+    invite.add_argument("--bot-username", default="", help="your bot's username, for a t.me link")
+    db = verbs.add_parser("db", help="database migrations")
+    db_verbs = db.add_subparsers(dest="db_verb", required=True)
+    db_verbs.add_parser("upgrade", help="migrate to the newest schema")
+    down = db_verbs.add_parser("downgrade", help="migrate down to REVISION")
+    down.add_argument("revision")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"Settings are not valid:\n{error}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(dispatch(args, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.verb == "demo":
+        from bot.demo import run_demo
+
+        await run_demo(args.lang)
+        return 0
+    if args.verb == "run":
+        if settings.bot_token is None:
+            print(NO_TOKEN, file=sys.stderr)
+            if args.demo_if_no_token:
+                from bot.demo import run_demo
+
+                await run_demo("zh")
+                return 0
+            return 1
+        from bot.app import run_bot
+
+        await run_bot(settings)
+        return 0
+    db = Database(settings.database_url)
+    try:
+        if args.verb == "db":
+            if args.db_verb == "upgrade":
+                await db.upgrade()
+                print("Database is at the newest schema.")
+            else:
+                await db.downgrade(args.revision)
+                print(f"Database migrated down to {args.revision}.")
+            return 0
+        await db.upgrade()
+        if args.verb == "import":
+            return await import_command(db, args.directory)
+        if args.verb == "invite":
+            return await invite_command(db, args.phone, args.days, args.bot_username)
+        if args.verb == "console":
+            return await console_command(db, settings, args.who, args.lang)
+    finally:
+        await db.dispose()
+    return 2
+
+
+async def import_command(db: Database, directory: Path) -> int:
+    from storage.roster import RosterRefused, import_roster
+
+    try:
+        summary = await import_roster(db, directory)
+    except RosterRefused as refused:
+        print(f"Import refused; nothing was written. {len(refused.errors)} problem(s):",
+              file=sys.stderr)
+        for error in refused.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    print(f"Imported: {summary}")
+    return 0
+
+
+async def invite_command(db: Database, phone: str, days: int, bot_username: str) -> int:
+    now = SystemClock().now()
+    async with db.transaction() as session:
+        staff = (await session.exec(select(Staff).where(Staff.phone == phone))).first()
+        if staff is None:
+            print(f"No one with phone {phone} in the roster; import people.csv first.",
+                  file=sys.stderr)
+            return 1
+        code = secrets.token_urlsafe(12)
+        session.add(Invite(code=code, staff_id=staff.id or 0, created_at=now,
+                           expires_at=now + timedelta(days=days)))
+    start = f"i_{code}"
+    print(f"Invite for {staff.name} ({staff.role}, {staff.unit_code}), valid {days} days:")
+    if bot_username:
+        print(f"  https://t.me/{bot_username.lstrip('@')}?start={start}")
+    else:
+        print(f"  https://t.me/<your bot's username>?start={start}")
+    print(f"  (or send the bot: /start {start})")
+    return 0
+
+
+async def console_command(db: Database, settings: Settings, who: str, language: str) -> int:
+    from bot.channels.console import ChatDriver, run_console
+
+    async with db.session() as session:
+        if who.isdigit():
+            user = int(who)
+        elif who == "resident":
+            user = CONSOLE_RESIDENT_ID
+        else:
+            staff = (await session.exec(
+                select(Staff).where(Staff.role == who, col(Staff.telegram_id).is_not(None))
+                .order_by(col(Staff.id)))).first()
+            if staff is None or staff.telegram_id is None:
+                print(f"No staff with role {who!r} and a Telegram id in the roster. "
+                      "Import one with `huiyin import DIR` first.", file=sys.stderr)
+                return 1
+            user = staff.telegram_id
+            print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")
+    driver = ChatDriver(db, SystemClock(), ZoneInfo(settings.timezone))
+    driver.languages[user] = "en" if language == "en" else "zh-hans"
+    driver.names[user] = "you"
+    await run_console(driver, user)
+    return 0
