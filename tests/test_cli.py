@@ -1,0 +1,114 @@
+"""The `huiyin` command: run without a token, import (accepted and refused), invite, db, demo."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.cli import main
+from bot.demo import run_demo
+from storage.database import Database
+from storage.models import Invite, Request, Staff
+from storage.roster import sample_district_dir
+
+
+@pytest.fixture
+def database_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("HUIYIN_DATABASE_URL", url)
+    monkeypatch.delenv("HUIYIN_BOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return url
+
+
+def test_run_without_a_token_explains_how_to_get_one(
+    database_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "@BotFather" in err and "huiyin demo" in err
+
+
+def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HUIYIN_FRAMEWORK", "flask")
+    assert main(["db", "upgrade"]) == 2
+    assert "HUIYIN_FRAMEWORK" in capsys.readouterr().err
+
+
+async def count_staff(url: str) -> int:
+    db = Database(url)
+    async with db.session() as session:
+        staff = (await session.exec(select(Staff))).all()
+    await db.dispose()
+    return len(staff)
+
+
+def test_import_then_invite(database_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    assert main(["import", str(sample_district_dir())]) == 0
+    assert "26 added" in capsys.readouterr().out
+    assert asyncio.run(count_staff(database_env)) == 26
+    assert main(["import", str(sample_district_dir())]) == 0
+    assert "26 unchanged" in capsys.readouterr().out
+
+    assert main(["invite", "13800000013", "--bot-username", "@huiyin_bot"]) == 0
+    out = capsys.readouterr().out
+    assert "https://t.me/huiyin_bot?start=i_" in out
+
+    async def invites() -> list[Invite]:
+        db = Database(database_env)
+        async with db.session() as session:
+            rows = list((await session.exec(select(Invite))).all())
+        await db.dispose()
+        return rows
+
+    [invite] = asyncio.run(invites())
+    assert f"i_{invite.code}" in out
+    assert main(["invite", "19999999999"]) == 1
+
+
+def test_refused_import_writes_nothing(database_env: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    roster = tmp_path / "roster"
+    shutil.copytree(sample_district_dir(), roster)
+    people = roster / "people.csv"
+    people.write_text(people.read_text(encoding="utf-8").replace("grid_member", "wizard", 1),
+                      encoding="utf-8")
+    assert main(["import", str(roster)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "people.csv:2:" in err
+    assert asyncio.run(count_staff(database_env)) == 0
+
+
+async def test_demo_plays_the_whole_loop() -> None:
+    out = io.StringIO()
+    driver = await run_demo("en", out)
+    transcript = out.getvalue()
+    assert "Your reference number is HY000001" in transcript
+    assert "has been accepted by" in transcript
+    assert "Replaced the pipe joint" in transcript
+    assert "Reported by: Li Ming" in transcript
+    assert "This task is not assigned to you." in transcript
+    assert driver.sender.messages(700000008), "the second grid member got the family request"
+
+
+async def test_demo_in_chinese_reads_in_chinese() -> None:
+    out = io.StringIO()
+    await run_demo("zh", out)
+    transcript = out.getvalue()
+    assert "HY000002" in transcript
+    assert "Your reference number" not in transcript
+
+
+async def test_demo_database_is_gone_afterwards(tmp_path: Path) -> None:
+    driver = await run_demo("en", io.StringIO())
+    assert not Path(driver.db.url.split("///")[1]).exists()
+

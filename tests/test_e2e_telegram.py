@@ -1,0 +1,222 @@
+"""End to end: the real python-telegram-bot stack polls a loopback fake of the Bot API.
+
+Each test feeds real updates (JSON as Telegram sends it), waits for the bot's calls (never on a
+timer), and checks both what users see and the rows in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from bot.app import run_bot
+from bot.i18n import translator
+from bot.settings import load_settings
+from storage.database import Database
+from storage.models import OutboxMessage, Request, RequestEvent
+from storage.roster import import_roster, sample_district_dir
+from tests.fake_bot_api import FakeBotApi, RecordedCall, StoredMessage
+
+WANG = 700000001  # grid member, Tianhe Grid 1 (repair)
+ZHANG = 700000003  # grid member, Tianhe Grid 2
+HUANG = 700000008  # grid member, Maojiachong Grid 2 (elder care, family link)
+RESIDENT = 910000001
+SON = 910000002
+
+
+@dataclass
+class Running:
+    fake: FakeBotApi
+    db: Database
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/e2e.db"
+    db = Database(url)
+    await db.upgrade()
+    await import_roster(db, sample_district_dir())
+    async with FakeBotApi() as fake:
+        api_url = await fake.start() if not getattr(fake, "base_url", None) else fake.base_url
+        settings = load_settings(_env_file=None, bot_token=fake.token, telegram_api_url=api_url,
+                                 database_url=url, outbox_interval_seconds=0.5)
+        stop = asyncio.Event()
+        bot = asyncio.create_task(run_bot(settings, stop=stop))
+        await fake.wait_until_polling()
+        try:
+            yield Running(fake, db)
+        finally:
+            stop.set()
+            await asyncio.wait_for(bot, 30)
+            refused = [c for c in fake.calls if not c.ok and c.method != "getUpdates"]
+            assert not refused, f"the bot sent what Telegram refuses:\n{fake.dump_calls()}"
+    await db.dispose()
+
+
+def chat_of(call: RecordedCall) -> int | None:
+    value = call.params.get("chat_id")
+    return int(value) if value is not None else None
+
+
+@dataclass
+class User:
+    fake: FakeBotApi
+    user_id: int
+    language: str = "en"
+
+    async def expect(self, fragment: str, *, after: int, method: str = "sendMessage") -> RecordedCall:
+        return await self.fake.wait_for(
+            method,
+            lambda c: chat_of(c) == self.user_id and fragment in str(c.params.get("text", "")),
+            after=after,
+        )
+
+    async def say(self, text: str, expect: str) -> RecordedCall:
+        mark = len(self.fake.calls)
+        self.fake.push_text(self.user_id, text, language_code=self.language)
+        return await self.expect(expect, after=mark)
+
+    def button(self, value: str) -> tuple[StoredMessage, str]:
+        for message in reversed(self.fake.messages(self.user_id)):
+            for row in (message.inline_markup or {}).get("inline_keyboard", []):
+                for button in row:
+                    data = button.get("callback_data", "")
+                    if data.endswith(f":{value}") or data.startswith(f"{value}:"):
+                        return message, data
+        raise AssertionError(f"no button {value!r} in chat {self.user_id}")
+
+    async def tap(self, value: str, expect: str | None = None,
+                  method: str = "sendMessage") -> RecordedCall:
+        message, data = self.button(value)
+        return await self.press(message.message_id, data, expect, method)
+
+    async def press(self, message_id: int, data: str, expect: str | None = None,
+                    method: str = "sendMessage") -> RecordedCall:
+        mark = len(self.fake.calls)
+        callback_id = self.fake.push_callback(self.user_id, message_id, data,
+                                              language_code=self.language)
+        answer = await self.fake.wait_for(
+            "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == callback_id,
+            after=mark)
+        if expect is None:
+            return answer
+        return await self.expect(expect, after=mark, method=method)
+
+
+async def events_of(db: Database, request_id: int) -> list[str]:
+    async with db.session() as session:
+        rows = await session.exec(select(RequestEvent.action)
+                                  .where(RequestEvent.request_id == request_id)
+                                  .order_by(col(RequestEvent.id)))
+        return list(rows.all())
+
+
+async def test_resident_report_reaches_grid_member_and_comes_back_resolved(
+    running: Running,
+) -> None:
+    fake, db = running.fake, running.db
+    wang = User(fake, WANG)
+    resident = User(fake, RESIDENT)
+    await wang.say("/start", "You are registered as grid member")
+
+    await resident.say("/start", "Do you agree?")
+    await resident.tap("yes", "Choose the street or town")
+    await resident.tap("QS-JB", "choose your community")
+    await resident.tap("QS-JB-TH", "choose your grid")
+    await resident.tap("QS-JB-TH-01", "You are registered in")
+    await resident.tap("report", "What kind of help")
+    await resident.tap("living", "Which of these")
+    await resident.tap("repair", "Please describe")
+    await resident.say("The kitchen tap leaks & drips <badly>", "Please check your request")
+    mark = len(fake.calls)
+    await resident.tap("submit", "Your reference number is <b>HY000001</b>")
+
+    card = await wang.expect("New task", after=mark)
+    assert "The kitchen tap leaks &amp; drips &lt;badly&gt;" in card.params["text"]
+    mark = len(fake.calls)
+    await wang.tap("t:accept", "Being handled", method="editMessageText")
+    await resident.expect("has been accepted by 王建华", after=mark)
+
+    await wang.tap("t:resolve", "what was done?")
+    mark = len(fake.calls)
+    await wang.say("Replaced the washer", "is marked resolved")
+    await resident.expect("Result: Replaced the washer", after=mark)
+
+    assert await events_of(db, 1) == ["create", "route", "accept", "resolve"]
+    async with db.session() as session:
+        request = await session.get(Request, 1)
+        assert request is not None and request.status == "resolved"
+        assert request.result_note == "Replaced the washer"
+        unsent = (await session.exec(select(OutboxMessage).where(OutboxMessage.status != "sent"))).all()
+        assert unsent == []
+    # The card was edited in place, not sent again.
+    [card_message] = [m for m in fake.messages(WANG) if "HY000001" in m.text and m.edited]
+    assert "Resolved" in card_message.text
+
+
+async def test_forged_task_button_is_refused_and_changes_nothing(running: Running) -> None:
+    fake, db = running.fake, running.db
+    wang, zhang, resident = User(fake, WANG), User(fake, ZHANG), User(fake, RESIDENT)
+    await wang.say("/start", "You are registered as")
+    greeting = await zhang.say("/start", "You are registered as")
+    await resident.say("/start g_QS-JB-TH-01", "Do you agree?")
+    await resident.tap("yes", "You are registered in")
+    await resident.tap("report", "What kind")
+    await resident.tap("living", "Which of these")
+    await resident.tap("errand", "Please describe")
+    await resident.say("Please collect my pension papers", "Please check")
+    await resident.tap("submit", "HY000001")
+    await wang.expect("New task", after=0)
+
+    message_id = greeting.result_or_error["message_id"]
+    answer = await zhang.press(message_id, "t:accept:1")
+    assert "not assigned to you" in answer.params.get("text", "")
+    assert answer.params.get("show_alert") in (True, "true", "True")
+    answer = await resident.press(fake.messages(RESIDENT)[-1].message_id, "t:accept:1")
+    assert "not assigned to you" in answer.params.get("text", "")
+    assert await events_of(db, 1) == ["create", "route"]
+
+
+async def test_family_member_far_away_reports_for_a_parent(running: Running) -> None:
+    fake, db = running.fake, running.db
+    huang = User(fake, HUANG, language="zh-hans")
+    son = User(fake, SON, language="zh-hans")
+    zh = translator("zh_CN")
+    await huang.say("/start", "黄丽")
+    await son.say("/start g_QS-FM-MJ-02", "回音")
+    await son.tap("yes", "毛家冲村第二网格")
+    await son.tap("family", zh._("What is your family member's name?"))
+    await son.say("陈淑芬", zh._("How is {name} related to you?", name="陈淑芬"))
+    await son.tap("mother", zh._("Choose the street or town:"))
+    await son.tap("QS-FM", zh._("{place}: choose your community or village:", place="凤鸣镇"))
+    await son.tap("QS-FM-MJ", zh._("{place}: choose your grid:", place="毛家冲村"))
+    await son.tap("QS-FM-MJ-02",
+                  zh._("A phone number for {name}, so the grid member can call? (optional)",
+                       name="陈淑芬"))
+    await son.say("13912345678", zh._("What kind of help is needed?"))
+    await son.tap("emotional", zh._("Which of these is closest?"))
+    await son.tap("companionship", "</b>")
+    await son.say("我妈一个人在家，想请人每周上门看看她。", "陈淑芬")
+    mark = len(fake.calls)
+    await son.tap("submit", "HY000001")
+
+    card = await huang.expect("HY000001", after=mark)
+    assert "陈淑芬" in card.params["text"] and "13912345678" in card.params["text"]
+    mark = len(fake.calls)
+    await huang.tap("t:phone")
+    contact = await fake.wait_for("sendContact", lambda c: chat_of(c) == HUANG, after=mark)
+    assert contact.params["phone_number"] == "13912345678"
+    mark = len(fake.calls)
+    await huang.tap("t:accept")
+    await son.expect("HY000001", after=mark)
+
+    async with db.session() as session:
+        request = await session.get(Request, 1)
+        assert request is not None
+        assert request.grid_code == "QS-FM-MJ-02" and request.status == "in_progress"
+    assert await events_of(db, 1) == ["create", "route", "accept"]
