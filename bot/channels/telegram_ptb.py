@@ -1,0 +1,442 @@
+"""The Telegram channel over python-telegram-bot (22.x).
+
+Three pieces: `inbound_from_update` turns a PTB `Update` into the channel-neutral `Inbound`;
+`PtbSender` delivers `Outbound` messages through a `telegram.Bot` and turns PTB's errors into
+`DeliveryRetry` / `DeliveryRefused` / `NotModified`; `run_ptb_polling` runs long polling in the
+caller's event loop and feeds every update, one at a time, to a `handle` coroutine.
+
+Texts are Telegram HTML. The sender never lets a text past Telegram's limits: a caption that
+is too long becomes a separate message, and a text over 4096 visible characters is cut at a
+place that keeps the HTML well-formed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import re
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    MessageEntity,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.channels.types import (
+    MAX_CALLBACK_ANSWER,
+    MAX_CAPTION,
+    MAX_TEXT,
+    DeliveryRefused,
+    DeliveryRetry,
+    HandleResult,
+    Inbound,
+    NotModified,
+    Outbound,
+)
+
+logger = logging.getLogger(__name__)
+
+ELLIPSIS = "…"
+MEDIA_KINDS = ("photo", "voice")
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+# --------------------------------------------------------------------------------------------
+# Inbound
+
+
+def inbound_from_update(update: Update) -> Inbound | None:
+    """The user action in `update`, or None for updates a conversation does not see.
+
+    Edited messages, channel posts and service messages (members joining, pins, ...) are None.
+    """
+    if update.callback_query is not None:
+        return _inbound_from_callback(update)
+    message = update.message
+    if message is None or message.from_user is None:
+        return None
+    user = message.from_user
+    common: dict[str, Any] = {
+        "user_id": user.id,
+        "chat_id": message.chat.id,
+        "chat_type": str(message.chat.type),
+        "language": user.language_code,
+        "display_name": user.full_name,
+        "message_id": message.message_id,
+        "update_id": update.update_id,
+    }
+    if message.text is not None:
+        command = _leading_command(message)
+        if command is not None:
+            command_text, args = command
+            name = command_text[1:].split("@", 1)[0].lower()
+            return Inbound(kind="command", text=message.text, command=name, args=args, **common)
+        return Inbound(kind="text", text=message.text, **common)
+    if message.contact is not None:
+        return Inbound(
+            kind="contact",
+            contact_phone=message.contact.phone_number,
+            contact_user_id=message.contact.user_id,
+            **common,
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return Inbound(kind="photo", file_id=largest.file_id, text=message.caption or "", **common)
+    if message.voice is not None:
+        return Inbound(
+            kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
+        )
+    if message.location is not None:
+        return Inbound(kind="location", **common)
+    if message.effective_attachment is not None:
+        return Inbound(kind="unsupported", text=message.caption or "", **common)
+    return None
+
+
+def _leading_command(message: Message) -> tuple[str, str] | None:
+    """(`/command@bot`, the rest stripped) when the text starts with a bot_command entity."""
+    entities = message.entities
+    if not entities:
+        return None
+    first = entities[0]
+    if first.type != MessageEntity.BOT_COMMAND or first.offset != 0:
+        return None
+    command_text = message.parse_entity(first)
+    return command_text, (message.text or "")[len(command_text) :].strip()
+
+
+def _inbound_from_callback(update: Update) -> Inbound | None:
+    query = update.callback_query
+    if query is None:
+        return None
+    user = query.from_user
+    message = query.message
+    # A button on an inline-mode message has no message; its answer goes to the user.
+    chat_id = message.chat.id if message is not None else user.id
+    chat_type = str(message.chat.type) if message is not None else "private"
+    return Inbound(
+        kind="button",
+        user_id=user.id,
+        chat_id=chat_id,
+        chat_type=chat_type,
+        language=user.language_code,
+        display_name=user.full_name,
+        button_data=query.data or "",
+        callback_id=query.id,
+        message_id=message.message_id if message is not None else None,
+        update_id=update.update_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting HTML into Telegram's limits
+
+_HTML_TOKEN = re.compile(
+    r"(?P<tag><[^>]*>)|(?P<entity>&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+);)|(?P<char>.)",
+    re.DOTALL,
+)
+_TAG_NAME = re.compile(r"</?\s*([a-zA-Z][a-zA-Z0-9-]*)")
+
+
+def visible_length(html_text: str) -> int:
+    """Characters Telegram counts: tags removed, each character entity one character."""
+    return sum(1 for match in _HTML_TOKEN.finditer(html_text) if match.lastgroup != "tag")
+
+
+def fit_html(html_text: str, limit: int) -> str:
+    """`html_text` unchanged when it fits, else cut to `limit - 1` visible characters + "…".
+
+    The cut never splits a tag or a character entity, and the tags left open are closed.
+    """
+    if visible_length(html_text) <= limit:
+        return html_text
+    kept: list[str] = []
+    open_tags: list[str] = []
+    visible = 0
+    for match in _HTML_TOKEN.finditer(html_text):
+        token = match.group()
+        if match.lastgroup == "tag":
+            name_match = _TAG_NAME.match(token)
+            name = name_match.group(1).lower() if name_match else ""
+            if token.startswith("</"):
+                if open_tags and open_tags[-1] == name:
+                    open_tags.pop()
+            elif not token.endswith("/>"):
+                open_tags.append(name)
+            kept.append(token)
+            continue
+        if visible == limit - 1:
+            break
+        kept.append(token)
+        visible += 1
+    kept.extend(f"</{name}>" for name in reversed(open_tags))
+    kept.append(ELLIPSIS)
+    return "".join(kept)
+
+
+def _fit_plain(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+# --------------------------------------------------------------------------------------------
+# Outbound
+
+
+def _retry_after_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        # PTB 22 warns that `retry_after` will become a timedelta; both shapes are handled.
+        warnings.simplefilter("ignore")
+        value = error.retry_after
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+@contextlib.contextmanager
+def _delivery_errors(action: str) -> Iterator[None]:
+    """Turn PTB's exceptions into the channel-neutral ones the outbox understands."""
+    try:
+        yield
+    except RetryAfter as error:
+        raise DeliveryRetry(f"{action}: {error}", after=_retry_after_seconds(error)) from error
+    except BadRequest as error:  # before NetworkError: PTB makes BadRequest a NetworkError
+        if "message is not modified" in error.message.lower():
+            raise NotModified(error.message) from error
+        raise DeliveryRefused(f"{action}: {error.message}") from error
+    except Forbidden as error:
+        raise DeliveryRefused(f"{action}: {error.message}", blocked=True) from error
+    except (InvalidToken, ChatMigrated) as error:
+        raise DeliveryRefused(f"{action}: {error.message}") from error
+    except NetworkError as error:  # also TimedOut, and every 5xx answer
+        raise DeliveryRetry(f"{action}: {error.message}") from error
+    except TelegramError as error:  # an unreadable server answer: worth another try
+        raise DeliveryRetry(f"{action}: {error.message}") from error
+
+
+def _inline_keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(button.text, url=button.url)
+                if button.url
+                else InlineKeyboardButton(button.text, callback_data=button.data)
+                for button in row
+            ]
+            for row in message.buttons
+        ]
+    )
+
+
+def _reply_markup(message: Outbound) -> ReplyMarkup | None:
+    inline = _inline_keyboard(message)
+    if inline is not None:
+        if message.request_contact or message.remove_keyboard:
+            # A message carries one markup; the inline buttons are what the card needs.
+            logger.warning(
+                "chat %s: inline buttons win over the reply keyboard on one message",
+                message.chat_id,
+            )
+        return inline
+    if message.request_contact:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(message.request_contact, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if message.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+class PtbSender:
+    """Delivers `Outbound` messages through a python-telegram-bot `Bot` (the `Sender` protocol)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, message: Outbound) -> int:
+        markup = _reply_markup(message)
+        if message.contact_phone:
+            return await self._send_contact(message, markup)
+        if message.media_kind in MEDIA_KINDS and message.media_file_id:
+            return await self._send_media(message, markup)
+        if message.media_kind is not None:
+            logger.warning(
+                "chat %s: cannot attach media %r (%r); sending the text alone",
+                message.chat_id,
+                message.media_kind,
+                message.media_file_id,
+            )
+        return await self._send_text(message.chat_id, message.text, markup)
+
+    async def edit(self, message: Outbound, message_id: int) -> None:
+        with _delivery_errors(f"edit {message.chat_id}/{message_id}"):
+            await self.bot.edit_message_text(
+                chat_id=message.chat_id,
+                message_id=message_id,
+                text=fit_html(message.text, MAX_TEXT),
+                parse_mode=ParseMode.HTML,
+                reply_markup=_inline_keyboard(message),
+            )
+
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        try:
+            with _delivery_errors(f"answer callback {callback_id}"):
+                await self.bot.answer_callback_query(
+                    callback_id,
+                    text=_fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
+                    show_alert=alert,
+                )
+        except DeliveryRefused as refused:
+            if "query is too old" not in str(refused).lower():
+                raise
+            # The press was handled; only the spinner's answer came too late.
+            logger.info("callback %s answered too late: %s", callback_id, refused)
+
+    async def _send_text(self, chat_id: int, text: str, markup: ReplyMarkup | None) -> int:
+        with _delivery_errors(f"send to {chat_id}"):
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=fit_html(text, MAX_TEXT),
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_contact(self, message: Outbound, markup: ReplyMarkup | None) -> int:
+        with _delivery_errors(f"send contact to {message.chat_id}"):
+            sent = await self.bot.send_contact(
+                chat_id=message.chat_id,
+                phone_number=message.contact_phone,
+                first_name=message.contact_name or message.contact_phone,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_media(self, message: Outbound, markup: ReplyMarkup | None) -> int:
+        caption_fits = visible_length(message.text) <= MAX_CAPTION
+        caption = message.text if caption_fits and message.text.strip() else None
+        # The buttons go on the last message, so a long text keeps them under itself.
+        media_markup = markup if caption_fits else None
+        with _delivery_errors(f"send {message.media_kind} to {message.chat_id}"):
+            if message.media_kind == "photo":
+                sent = await self.bot.send_photo(
+                    chat_id=message.chat_id,
+                    photo=message.media_file_id,  # type: ignore[arg-type]
+                    caption=caption,
+                    parse_mode=ParseMode.HTML if caption else None,
+                    reply_markup=media_markup,
+                )
+            else:
+                sent = await self.bot.send_voice(
+                    chat_id=message.chat_id,
+                    voice=message.media_file_id,  # type: ignore[arg-type]
+                    caption=caption,
+                    parse_mode=ParseMode.HTML if caption else None,
+                    reply_markup=media_markup,
+                )
+        if caption_fits:
+            return sent.message_id
+        return await self._send_text(message.chat_id, message.text, markup)
+
+
+# --------------------------------------------------------------------------------------------
+# Polling
+
+Handle = Callable[[Inbound], Awaitable[HandleResult]]
+
+
+async def run_ptb_polling(
+    token: str,
+    api_url: str,
+    handle: Handle,
+    *,
+    on_started: Callable[[PtbSender], Awaitable[None]] | None = None,
+    stop: asyncio.Event,
+    poll_timeout: int = 10,
+) -> None:
+    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
+
+    Runs in the caller's event loop (unlike `Application.run_polling`, which owns the loop).
+    `on_started` gets the sender once the bot is initialised and before the first update is
+    fetched, so `handle` can rely on whatever it sets up.
+    """
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
+        # One update at a time keeps each chat's conversation in order.
+        .concurrent_updates(False)
+        # Scheduling belongs to the app's own scheduler, not to PTB's job queue.
+        .job_queue(None)
+        .build()
+    )
+    sender = PtbSender(application.bot)
+
+    async def on_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not isinstance(update, Update):
+            return
+        inbound = inbound_from_update(update)
+        if inbound is None:
+            return
+        result = HandleResult()
+        try:
+            result = await handle(inbound)
+        except Exception:
+            logger.exception("handling update %s (%s) failed", inbound.update_id, inbound.kind)
+        if inbound.kind == "button":
+            await _answer_press(sender, inbound, result)
+
+    application.add_handler(TypeHandler(Update, on_update))
+
+    async with application:
+        await application.start()
+        try:
+            if on_started is not None:
+                await on_started(sender)
+            assert application.updater is not None  # the builder always makes one
+            await application.updater.start_polling(
+                timeout=poll_timeout,
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+            )
+            await stop.wait()
+        finally:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+
+
+async def _answer_press(sender: PtbSender, inbound: Inbound, result: HandleResult) -> None:
+    """Always answer a press, with no text when there is none, so the spinner stops."""
+    try:
+        await sender.answer_callback(
+            inbound.callback_id, result.callback_answer, result.callback_alert
+        )
+    except (DeliveryRetry, DeliveryRefused, NotModified) as error:
+        logger.warning("answering callback %s failed: %s", inbound.callback_id, error)
