@@ -20,8 +20,9 @@ from storage.database import Database
 log = logging.getLogger(__name__)
 
 
-async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None,
-                  clock: Clock | None = None) -> None:
+async def run_bot(
+    settings: Settings, *, stop: asyncio.Event | None = None, clock: Clock | None = None
+) -> None:
     """Poll the Bot API until `stop` is set (or SIGINT/SIGTERM), delivering the outbox alongside."""
     assert settings.bot_token is not None
     stop = stop or asyncio.Event()
@@ -36,13 +37,19 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None,
         outbox = OutboxSender(db, sender, clock)
         dispatcher.on_commit = outbox.wake.set
         dispatcher.direct_sender = sender
-        background.append(asyncio.create_task(
-            outbox.run(stop, settings.outbox_interval_seconds), name="outbox"))
+        background.append(
+            asyncio.create_task(outbox.run(stop, settings.outbox_interval_seconds), name="outbox")
+        )
         log.info("bot started; delivering the outbox every %ss", settings.outbox_interval_seconds)
 
     try:
-        await run_ptb_polling(settings.bot_token, settings.telegram_api_url, dispatcher.handle,
-                              on_started=start_delivery, stop=stop)
+        await run_ptb_polling(
+            settings.bot_token,
+            settings.telegram_api_url,
+            dispatcher.handle,
+            on_started=start_delivery,
+            stop=stop,
+        )
     finally:
         stop.set()
         for task in background:

@@ -1,11 +1,11 @@
 """The `huiyin` command (also `python -m bot`).
 
-    huiyin run                      poll Telegram (no token: explains how to get one)
-    huiyin demo [--lang en]         the sample district and a scripted scenario, as a transcript
-    huiyin console --as ROLE|ID     chat with the bot in this terminal
-    huiyin import DIR               load units.csv and people.csv (refused whole on any bad row)
-    huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
-    huiyin db upgrade|downgrade REV migrate the database
+huiyin run                      poll Telegram (no token: explains how to get one)
+huiyin demo [--lang en]         the sample district and a scripted scenario, as a transcript
+huiyin console --as ROLE|ID     chat with the bot in this terminal
+huiyin import DIR               load units.csv and people.csv (refused whole on any bad row)
+huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
+huiyin db upgrade|downgrade REV migrate the database
 """
 
 from __future__ import annotations
@@ -47,13 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     verbs = parser.add_subparsers(dest="verb", required=True)
     run = verbs.add_parser("run", help="run the bot (long polling)")
-    run.add_argument("--demo-if-no-token", action="store_true",
-                     help="play the demo instead of stopping when no token is set")
+    run.add_argument(
+        "--demo-if-no-token",
+        action="store_true",
+        help="play the demo instead of stopping when no token is set",
+    )
     demo = verbs.add_parser("demo", help="play a scripted scenario on the sample district")
     demo.add_argument("--lang", choices=["zh", "en"], default="zh")
     console = verbs.add_parser("console", help="chat with the bot in this terminal")
-    console.add_argument("--as", dest="who", default="resident",
-                         help="resident, a staff role (grid_member, coordinator, ...) or a Telegram id")
+    console.add_argument(
+        "--as",
+        dest="who",
+        default="resident",
+        help="resident, a staff role (grid_member, coordinator, ...) or a Telegram id",
+    )
     console.add_argument("--lang", choices=["zh", "en"], default="zh")
     importer = verbs.add_parser("import", help="import units.csv and people.csv from DIR")
     importer.add_argument("directory", type=Path)
@@ -71,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
@@ -132,8 +141,10 @@ async def import_command(db: Database, directory: Path) -> int:
     try:
         summary = await import_roster(db, directory)
     except RosterRefused as refused:
-        print(f"Import refused; nothing was written. {len(refused.errors)} problem(s):",
-              file=sys.stderr)
+        print(
+            f"Import refused; nothing was written. {len(refused.errors)} problem(s):",
+            file=sys.stderr,
+        )
         for error in refused.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
@@ -146,12 +157,20 @@ async def invite_command(db: Database, phone: str, days: int, bot_username: str)
     async with db.transaction() as session:
         staff = (await session.exec(select(Staff).where(Staff.phone == phone))).first()
         if staff is None:
-            print(f"No one with phone {phone} in the roster; import people.csv first.",
-                  file=sys.stderr)
+            print(
+                f"No one with phone {phone} in the roster; import people.csv first.",
+                file=sys.stderr,
+            )
             return 1
         code = secrets.token_urlsafe(12)
-        session.add(Invite(code=code, staff_id=staff.id or 0, created_at=now,
-                           expires_at=now + timedelta(days=days)))
+        session.add(
+            Invite(
+                code=code,
+                staff_id=staff.id or 0,
+                created_at=now,
+                expires_at=now + timedelta(days=days),
+            )
+        )
     start = f"i_{code}"
     print(f"Invite for {staff.name} ({staff.role}, {staff.unit_code}), valid {days} days:")
     if bot_username:
@@ -171,12 +190,19 @@ async def console_command(db: Database, settings: Settings, who: str, language: 
         elif who == "resident":
             user = CONSOLE_RESIDENT_ID
         else:
-            staff = (await session.exec(
-                select(Staff).where(Staff.role == who, col(Staff.telegram_id).is_not(None))
-                .order_by(col(Staff.id)))).first()
+            staff = (
+                await session.exec(
+                    select(Staff)
+                    .where(Staff.role == who, col(Staff.telegram_id).is_not(None))
+                    .order_by(col(Staff.id))
+                )
+            ).first()
             if staff is None or staff.telegram_id is None:
-                print(f"No staff with role {who!r} and a Telegram id in the roster. "
-                      "Import one with `huiyin import DIR` first.", file=sys.stderr)
+                print(
+                    f"No staff with role {who!r} and a Telegram id in the roster. "
+                    "Import one with `huiyin import DIR` first.",
+                    file=sys.stderr,
+                )
                 return 1
             user = staff.telegram_id
             print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")

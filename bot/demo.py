@@ -22,8 +22,9 @@ def localised(value: Any, language: str) -> str:
     return str(value[language] if isinstance(value, dict) else value)
 
 
-async def run_demo(language: str = "zh", out: TextIO = sys.stdout,
-                   roster_dir: Path | None = None) -> ChatDriver:
+async def run_demo(
+    language: str = "zh", out: TextIO = sys.stdout, roster_dir: Path | None = None
+) -> ChatDriver:
     scenario = tomllib.loads(SCENARIO.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="huiyin-demo-") as folder:
         db = Database(f"sqlite+aiosqlite:///{folder}/demo.db")
@@ -47,8 +48,9 @@ async def run_demo(language: str = "zh", out: TextIO = sys.stdout,
             await db.dispose()
 
 
-async def play(driver: ChatDriver, user: int, step: dict[str, Any], language: str,
-               out: TextIO) -> None:
+async def play(
+    driver: ChatDriver, user: int, step: dict[str, Any], language: str, out: TextIO
+) -> None:
     if "note" in step:
         print(f"\n\n=== {localised(step['note'], language)} ===", file=out)
     if "say" in step:

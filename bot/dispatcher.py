@@ -21,7 +21,7 @@ from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
 from bot.i18n import pick_language, translator
 from handlers import intake, menu, my_requests, onboarding, tasks
-from handlers.base import STEP_PREFIX, Context, Router
+from handlers.base import STEP_PREFIX, Context, Router, escape
 from handlers.common import show_menu
 from storage.database import Database
 from storage.models import Account, ConversationState, Staff
@@ -94,14 +94,23 @@ class Dispatcher:
             await session.exec(select(Staff).where(Staff.telegram_id == inbound.user_id))
         ).first()
         state = await session.get(ConversationState, inbound.chat_id)
-        language = pick_language(inbound.language) if inbound.language else (
-            account.language if account else pick_language(None))
+        language = (
+            pick_language(inbound.language)
+            if inbound.language
+            else (account.language if account else pick_language(None))
+        )
         if account is not None and account.language != language:
             account.language = language
             session.add(account)
         return Context(
-            inbound=inbound, session=session, clock=self.clock, zone=self.zone,
-            t=translator(language), account=account, staff=staff, state=state,
+            inbound=inbound,
+            session=session,
+            clock=self.clock,
+            zone=self.zone,
+            t=translator(language),
+            account=account,
+            staff=staff,
+            state=state,
             steps=self.router.steps,
         )
 
@@ -128,9 +137,17 @@ class Dispatcher:
         if ctx.inbound.kind == "button":
             ctx.answer(ctx._("Please talk to me in a private chat."), alert=True)
         elif ctx.inbound.kind == "command":
-            enqueue(ctx.session, Outbound(chat_id=ctx.chat_id, text=ctx._(
-                "I work in private chats only, to keep residents' details private. "
-                "Please open a chat with me and send /start.")), ctx.now)
+            enqueue(
+                ctx.session,
+                Outbound(
+                    chat_id=ctx.chat_id,
+                    text=ctx._(
+                        "I work in private chats only, to keep residents' details private. "
+                        "Please open a chat with me and send /start."
+                    ),
+                ),
+                ctx.now,
+            )
 
     async def _command(self, ctx: Context, known: bool) -> None:
         name = ctx.inbound.command
@@ -144,8 +161,12 @@ class Dispatcher:
             return
         handler = self.router.commands.get(name)
         if handler is None:
-            ctx.reply(ctx._("Sorry, I don't know the command /{name}. Send /help to see what I "
-                            "can do.", name=name[:32]))
+            ctx.reply(
+                ctx._(
+                    "Sorry, I don't know the command /{name}. Send /help to see what I can do.",
+                    name=escape(name[:32]),
+                )
+            )
             return
         if not known and name not in OPEN_TO_NEWCOMERS:
             ctx.reply(ctx._("Welcome! Please send /start to begin."))
@@ -172,7 +193,7 @@ class Dispatcher:
         if value == "cancel":
             await ctx.end_flow()
             ctx.answer(ctx._("Cancelled"))
-            if ctx.account is not None and ctx.account.consent_at is not None or ctx.staff:
+            if (ctx.account is not None and ctx.account.consent_at is not None) or ctx.staff:
                 show_menu(ctx, ctx._("Cancelled; nothing was submitted."))
             else:
                 ctx.reply(ctx._("Cancelled. Send /start whenever you are ready."))
@@ -196,7 +217,9 @@ class Dispatcher:
             await step.render(ctx)
             return
         if ctx.inbound.kind == "unsupported":
-            show_menu(ctx, ctx._("I can't read stickers or files here, sorry. "
-                                 "Please use the buttons below."))
+            show_menu(
+                ctx,
+                ctx._("I can't read stickers or files here, sorry. Please use the buttons below."),
+            )
         else:
             show_menu(ctx, ctx._("To tell us about a need, tap “Report a need” below."))

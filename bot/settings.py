@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+        if not (
+            value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")
+        ):
             raise ValueError(
                 "must be an async SQLAlchemy URL: sqlite+aiosqlite:///path.db "
                 "or postgresql+asyncpg://user@host/db"

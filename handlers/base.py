@@ -25,6 +25,7 @@ from storage.models import Account, ConversationState, Staff
 from storage.outbox import enqueue
 
 STEP_PREFIX = "c"
+MAX_ID_DIGITS = 18  # ids and offsets fit a 64-bit integer column
 
 Handler = Callable[["Context"], Awaitable[None]]
 ChoiceHandler = Callable[["Context", str], Awaitable[None]]
@@ -32,6 +33,13 @@ ChoiceHandler = Callable[["Context", str], Awaitable[None]]
 
 def escape(text: str | None) -> str:
     return html.escape(text or "", quote=False)
+
+
+def parse_id(text: str) -> int | None:
+    """A number from button data, or None for anything else (a forged or garbled button)."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
+        return int(text)
+    return None
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from handlers.common import (
     category_label,
     format_time,
     kind_label,
+    relation_label,
     staff_label,
     unit_label,
 )
@@ -65,26 +66,34 @@ async def request_summary(
     """The request as staff see it: what, for whom, where, by whom, and where it stands."""
     beneficiary = await session.get(Beneficiary, request.beneficiary_id)
     reporter = await session.get(Account, request.reporter_account_id)
-    assignee = await session.get(Staff, request.assignee_staff_id) if request.assignee_staff_id else None
+    assignee = (
+        await session.get(Staff, request.assignee_staff_id) if request.assignee_staff_id else None
+    )
     lines = [
         f"<b>{request.reference}</b> · {escape(category_label(t, request.category))}"
         f" ({escape(kind_label(t, request.kind))})",
-        t._("Status: {status} · Level: {level}",
+        t._(
+            "Status: {status} · Level: {level}",
             status=t._(STATUS_LABELS.get(request.status, request.status)),
-            level=t._(LEVEL_LABELS.get(request.level, request.level))),
+            level=t._(LEVEL_LABELS.get(request.level, request.level)),
+        ),
         "📍 " + escape(await place_of(session, t, request.grid_code)),
     ]
     if beneficiary is not None:
         who = escape(beneficiary.name)
         if not beneficiary.is_self and beneficiary.relation:
-            who += f" ({escape(beneficiary.relation)})"
+            who += f" ({escape(relation_label(t, beneficiary.relation))})"
         if beneficiary.phone:
             phone = beneficiary.phone if full_phone else mask(beneficiary.phone)
             who += f" · ☎ {escape(phone)}"
         lines.append(t._("👤 For: {who}", who=who))
         if not beneficiary.is_self and reporter is not None:
-            lines.append(t._("🙋 Reported by: {name} (family member, via Telegram)",
-                             name=escape(reporter.display_name or "?")))
+            lines.append(
+                t._(
+                    "🙋 Reported by: {name} (family member, via Telegram)",
+                    name=escape(reporter.display_name or "?"),
+                )
+            )
     if request.description:
         lines.append("📝 " + escape(request.description))
     if request.media_kind == "voice":
@@ -111,10 +120,12 @@ def task_buttons(t: Translator, request: Request, staff: Staff) -> list[list[But
     rid = request.id
     rows: list[list[Button]] = []
     if request.status == Status.ASSIGNED:
-        rows.append([
-            Button(t._("✅ Accept"), data=f"{TASK_PREFIX}:accept:{rid}"),
-            Button(t._("↩ Not mine"), data=f"{TASK_PREFIX}:decline:{rid}"),
-        ])
+        rows.append(
+            [
+                Button(t._("✅ Accept"), data=f"{TASK_PREFIX}:accept:{rid}"),
+                Button(t._("↩ Not mine"), data=f"{TASK_PREFIX}:decline:{rid}"),
+            ]
+        )
     elif request.status == Status.IN_PROGRESS:
         rows.append([Button(t._("✔ Mark resolved"), data=f"{TASK_PREFIX}:resolve:{rid}")])
     return rows
@@ -135,24 +146,41 @@ async def task_card(
 
 
 async def send_task_card(
-    session: AsyncSession, zone: ZoneInfo, request: Request, staff: Staff, now: datetime,
-    *, lead: str | None = None,
+    session: AsyncSession,
+    zone: ZoneInfo,
+    request: Request,
+    staff: Staff,
+    now: datetime,
+    *,
+    lead: str | None = None,
 ) -> None:
     """Push a new task card (and the resident's photo or voice message) to the assignee."""
     if staff.telegram_id is None or request.id is None:
         return
     t = await staff_translator(session, staff)
     if request.media_kind and request.media_file_id:
-        enqueue(session, Outbound(
-            chat_id=staff.telegram_id, text=request.reference,
-            media_kind=request.media_kind, media_file_id=request.media_file_id,
-        ), now)
+        enqueue(
+            session,
+            Outbound(
+                chat_id=staff.telegram_id,
+                text=request.reference,
+                media_kind=request.media_kind,
+                media_file_id=request.media_file_id,
+            ),
+            now,
+        )
     text, buttons = await task_card(session, t, zone, request, staff)
     heading = lead or t._("🆕 New task")
-    enqueue(session, Outbound(
-        chat_id=staff.telegram_id, text=f"<b>{heading}</b>\n{text}",
-        buttons=tuple(tuple(r) for r in buttons), ref=card_ref(request.id, staff.id or 0),
-    ), now)
+    enqueue(
+        session,
+        Outbound(
+            chat_id=staff.telegram_id,
+            text=f"<b>{heading}</b>\n{text}",
+            buttons=tuple(tuple(r) for r in buttons),
+            ref=card_ref(request.id, staff.id or 0),
+        ),
+        now,
+    )
 
 
 async def refresh_task_card(
@@ -163,10 +191,16 @@ async def refresh_task_card(
         return
     t = await staff_translator(session, staff)
     text, buttons = await task_card(session, t, zone, request, staff)
-    enqueue(session, Outbound(
-        chat_id=staff.telegram_id, text=text, buttons=tuple(tuple(r) for r in buttons),
-        edit_ref=card_ref(request.id, staff.id or 0),
-    ), now)
+    enqueue(
+        session,
+        Outbound(
+            chat_id=staff.telegram_id,
+            text=text,
+            buttons=tuple(tuple(r) for r in buttons),
+            edit_ref=card_ref(request.id, staff.id or 0),
+        ),
+        now,
+    )
 
 
 async def notify_reporter(
@@ -178,6 +212,12 @@ async def notify_reporter(
         return
     t = translator(reporter.language)
     text = build(t)
-    enqueue(session, Outbound(chat_id=reporter.chat_id, text=text,
-                              buttons=((Button(t._("See the timeline"), data=f"v:{request.id}"),),)),
-            now)
+    enqueue(
+        session,
+        Outbound(
+            chat_id=reporter.chat_id,
+            text=text,
+            buttons=((Button(t._("See the timeline"), data=f"v:{request.id}"),),),
+        ),
+        now,
+    )

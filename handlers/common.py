@@ -52,6 +52,15 @@ EVENT_LABELS: dict[str, str] = {
     "merge": N_("Merged"),
 }
 
+RELATIONS: dict[str, str] = {
+    "father": N_("Father"),
+    "mother": N_("Mother"),
+    "grandparent": N_("Grandparent"),
+    "spouse": N_("Spouse"),
+    "child": N_("Child"),
+    "relative": N_("Other relative"),
+}
+
 MENU_PREFIX = "m"
 
 
@@ -62,6 +71,11 @@ def category_label(t: Translator, code: str) -> str:
 
 def kind_label(t: Translator, code: str) -> str:
     return t._(KINDS[code]) if code in KINDS else code
+
+
+def relation_label(t: Translator, relation: str) -> str:
+    """A relation chosen with a button is stored as a code; one typed in is kept as typed."""
+    return t._(RELATIONS[relation]) if relation in RELATIONS else relation
 
 
 def unit_label(t: Translator, unit: Unit | None) -> str:

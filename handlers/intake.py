@@ -16,10 +16,16 @@ from sqlmodel import col, select
 
 from bot.domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
 from bot.domain.requests import submit_request
-from bot.i18n import N_
 from handlers.base import Context, Router, Step, escape
 from handlers.cards import send_task_card
-from handlers.common import category_label, kind_label, show_menu, staff_label
+from handlers.common import (
+    RELATIONS,
+    category_label,
+    kind_label,
+    relation_label,
+    show_menu,
+    staff_label,
+)
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
 from storage.models import Beneficiary
 
@@ -28,19 +34,8 @@ REPORT = "report"
 FAMILY = "family"
 MAX_DESCRIPTION = 1000
 MAX_NAME = 30
-
-RELATIONS: dict[str, str] = {
-    "father": N_("Father"),
-    "mother": N_("Mother"),
-    "grandparent": N_("Grandparent"),
-    "spouse": N_("Spouse"),
-    "child": N_("Child"),
-    "relative": N_("Other relative"),
-}
-
-
-def relation_label(ctx: Context, relation: str) -> str:
-    return ctx._(RELATIONS[relation]) if relation in RELATIONS else relation
+MAX_STORED_NAME = 50  # the width of `beneficiaries.name`; a Telegram name can be longer
+MAX_PHONE = 20  # the width of `beneficiaries.phone`
 
 
 # Report ----------------------------------------------------------------------------------
@@ -59,8 +54,11 @@ async def self_beneficiary(ctx: Context) -> Beneficiary | None:
     ).first()
     if existing is None:
         existing = Beneficiary(
-            owner_account_id=account.id, is_self=True, name=account.display_name or "—",
-            grid_code=account.home_grid_code, created_at=ctx.now,
+            owner_account_id=account.id,
+            is_self=True,
+            name=(account.display_name or "—")[:MAX_STORED_NAME],
+            grid_code=account.home_grid_code,
+            created_at=ctx.now,
         )
     existing.grid_code = account.home_grid_code
     ctx.session.add(existing)
@@ -143,15 +141,21 @@ async def on_describe_input(ctx: Context) -> None:
             ctx._(
                 "That is {length} characters; please keep it under {limit}. "
                 "You can also send a voice message instead.",
-                length=len(text), limit=MAX_DESCRIPTION,
+                length=len(text),
+                limit=MAX_DESCRIPTION,
             )
         )
         return
     if inbound.kind == "text" and text:
         ctx.go(REPORT, "confirm", description=text, media_kind=None, media_file_id=None)
     elif inbound.kind in ("photo", "voice"):
-        ctx.go(REPORT, "confirm", description=text, media_kind=inbound.kind,
-               media_file_id=inbound.file_id)
+        ctx.go(
+            REPORT,
+            "confirm",
+            description=text,
+            media_kind=inbound.kind,
+            media_file_id=inbound.file_id,
+        )
     else:
         ctx.reply(ctx._("I can take text, a voice message or a photo here. Please try again."))
         return
@@ -165,9 +169,12 @@ async def render_confirm(ctx: Context) -> None:
     if beneficiary is not None:
         who = escape(beneficiary.name) if not beneficiary.is_self else ctx._("yourself")
         lines.append(ctx._("For: {who}", who=who))
-        lines.append(ctx._("Where: {place}",
-                           place=escape(await place_path(ctx, beneficiary.grid_code))))
-    lines.append(ctx._("Need: {category}", category=escape(category_label(ctx.t, data["category"]))))
+        lines.append(
+            ctx._("Where: {place}", place=escape(await place_path(ctx, beneficiary.grid_code)))
+        )
+    lines.append(
+        ctx._("Need: {category}", category=escape(category_label(ctx.t, data["category"])))
+    )
     if data.get("description"):
         lines.append(ctx._("Details: {text}", text=escape(data["description"])))
     if data.get("media_kind") == "voice":
@@ -178,8 +185,10 @@ async def render_confirm(ctx: Context) -> None:
         "\n".join(lines),
         [
             [ctx.choice(ctx._("✅ Submit"), "submit")],
-            [ctx.choice(ctx._("✏ Change the details"), "edit"),
-             ctx.choice(ctx._("✖ Cancel"), "cancel")],
+            [
+                ctx.choice(ctx._("✏ Change the details"), "edit"),
+                ctx.choice(ctx._("✖ Cancel"), "cancel"),
+            ],
         ],
     )
 
@@ -211,21 +220,34 @@ async def on_confirm(ctx: Context, value: str) -> None:
     await ctx.end_flow()
     ctx.answer(ctx._("Submitted"))
     if route is None:
-        show_menu(ctx, ctx._(
-            "✅ Received. Your reference number is <b>{ref}</b>. Nobody can take it right now; "
-            "the district office has been told and will assign it.", ref=request.reference))
+        show_menu(
+            ctx,
+            ctx._(
+                "✅ Received. Your reference number is <b>{ref}</b>. Nobody can take it right now; "
+                "the district office has been told and will assign it.",
+                ref=request.reference,
+            ),
+        )
         return
     await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now)
-    show_menu(ctx, ctx._(
-        "✅ Submitted. Your reference number is <b>{ref}</b>.\n"
-        "{who} will handle it. You will hear from us when it is accepted.",
-        ref=request.reference, who=escape(staff_label(ctx.t, route.staff))))
+    show_menu(
+        ctx,
+        ctx._(
+            "✅ Submitted. Your reference number is <b>{ref}</b>.\n"
+            "{who} will handle it. You will hear from us when it is accepted.",
+            ref=request.reference,
+            who=escape(staff_label(ctx.t, route.staff)),
+        ),
+    )
 
 
 router.step(REPORT, "kind", Step(render=render_kind, on_choice=on_kind))
 router.step(REPORT, "category", Step(render=render_category, on_choice=on_category))
-router.step(REPORT, "describe", Step(render=render_describe, on_choice=on_describe_choice,
-                                     on_input=on_describe_input))
+router.step(
+    REPORT,
+    "describe",
+    Step(render=render_describe, on_choice=on_describe_choice, on_input=on_describe_input),
+)
 router.step(REPORT, "confirm", Step(render=render_confirm, on_choice=on_confirm))
 
 
@@ -254,7 +276,7 @@ async def start_family(ctx: Context) -> None:
 
 async def render_choose(ctx: Context) -> None:
     rows = [
-        [ctx.choice(f"{b.name} ({relation_label(ctx, b.relation)})", f"b{b.id}")]
+        [ctx.choice(f"{b.name} ({relation_label(ctx.t, b.relation)})", f"b{b.id}")]
         for b in await family_members(ctx)
     ]
     rows.append([ctx.choice(ctx._("➕ Add a family member"), "add")])
@@ -275,8 +297,9 @@ async def on_choose(ctx: Context, value: str) -> None:
 
 
 async def render_name(ctx: Context) -> None:
-    ctx.reply(ctx._("What is your family member's name?"),
-              [[ctx.choice(ctx._("✖ Cancel"), "cancel")]])
+    ctx.reply(
+        ctx._("What is your family member's name?"), [[ctx.choice(ctx._("✖ Cancel"), "cancel")]]
+    )
 
 
 async def on_name(ctx: Context) -> None:
@@ -326,8 +349,10 @@ async def on_family_grid(ctx: Context, grid_code: str) -> None:
 
 async def render_phone(ctx: Context) -> None:
     ctx.reply(
-        ctx._("A phone number for {name}, so the grid member can call? (optional)",
-              name=escape(ctx.data["name"])),
+        ctx._(
+            "A phone number for {name}, so the grid member can call? (optional)",
+            name=escape(ctx.data["name"]),
+        ),
         [[ctx.choice(ctx._("Skip"), "skip"), ctx.choice(ctx._("✖ Cancel"), "cancel")]],
     )
 
@@ -337,7 +362,7 @@ PHONE_PATTERN = re.compile(r"^\+?\d{5,20}$")
 
 async def on_phone_typed(ctx: Context) -> None:
     phone = re.sub(r"[\s-]", "", ctx.inbound.text)
-    if ctx.inbound.kind != "text" or not PHONE_PATTERN.match(phone):
+    if ctx.inbound.kind != "text" or not PHONE_PATTERN.match(phone) or len(phone) > MAX_PHONE:
         ctx.reply(ctx._("That does not look like a phone number. Type digits only, or tap Skip."))
         return
     await save_family_member(ctx, phone)
@@ -352,21 +377,32 @@ async def save_family_member(ctx: Context, phone: str | None) -> None:
     assert ctx.account is not None and ctx.account.id is not None
     data = ctx.data
     member = Beneficiary(
-        owner_account_id=ctx.account.id, is_self=False, name=data["name"],
-        relation=data.get("relation", ""), grid_code=data["grid_code"], phone=phone,
+        owner_account_id=ctx.account.id,
+        is_self=False,
+        name=data["name"],
+        relation=data.get("relation", ""),
+        grid_code=data["grid_code"],
+        phone=phone,
         created_at=ctx.now,
     )
     ctx.session.add(member)
     await ctx.session.flush()
-    ctx.reply(ctx._("Saved {name}. Next time you can choose them straight away.",
-                    name=escape(member.name)))
+    ctx.reply(
+        ctx._(
+            "Saved {name}. Next time you can choose them straight away.", name=escape(member.name)
+        )
+    )
     await start_report(ctx, member)
 
 
 router.step(FAMILY, "choose", Step(render=render_choose, on_choice=on_choose))
 router.step(FAMILY, "name", Step(render=render_name, on_input=on_name))
-router.step(FAMILY, "relation", Step(render=render_relation, on_choice=on_relation,
-                                     on_input=on_relation_typed))
+router.step(
+    FAMILY,
+    "relation",
+    Step(render=render_relation, on_choice=on_relation, on_input=on_relation_typed),
+)
 router.step(FAMILY, PICK_STEP, picker_step(on_family_grid))
-router.step(FAMILY, "phone", Step(render=render_phone, on_choice=on_phone_choice,
-                                  on_input=on_phone_typed))
+router.step(
+    FAMILY, "phone", Step(render=render_phone, on_choice=on_phone_choice, on_input=on_phone_typed)
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import Context, Router
+from handlers.base import Context, Router, parse_id
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.intake import start_family, start_report
 from handlers.my_requests import show_my_requests
@@ -23,7 +23,7 @@ async def on_menu(ctx: Context) -> None:
     elif item == "family":
         await start_family(ctx)
     elif item == "mine":
-        await show_my_requests(ctx, int(arg) if arg.isdigit() else 0)
+        await show_my_requests(ctx, parse_id(arg) or 0)
     elif item == "tasks":
         await list_tasks(ctx)
     elif item == "help":

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import Button
 from bot.domain.requests import requests_of, timeline
 from bot.i18n import Translator
-from handlers.base import Context, Router, escape
+from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import request_summary, send_task_card
 from handlers.common import (
     EVENT_LABELS,
@@ -48,27 +48,35 @@ async def show_my_requests(ctx: Context, offset: int = 0) -> None:
             f"• <b>{request.reference}</b> {escape(category_label(ctx.t, request.category))}"
             f" — {status} ({format_time(request.created_at, ctx.zone)[:10]})"
         )
-        buttons.append([Button(f"{request.reference} · {category_label(ctx.t, request.category)}",
-                               data=f"{VIEW_PREFIX}:{request.id}")])
+        buttons.append(
+            [
+                Button(
+                    f"{request.reference} · {category_label(ctx.t, request.category)}",
+                    data=f"{VIEW_PREFIX}:{request.id}",
+                )
+            ]
+        )
     if len(page) > PAGE:
         buttons.append([Button(ctx._("More ▶"), data=f"{MENU_PREFIX}:mine:{offset + PAGE}")])
     buttons.append([Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home")])
     ctx.reply("\n".join(lines), buttons)
 
 
-async def describe_event(
-    session: AsyncSession, t: Translator, event: RequestEvent
-) -> str:
+async def describe_event(session: AsyncSession, t: Translator, event: RequestEvent) -> str:
     actor = await session.get(Staff, event.actor_staff_id) if event.actor_staff_id else None
-    assignee = await session.get(Staff, event.assignee_staff_id) if event.assignee_staff_id else None
-    label = t._(EVENT_LABELS.get(event.action, event.action),
-                actor=escape(actor.name if actor else ""),
-                assignee=escape(staff_label(t, assignee)))
+    assignee = (
+        await session.get(Staff, event.assignee_staff_id) if event.assignee_staff_id else None
+    )
+    label = t._(
+        EVENT_LABELS.get(event.action, event.action),
+        actor=escape(actor.name if actor else ""),
+        assignee=escape(staff_label(t, assignee)),
+    )
     notes: list[str] = []
     for part in (event.note or "").split("\n"):
         if part.startswith("skip:"):
             for skip in part.split(";"):
-                _, level, reason = (skip.split(":") + ["", ""])[:3]
+                _, level, reason = [*skip.split(":"), "", ""][:3]
                 level_name = t._(LEVEL_LABELS.get(level, level))
                 notes.append(
                     t._("no one reachable at {level} level, passed up", level=level_name)
@@ -89,23 +97,31 @@ async def show_timeline(ctx: Context, request: Request) -> None:
     text = await request_summary(ctx.session, ctx.t, ctx.zone, request, full_phone=True)
     lines = [text, "", ctx._("<b>Timeline</b>")]
     for event in await timeline(ctx.session, request.id):
-        lines.append(f"{format_time(event.at, ctx.zone)} · "
-                     f"{await describe_event(ctx.session, ctx.t, event)}")
-    ctx.reply("\n".join(lines), [[Button(ctx._("📋 My requests"), data=f"{MENU_PREFIX}:mine"),
-                                  Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home")]])
+        lines.append(
+            f"{format_time(event.at, ctx.zone)} · {await describe_event(ctx.session, ctx.t, event)}"
+        )
+    ctx.reply(
+        "\n".join(lines),
+        [
+            [
+                Button(ctx._("📋 My requests"), data=f"{MENU_PREFIX}:mine"),
+                Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home"),
+            ]
+        ],
+    )
 
 
 @router.button(VIEW_PREFIX)
 async def view_request(ctx: Context) -> None:
     _, _, raw_id = ctx.inbound.button_data.partition(":")
-    request = await ctx.session.get(Request, int(raw_id)) if raw_id.isdigit() else None
+    request_id = parse_id(raw_id)
+    request = await ctx.session.get(Request, request_id) if request_id is not None else None
     if request is None:
         ctx.answer(ctx._("This request is not available."), alert=True)
         return
     if ctx.account is not None and request.reporter_account_id == ctx.account.id:
         await show_timeline(ctx, request)
     elif ctx.staff is not None and request.assignee_staff_id == ctx.staff.id:
-        await send_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now,
-                             lead=ctx._("Task"))
+        await send_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now, lead=ctx._("Task"))
     else:
         ctx.answer(ctx._("This request is not available."), alert=True)

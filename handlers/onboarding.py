@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from bot.channels.types import Button
 from handlers.base import Context, Router, Step, escape
 from handlers.common import ROLE_LABELS, show_menu, unit_name
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
@@ -67,7 +66,7 @@ async def start(ctx: Context) -> None:
     if preset is not None:
         await settle_home(ctx, preset)
         return
-    if ctx.state is not None and ctx.flow != FLOW:
+    if ctx.state is not None and (ctx.flow != FLOW or ctx.step == PICK_STEP):
         ctx.reply(ctx._("Welcome back! Let's continue where you left off."))
         await ctx.resume()
         return
@@ -96,9 +95,7 @@ async def render_consent(ctx: Context) -> None:
 async def on_consent(ctx: Context, value: str) -> None:
     if value == "no":
         await ctx.end_flow()
-        ctx.reply(
-            ctx._("All right, nothing has been stored. Send /start whenever you are ready.")
-        )
+        ctx.reply(ctx._("All right, nothing has been stored. Send /start whenever you are ready."))
         return
     if value != "yes":
         return
@@ -119,7 +116,9 @@ async def settle_home(ctx: Context, grid_code: str) -> None:
     ctx.session.add(account)
     if ctx.flow == FLOW:
         await ctx.end_flow()
-    lead = ctx._("📍 You are registered in {place}.", place=escape(await place_path(ctx, grid_code)))
+    lead = ctx._(
+        "📍 You are registered in {place}.", place=escape(await place_path(ctx, grid_code))
+    )
     show_menu(ctx, lead + "\n\n" + ctx._("What would you like to do?"))
 
 
@@ -128,6 +127,8 @@ router.step(FLOW, PICK_STEP, picker_step(settle_home))
 
 
 async def greet_staff(ctx: Context, staff: Staff) -> None:
+    if ctx.flow == FLOW:  # e.g. the consent question shown before they were recognised
+        await ctx.end_flow()
     role = ctx._(ROLE_LABELS.get(staff.role, staff.role))
     unit = await unit_name(ctx.session, ctx.t, staff.unit_code)
     show_menu(
@@ -156,8 +157,10 @@ async def bind_staff(ctx: Context, staff: Staff) -> bool:
         return False
     if ctx.staff is not None and ctx.staff.id != staff.id:
         ctx.reply(
-            ctx._("Your Telegram account is already linked to {name} in the roster.",
-                  name=escape(ctx.staff.name)),
+            ctx._(
+                "Your Telegram account is already linked to {name} in the roster.",
+                name=escape(ctx.staff.name),
+            ),
             remove_keyboard=True,
         )
         return False
@@ -169,7 +172,9 @@ async def bind_staff(ctx: Context, staff: Staff) -> bool:
 
 
 async def redeem_invite(ctx: Context, code: str) -> None:
-    invite = await ctx.session.get(Invite, code) if re.fullmatch(r"[A-Za-z0-9_-]{4,32}", code) else None
+    invite = (
+        await ctx.session.get(Invite, code) if re.fullmatch(r"[A-Za-z0-9_-]{4,32}", code) else None
+    )
     if invite is None or invite.used_at is not None or invite.expires_at <= ctx.now:
         ctx.reply(
             ctx._(
@@ -203,6 +208,19 @@ def normalise_phone(phone: str) -> str:
     return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
 
 
+def phone_spellings(phone: str) -> list[str]:
+    """The ways the roster may write a shared number: the roster keeps "+8613800000013" or
+    "13800000013" as typed, while Telegram shares "8613800000013" or "+86 138 0000 0013"."""
+    digits = re.sub(r"\D", "", phone)
+    if not digits:
+        return []
+    national = normalise_phone(phone)
+    spellings = {digits, "+" + digits, national}
+    if len(national) == 11:  # a mainland mobile number
+        spellings |= {"86" + national, "+86" + national}
+    return sorted(spellings)
+
+
 @router.input("contact")
 async def on_contact(ctx: Context) -> None:
     if ctx.inbound.contact_user_id != ctx.inbound.user_id:
@@ -211,8 +229,8 @@ async def on_contact(ctx: Context) -> None:
             request_contact=ctx._("📱 Share my phone number"),
         )
         return
-    phone = normalise_phone(ctx.inbound.contact_phone)
-    staff = (await ctx.session.exec(select(Staff).where(Staff.phone == phone))).first()
+    spellings = phone_spellings(ctx.inbound.contact_phone)
+    staff = (await ctx.session.exec(select(Staff).where(col(Staff.phone).in_(spellings)))).first()
     if staff is None:
         ctx.reply(
             ctx._(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from bot.channels.types import Button
-from handlers.base import ChoiceHandler, Context, Step
+from handlers.base import ChoiceHandler, Context, Step, escape
 from handlers.common import unit_label
 from storage.models import Unit
 
@@ -53,9 +53,11 @@ async def render_picker(ctx: Context) -> None:
     if parent is None:
         prompt = ctx._("Choose the street or town:")
     elif parent.level == "town":
-        prompt = ctx._("{place}: choose your community or village:", place=unit_label(ctx.t, parent))
+        prompt = ctx._(
+            "{place}: choose your community or village:", place=escape(unit_label(ctx.t, parent))
+        )
     else:
-        prompt = ctx._("{place}: choose your grid:", place=unit_label(ctx.t, parent))
+        prompt = ctx._("{place}: choose your grid:", place=escape(unit_label(ctx.t, parent)))
     labels = [ctx.choice(unit_label(ctx.t, u), u.code) for u in units]
     rows: list[list[Button]] = [labels[i : i + 2] for i in range(0, len(labels), 2)]
     navigation = [ctx.choice(ctx._("✖ Cancel"), "cancel")]
@@ -92,7 +94,7 @@ def picker_step(done: ChoiceHandler) -> Step:
 
 
 async def place_path(ctx: Context, grid_code: str) -> str:
-    """"Jiangbei Street › Tianhe Community › Tianhe Grid 1" for a grid."""
+    """ "Jiangbei Street › Tianhe Community › Tianhe Grid 1" for a grid."""
     names: list[str] = []
     code: str | None = grid_code
     while code is not None:

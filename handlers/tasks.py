@@ -13,7 +13,7 @@ from __future__ import annotations
 from bot.channels.types import Button, Outbound
 from bot.domain.lifecycle import Action, Status, TransitionRefused
 from bot.domain.requests import open_tasks_of, reroute_up, transition
-from handlers.base import Context, Router, Step, escape
+from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
     TASK_PREFIX,
     notify_reporter,
@@ -35,9 +35,13 @@ async def own_task(ctx: Context, request_id: int, expected: Status) -> Request |
         ctx.answer(ctx._("This task is not assigned to you."), alert=True)
         return None
     if request.status != expected:
-        ctx.answer(ctx._("This task has already moved on: {status}.",
-                         status=ctx._(STATUS_LABELS.get(request.status, request.status))),
-                   alert=True)
+        ctx.answer(
+            ctx._(
+                "This task has already moved on: {status}.",
+                status=ctx._(STATUS_LABELS.get(request.status, request.status)),
+            ),
+            alert=True,
+        )
         await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
         return None
     return request
@@ -46,10 +50,11 @@ async def own_task(ctx: Context, request_id: int, expected: Status) -> Request |
 @router.button(TASK_PREFIX)
 async def on_task_button(ctx: Context) -> None:
     parts = ctx.inbound.button_data.split(":")
-    if len(parts) != 3 or not parts[2].isdigit():
+    request_id = parse_id(parts[2]) if len(parts) == 3 else None
+    if request_id is None:
         ctx.answer(ctx._("This button is no longer active."))
         return
-    action, request_id = parts[1], int(parts[2])
+    action = parts[1]
     if action == "accept":
         await accept(ctx, request_id)
     elif action == "decline":
@@ -70,9 +75,16 @@ async def accept(ctx: Context, request_id: int) -> None:
     ctx.answer(ctx._("Accepted"))
     await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
     staff = ctx.staff
-    await notify_reporter(ctx.session, request, ctx.now, lambda t: t._(
-        "👍 Your request <b>{ref}</b> has been accepted by {who}. They will be in touch.",
-        ref=request.reference, who=escape(staff_label(t, staff))))
+    await notify_reporter(
+        ctx.session,
+        request,
+        ctx.now,
+        lambda t: t._(
+            "👍 Your request <b>{ref}</b> has been accepted by {who}. They will be in touch.",
+            ref=request.reference,
+            who=escape(staff_label(t, staff)),
+        ),
+    )
 
 
 async def ask_reason(ctx: Context, request_id: int, step: str, expected: Status) -> None:
@@ -85,11 +97,13 @@ async def ask_reason(ctx: Context, request_id: int, step: str, expected: Status)
 async def render_reason(ctx: Context) -> None:
     ref = Request(id=ctx.data["request_id"]).reference  # type: ignore[call-arg]
     if ctx.step == "resolve_note":
-        prompt = ctx._("{ref}: in a sentence, what was done? The resident will see this note.",
-                       ref=ref)
+        prompt = ctx._(
+            "{ref}: in a sentence, what was done? The resident will see this note.", ref=ref
+        )
     else:
-        prompt = ctx._("{ref}: why is this not yours? It will go to the community coordinator.",
-                       ref=ref)
+        prompt = ctx._(
+            "{ref}: why is this not yours? It will go to the community coordinator.", ref=ref
+        )
     ctx.reply(prompt, [[ctx.choice(ctx._("✖ Cancel"), "cancel")]])
 
 
@@ -99,8 +113,13 @@ async def on_reason(ctx: Context) -> None:
         ctx.reply(ctx._("Please type a short note."))
         return
     if len(note) > MAX_NOTE:
-        ctx.reply(ctx._("Please keep the note under {limit} characters (it is {length}).",
-                        limit=MAX_NOTE, length=len(note)))
+        ctx.reply(
+            ctx._(
+                "Please keep the note under {limit} characters (it is {length}).",
+                limit=MAX_NOTE,
+                length=len(note),
+            )
+        )
         return
     step = ctx.step
     expected = Status.IN_PROGRESS if step == "resolve_note" else Status.ASSIGNED
@@ -117,33 +136,51 @@ async def on_reason(ctx: Context) -> None:
 
 async def resolve(ctx: Context, request: Request, note: str) -> None:
     assert ctx.staff is not None
-    await transition(ctx.session, request, Action.RESOLVE, ctx.now,
-                     actor_staff_id=ctx.staff.id, note=note)
+    await transition(
+        ctx.session, request, Action.RESOLVE, ctx.now, actor_staff_id=ctx.staff.id, note=note
+    )
     await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
-    ctx.reply(ctx._("✅ {ref} is marked resolved. The resident has been told.",
-                    ref=request.reference))
-    await notify_reporter(ctx.session, request, ctx.now, lambda t: t._(
-        "✅ Your request <b>{ref}</b> has been resolved.\nResult: {note}",
-        ref=request.reference, note=escape(note)))
+    ctx.reply(
+        ctx._("✅ {ref} is marked resolved. The resident has been told.", ref=request.reference)
+    )
+    await notify_reporter(
+        ctx.session,
+        request,
+        ctx.now,
+        lambda t: t._(
+            "✅ Your request <b>{ref}</b> has been resolved.\nResult: {note}",
+            ref=request.reference,
+            note=escape(note),
+        ),
+    )
 
 
 async def decline(ctx: Context, request: Request, reason: str) -> None:
     staff = ctx.staff
     assert staff is not None
     try:
-        route = await reroute_up(ctx.session, request, Action.DECLINE, ctx.now,
-                                 actor_staff=staff, reason=reason)
+        route = await reroute_up(
+            ctx.session, request, Action.DECLINE, ctx.now, actor_staff=staff, reason=reason
+        )
     except TransitionRefused:
         route = None
     if route is None:
-        ctx.reply(ctx._("There is nobody above to pass this to; please handle it or call the "
-                        "district office."))
+        ctx.reply(
+            ctx._(
+                "There is nobody above to pass this to; please handle it or call the "
+                "district office."
+            )
+        )
         return
     await refresh_task_card(ctx.session, ctx.zone, request, staff, ctx.now)
-    ctx.reply(ctx._("↩ {ref} was passed to {who}.", ref=request.reference,
-                    who=escape(staff_label(ctx.t, route.staff))))
-    await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now,
-                         lead=None)
+    ctx.reply(
+        ctx._(
+            "↩ {ref} was passed to {who}.",
+            ref=request.reference,
+            who=escape(staff_label(ctx.t, route.staff)),
+        )
+    )
+    await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now, lead=None)
 
 
 async def send_contact(ctx: Context, request_id: int) -> None:
@@ -155,15 +192,22 @@ async def send_contact(ctx: Context, request_id: int) -> None:
     if beneficiary is None or not beneficiary.phone:
         ctx.answer(ctx._("No phone number was given."), alert=True)
         return
-    ctx.send(Outbound(chat_id=ctx.chat_id, text=beneficiary.name,
-                      contact_phone=beneficiary.phone, contact_name=beneficiary.name))
+    ctx.send(
+        Outbound(
+            chat_id=ctx.chat_id,
+            text=beneficiary.name,
+            contact_phone=beneficiary.phone,
+            contact_name=beneficiary.name,
+        )
+    )
 
 
 @router.command("tasks")
 async def list_tasks(ctx: Context) -> None:
     if ctx.staff is None or ctx.staff.id is None:
-        show_menu(ctx, ctx._("/tasks is for staff. Staff members can link their roster entry "
-                             "with /join."))
+        show_menu(
+            ctx, ctx._("/tasks is for staff. Staff members can link their roster entry with /join.")
+        )
         return
     tasks = await open_tasks_of(ctx.session, ctx.staff.id)
     if not tasks:
@@ -173,10 +217,18 @@ async def list_tasks(ctx: Context) -> None:
     buttons: list[list[Button]] = []
     for request in tasks[:30]:
         status = ctx._(STATUS_LABELS.get(request.status, request.status))
-        lines.append(f"• <b>{request.reference}</b> {escape(category_label(ctx.t, request.category))}"
-                     f" — {status} ({format_time(request.created_at, ctx.zone)})")
-        buttons.append([Button(f"{request.reference} · {category_label(ctx.t, request.category)}",
-                               data=f"v:{request.id}")])
+        lines.append(
+            f"• <b>{request.reference}</b> {escape(category_label(ctx.t, request.category))}"
+            f" — {status} ({format_time(request.created_at, ctx.zone)})"
+        )
+        buttons.append(
+            [
+                Button(
+                    f"{request.reference} · {category_label(ctx.t, request.category)}",
+                    data=f"v:{request.id}",
+                )
+            ]
+        )
     ctx.reply("\n".join(lines), buttons)
 
 

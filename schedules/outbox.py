@@ -112,7 +112,9 @@ class OutboxSender:
             row.last_error = reason[:500]
             if row.attempts >= MAX_ATTEMPTS:
                 row.status = "failed"
-                log.error("outbox row %s gave up after %s attempts: %s", row_id, row.attempts, reason)
+                log.error(
+                    "outbox row %s gave up after %s attempts: %s", row_id, row.attempts, reason
+                )
             delay = after if after is not None else backoff_seconds(row.attempts)
             row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
             session.add(row)

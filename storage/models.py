@@ -1,4 +1,5 @@
-"""The tables. Times are aware UTC (SQLModel stores them so); display code converts to the district's zone.
+"""The tables. Times are aware UTC (SQLModel stores them so); display converts to the district's
+time zone.
 
 Status, level and role values are plain strings checked by the domain layer (`bot.domain`),
 so that adding a value is a code change, not a migration.

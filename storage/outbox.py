@@ -15,12 +15,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import MAX_TEXT, Outbound
 from storage.models import OutboxMessage
 
+# A cut inside a line backs off this far at most, to keep a tag or "&amp;" whole.
+MAX_MARKUP = 12
+
+
+def cut_point(line: str, limit: int) -> int:
+    """Where to cut a line longer than `limit`: not inside a tag or a character entity, so
+    escaped user text ("&lt;", "&amp;") stays valid HTML on both sides of the cut."""
+    cut = limit
+    for opener, closer in (("&", ";"), ("<", ">")):
+        start = line.rfind(opener, max(1, limit - MAX_MARKUP), limit)
+        if start > 0 and closer not in line[start:limit]:
+            cut = min(cut, start)
+    return cut
+
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut `text` into pieces of at most `limit` characters, at line breaks where possible.
 
     Our HTML never opens a tag on one line and closes it on another, so a cut at a line break
-    keeps every piece well-formed.
+    keeps every piece well-formed; a line longer than `limit` is cut between tags and entities.
     """
     if len(text) <= limit:
         return [text]
@@ -31,8 +45,9 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
+            cut = cut_point(line, limit)
+            pieces.append(line[:cut])
+            line = line[cut:]
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:
             pieces.append(current)

@@ -18,7 +18,6 @@ from storage.database import Database
 from storage.roster import import_roster, sample_district_dir
 from tests.harness import Harness
 
-
 POSTGRES_URL = os.environ.get("HUIYIN_TEST_POSTGRES_URL", "")
 
 

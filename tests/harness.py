@@ -33,19 +33,24 @@ class Harness:
     async def send(self, user: int, kind: InboundKind, **fields: object) -> list[ShownMessage]:
         before = {chat: len(msgs) for chat, msgs in self.sender.chats.items()}
         inbound = Inbound(
-            kind=kind, user_id=user, chat_id=int(fields.pop("chat_id", user)),  # type: ignore[call-overload]
-            language=self.languages.get(user, "zh-hans"), display_name=f"user{user}",
-            update_id=next(self._updates), **fields,  # type: ignore[arg-type]
+            kind=kind,
+            user_id=user,
+            chat_id=int(fields.pop("chat_id", user)),  # type: ignore[call-overload]
+            language=self.languages.get(user, "zh-hans"),
+            display_name=str(fields.pop("display_name", f"user{user}")),
+            update_id=next(self._updates),
+            **fields,  # type: ignore[arg-type]
         )
         self.results.append(await self.dispatcher.handle(inbound))
         await self.outbox.deliver_due()
-        return self.sender.messages(inbound.chat_id)[before.get(inbound.chat_id, 0):]
+        return self.sender.messages(inbound.chat_id)[before.get(inbound.chat_id, 0) :]
 
     async def say(self, user: int, text: str, **fields: object) -> list[ShownMessage]:
         if text.startswith("/"):
             command, _, args = text[1:].partition(" ")
-            return await self.send(user, "command", text=text, command=command.lower(),
-                                   args=args.strip(), **fields)
+            return await self.send(
+                user, "command", text=text, command=command.lower(), args=args.strip(), **fields
+            )
         return await self.send(user, "text", text=text, **fields)
 
     def button(self, user: int, label: str) -> tuple[ShownMessage, str]:
@@ -61,9 +66,17 @@ class Harness:
         shown, data = self.button(user, label)
         return await self.press(user, data, shown.message_id)
 
-    async def press(self, user: int, data: str, message_id: int | None = None) -> list[ShownMessage]:
-        return await self.send(user, "button", button_data=data, callback_id=f"cb{user}",
-                               message_id=message_id)
+    async def press(
+        self, user: int, data: str, message_id: int | None = None, **fields: object
+    ) -> list[ShownMessage]:
+        return await self.send(
+            user,
+            "button",
+            button_data=data,
+            callback_id=f"cb{user}",
+            message_id=message_id,
+            **fields,
+        )
 
     @property
     def last_answer(self) -> str | None:

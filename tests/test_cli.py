@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlmodel import select
 from bot.cli import main
 from bot.demo import run_demo
 from storage.database import Database
-from storage.models import Invite, Request, Staff
+from storage.models import Invite, Staff
 from storage.roster import sample_district_dir
 
 
@@ -33,8 +34,9 @@ def test_run_without_a_token_explains_how_to_get_one(
     assert "@BotFather" in err and "huiyin demo" in err
 
 
-def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("HUIYIN_FRAMEWORK", "flask")
     assert main(["db", "upgrade"]) == 2
     assert "HUIYIN_FRAMEWORK" in capsys.readouterr().err
@@ -73,15 +75,17 @@ def test_import_then_invite(database_env: str, capsys: pytest.CaptureFixture[str
     assert main(["invite", "19999999999"]) == 1
 
 
-def test_refused_import_writes_nothing(database_env: str, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_refused_import_writes_nothing(
+    database_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import asyncio
 
     roster = tmp_path / "roster"
     shutil.copytree(sample_district_dir(), roster)
     people = roster / "people.csv"
-    people.write_text(people.read_text(encoding="utf-8").replace("grid_member", "wizard", 1),
-                      encoding="utf-8")
+    people.write_text(
+        people.read_text(encoding="utf-8").replace("grid_member", "wizard", 1), encoding="utf-8"
+    )
     assert main(["import", str(roster)]) == 1
     err = capsys.readouterr().err
     assert "nothing was written" in err and "people.csv:2:" in err
@@ -108,7 +112,7 @@ async def test_demo_in_chinese_reads_in_chinese() -> None:
     assert "Your reference number" not in transcript
 
 
-async def test_demo_database_is_gone_afterwards(tmp_path: Path) -> None:
+async def test_demo_database_is_gone_afterwards() -> None:
     driver = await run_demo("en", io.StringIO())
-    assert not Path(driver.db.url.split("///")[1]).exists()
-
+    database_file = Path(driver.db.url.split("///")[1])
+    assert not await asyncio.to_thread(database_file.exists)

@@ -43,8 +43,13 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     await import_roster(db, sample_district_dir())
     async with FakeBotApi() as fake:
         api_url = await fake.start() if not getattr(fake, "base_url", None) else fake.base_url
-        settings = load_settings(_env_file=None, bot_token=fake.token, telegram_api_url=api_url,
-                                 database_url=url, outbox_interval_seconds=0.5)
+        settings = load_settings(
+            _env_file=None,
+            bot_token=fake.token,
+            telegram_api_url=api_url,
+            database_url=url,
+            outbox_interval_seconds=0.5,
+        )
         stop = asyncio.Event()
         bot = asyncio.create_task(run_bot(settings, stop=stop))
         await fake.wait_until_polling()
@@ -69,7 +74,9 @@ class User:
     user_id: int
     language: str = "en"
 
-    async def expect(self, fragment: str, *, after: int, method: str = "sendMessage") -> RecordedCall:
+    async def expect(
+        self, fragment: str, *, after: int, method: str = "sendMessage"
+    ) -> RecordedCall:
         return await self.fake.wait_for(
             method,
             lambda c: chat_of(c) == self.user_id and fragment in str(c.params.get("text", "")),
@@ -90,19 +97,24 @@ class User:
                         return message, data
         raise AssertionError(f"no button {value!r} in chat {self.user_id}")
 
-    async def tap(self, value: str, expect: str | None = None,
-                  method: str = "sendMessage") -> RecordedCall:
+    async def tap(
+        self, value: str, expect: str | None = None, method: str = "sendMessage"
+    ) -> RecordedCall:
         message, data = self.button(value)
         return await self.press(message.message_id, data, expect, method)
 
-    async def press(self, message_id: int, data: str, expect: str | None = None,
-                    method: str = "sendMessage") -> RecordedCall:
+    async def press(
+        self, message_id: int, data: str, expect: str | None = None, method: str = "sendMessage"
+    ) -> RecordedCall:
         mark = len(self.fake.calls)
-        callback_id = self.fake.push_callback(self.user_id, message_id, data,
-                                              language_code=self.language)
+        callback_id = self.fake.push_callback(
+            self.user_id, message_id, data, language_code=self.language
+        )
         answer = await self.fake.wait_for(
-            "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == callback_id,
-            after=mark)
+            "answerCallbackQuery",
+            lambda c: c.params.get("callback_query_id") == callback_id,
+            after=mark,
+        )
         if expect is None:
             return answer
         return await self.expect(expect, after=mark, method=method)
@@ -110,9 +122,11 @@ class User:
 
 async def events_of(db: Database, request_id: int) -> list[str]:
     async with db.session() as session:
-        rows = await session.exec(select(RequestEvent.action)
-                                  .where(RequestEvent.request_id == request_id)
-                                  .order_by(col(RequestEvent.id)))
+        rows = await session.exec(
+            select(RequestEvent.action)
+            .where(RequestEvent.request_id == request_id)
+            .order_by(col(RequestEvent.id))
+        )
         return list(rows.all())
 
 
@@ -152,7 +166,9 @@ async def test_resident_report_reaches_grid_member_and_comes_back_resolved(
         request = await session.get(Request, 1)
         assert request is not None and request.status == "resolved"
         assert request.result_note == "Replaced the washer"
-        unsent = (await session.exec(select(OutboxMessage).where(OutboxMessage.status != "sent"))).all()
+        unsent = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.status != "sent"))
+        ).all()
         assert unsent == []
     # The card was edited in place, not sent again.
     [card_message] = [m for m in fake.messages(WANG) if "HY000001" in m.text and m.edited]
@@ -195,9 +211,10 @@ async def test_family_member_far_away_reports_for_a_parent(running: Running) -> 
     await son.tap("mother", zh._("Choose the street or town:"))
     await son.tap("QS-FM", zh._("{place}: choose your community or village:", place="凤鸣镇"))
     await son.tap("QS-FM-MJ", zh._("{place}: choose your grid:", place="毛家冲村"))
-    await son.tap("QS-FM-MJ-02",
-                  zh._("A phone number for {name}, so the grid member can call? (optional)",
-                       name="陈淑芬"))
+    await son.tap(
+        "QS-FM-MJ-02",
+        zh._("A phone number for {name}, so the grid member can call? (optional)", name="陈淑芬"),
+    )
     await son.say("13912345678", zh._("What kind of help is needed?"))
     await son.tap("emotional", zh._("Which of these is closest?"))
     await son.tap("companionship", "</b>")

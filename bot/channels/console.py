@@ -35,8 +35,9 @@ def plain(text: str) -> str:
 class ChatDriver:
     """Users talking to the real dispatcher; what they see lands in `sender`."""
 
-    def __init__(self, db: Database, clock: Clock, zone: ZoneInfo,
-                 sender: MemorySender | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, zone: ZoneInfo, sender: MemorySender | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.sender = sender or MemorySender()
@@ -53,10 +54,14 @@ class ChatDriver:
         chat_type = str(fields.pop("chat_type", "private"))
         before = len(self.sender.messages(chat_id))
         inbound = Inbound(
-            kind=kind, user_id=user, chat_id=chat_id, chat_type=chat_type,
+            kind=kind,
+            user_id=user,
+            chat_id=chat_id,
+            chat_type=chat_type,
             language=self.languages.get(user, "zh-hans"),
             display_name=self.names.get(user, f"user{user}"),
-            update_id=next(self._updates), **fields,  # type: ignore[arg-type]
+            update_id=next(self._updates),
+            **fields,  # type: ignore[arg-type]
         )
         if self.on_act:
             self.on_act(inbound)
@@ -67,9 +72,14 @@ class ChatDriver:
     async def say(self, user: int, text: str, **fields: object) -> list[ShownMessage]:
         if text.startswith("/"):
             command, _, args = text[1:].partition(" ")
-            return await self.send(user, "command", text=text,
-                                   command=command.split("@")[0].lower(),
-                                   args=args.strip(), **fields)
+            return await self.send(
+                user,
+                "command",
+                text=text,
+                command=command.split("@")[0].lower(),
+                args=args.strip(),
+                **fields,
+            )
         return await self.send(user, "text", text=text, **fields)
 
     def button(self, user: int, label: str = "", *, value: str = "") -> tuple[ShownMessage, str]:
@@ -81,8 +91,9 @@ class ChatDriver:
                     continue
                 if label and label in button.text:
                     return shown, button.data
-                if value and (button.data.endswith(f":{value}")
-                              or button.data.startswith(f"{value}:")):
+                if value and (
+                    button.data.endswith(f":{value}") or button.data.startswith(f"{value}:")
+                ):
                     return shown, button.data
         seen = [b.text for m in self.sender.messages(user)[-3:] for b in m.buttons]
         raise LookupError(f"no button {label or value!r} for {user}; recent buttons: {seen}")
@@ -91,10 +102,17 @@ class ChatDriver:
         shown, data = self.button(user, label, value=value)
         return await self.press(user, data, shown.message_id)
 
-    async def press(self, user: int, data: str, message_id: int | None = None,
-                    **fields: object) -> list[ShownMessage]:
-        return await self.send(user, "button", button_data=data, callback_id=f"cb{user}",
-                               message_id=message_id, **fields)
+    async def press(
+        self, user: int, data: str, message_id: int | None = None, **fields: object
+    ) -> list[ShownMessage]:
+        return await self.send(
+            user,
+            "button",
+            button_data=data,
+            callback_id=f"cb{user}",
+            message_id=message_id,
+            **fields,
+        )
 
     @property
     def last_answer(self) -> str | None:
@@ -145,8 +163,9 @@ class Transcript:
             print(f"      {line}", file=self.out)
         labels = [b.text for b in shown.buttons]
         if labels:
-            print("      " + "  ".join(f"[{i}] {t}" for i, t in enumerate(labels, 1)),
-                  file=self.out)
+            print(
+                "      " + "  ".join(f"[{i}] {t}" for i, t in enumerate(labels, 1)), file=self.out
+            )
         if message.request_contact:
             print(f"      [{message.request_contact}] (type :contact PHONE)", file=self.out)
 

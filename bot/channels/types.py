@@ -85,8 +85,10 @@ class Outbound:
     def to_payload(self) -> dict[str, Any]:
         return {
             "text": self.text,
-            "buttons": [[{"text": b.text, "data": b.data, "url": b.url} for b in row]
-                        for row in self.buttons],
+            "buttons": [
+                [{"text": b.text, "data": b.data, "url": b.url} for b in row]
+                for row in self.buttons
+            ],
             "request_contact": self.request_contact,
             "remove_keyboard": self.remove_keyboard,
             "media_kind": self.media_kind,

@@ -130,8 +130,13 @@ async def submit_request(
         add_event(session, request, Action.ROUTE, now, from_status=request.status, note="nobody")
         return request, None
     await transition(
-        session, request, Action.ROUTE, now,
-        assignee=route.staff, level=route.level, note=skip_note(route),
+        session,
+        request,
+        Action.ROUTE,
+        now,
+        assignee=route.staff,
+        level=route.level,
+        note=skip_note(route),
     )
     return request, route
 
@@ -154,14 +159,21 @@ async def reroute_up(
         return None
     notes = [n for n in (reason, skip_note(route)) if n]
     await transition(
-        session, request, action, now,
+        session,
+        request,
+        action,
+        now,
         actor_staff_id=actor_staff.id if actor_staff else None,
-        assignee=route.staff, level=route.level, note="\n".join(notes) or None,
+        assignee=route.staff,
+        level=route.level,
+        note="\n".join(notes) or None,
     )
     return route
 
 
-async def requests_of(session: AsyncSession, account_id: int, limit: int, offset: int = 0) -> list[Request]:
+async def requests_of(
+    session: AsyncSession, account_id: int, limit: int, offset: int = 0
+) -> list[Request]:
     """A resident's requests, their own and those filed for family, newest first."""
     rows = await session.exec(
         select(Request)
@@ -187,6 +199,6 @@ async def open_tasks_of(session: AsyncSession, staff_id: int) -> list[Request]:
         select(Request)
         .where(Request.assignee_staff_id == staff_id)
         .where(col(Request.status).in_([Status.ASSIGNED.value, Status.IN_PROGRESS.value]))
-        .order_by(col(Request.created_at))
+        .order_by(col(Request.created_at), col(Request.id))
     )
     return list(rows.all())

@@ -91,8 +91,11 @@ async def route_request(
     chain = await units_on_ladder(session, grid_code)
     skipped: list[Skip] = []
     for level in LADDER[LADDER.index(start_level) :]:
-        everyone = [s for s in await candidates_at(session, level, chain, category)
-                    if s.id not in exclude_staff_ids]
+        everyone = [
+            s
+            for s in await candidates_at(session, level, chain, category)
+            if s.id not in exclude_staff_ids
+        ]
         reachable = [s for s in everyone if s.telegram_id is not None]
         if not reachable:
             skipped.append(Skip(level, "unreachable" if everyone else "nobody"))

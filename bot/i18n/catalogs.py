@@ -24,10 +24,16 @@ def extract() -> Catalog:
     template = Catalog(domain=DOMAIN)
     for folder in SOURCE_DIRS:
         for filename, lineno, message, comments, context in extract_from_dir(
-            ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS,
+            ROOT / folder,
+            method_map=[("**.py", "python")],
+            keywords=KEYWORDS,
         ):
-            template.add(message, locations=[(f"{folder}/{filename}", lineno)],
-                         auto_comments=comments, context=context)
+            template.add(
+                message,
+                locations=[(f"{folder}/{filename}", lineno)],
+                auto_comments=comments,
+                context=context,
+            )
     return template
 
 
@@ -54,8 +60,11 @@ def main() -> None:
     template = extract()
     for language in LANGUAGES:
         catalog = update(language, template)
-        missing = [m.id for m in catalog if m.id and not any(
-            m.string if isinstance(m.string, tuple) else (m.string,))]
+        missing = [
+            m.id
+            for m in catalog
+            if m.id and not any(m.string if isinstance(m.string, tuple) else (m.string,))
+        ]
         print(f"{language}: {len(catalog)} messages, {len(missing)} untranslated")
 
 

@@ -1,0 +1,270 @@
+"""The outbox: splitting long texts, and the sender's ordering, retries, refusals and edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from bot.channels.memory import MemorySender
+from bot.channels.types import (
+    MAX_TEXT,
+    Button,
+    DeliveryRefused,
+    DeliveryRetry,
+    Outbound,
+)
+from bot.clock import ManualClock
+from schedules.outbox import OutboxSender
+from storage.database import Database
+from storage.models import OutboxMessage
+from storage.outbox import enqueue, split_text
+
+ALICE, BOB = 900001, 900002
+BUTTONS = ((Button("OK", data="m:home"),),)
+
+
+# split_text -------------------------------------------------------------------------------------
+
+
+def test_short_text_is_one_piece() -> None:
+    assert split_text("hello\nworld") == ["hello\nworld"]
+
+
+def test_long_text_is_cut_at_line_breaks() -> None:
+    assert split_text("one\ntwo\nthree", limit=8) == ["one\ntwo", "three"]
+    first, second = "a" * 3000, "b" * 3000
+    assert split_text(f"{first}\n{second}") == [first, second]
+
+
+def test_single_line_longer_than_the_limit_is_cut_into_full_pieces() -> None:
+    pieces = split_text("x" * 10_000)
+    assert [len(p) for p in pieces] == [MAX_TEXT, MAX_TEXT, 10_000 - 2 * MAX_TEXT]
+    assert "".join(pieces) == "x" * 10_000
+
+
+def test_long_line_after_short_lines_keeps_everything_in_order() -> None:
+    text = "head\n" + "y" * 12 + "\ntail"
+    pieces = split_text(text, limit=10)
+    assert all(len(p) <= 10 for p in pieces)
+    assert pieces == ["head", "y" * 10, "yy\ntail"]
+
+
+def test_long_line_of_escaped_text_is_never_cut_inside_an_entity() -> None:
+    text = "x" + "&lt;" * 2000  # a description of "<<<<…", escaped for HTML
+    pieces = split_text(text)
+    assert "".join(pieces) == text
+    assert all(len(p) <= MAX_TEXT for p in pieces)
+    for piece in pieces[1:]:
+        assert piece.startswith("&lt;") and piece.endswith(";")
+
+
+# enqueue ---------------------------------------------------------------------------------------
+
+
+async def outbox_rows(db: Database) -> list[OutboxMessage]:
+    async with db.session() as session:
+        return list(
+            (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+        )
+
+
+async def put(db: Database, clock: ManualClock, *messages: Outbound) -> None:
+    async with db.transaction() as session:
+        for message in messages:
+            enqueue(session, message, clock.now())
+
+
+async def test_enqueue_of_a_long_text_makes_two_rows_with_buttons_on_the_last(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    text = "\n".join(["line of text " * 10] * 38)  # about 5000 characters
+    assert 4096 < len(text) < 6000
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text=text, buttons=BUTTONS, ref="card:1:1"))
+
+    first, last = await outbox_rows(empty_db)
+    assert first.payload["buttons"] == [] and first.ref_key is None
+    assert last.payload["buttons"] == [[{"text": "OK", "data": "m:home", "url": ""}]]
+    assert last.ref_key == "card:1:1"
+    assert first.payload["text"] + "\n" + last.payload["text"] == text
+
+
+# OutboxSender ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FlakySender:
+    """Delivers into a MemorySender, but first raises the failures queued for a text."""
+
+    shown: MemorySender = field(default_factory=MemorySender)
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
+    attempts: list[str] = field(default_factory=list)
+
+    def fail(self, text: str, *errors: Exception) -> None:
+        self.failures.setdefault(text, []).extend(errors)
+
+    def _maybe_fail(self, message: Outbound) -> None:
+        self.attempts.append(message.text)
+        queued = self.failures.get(message.text)
+        if queued:
+            raise queued.pop(0)
+
+    async def send(self, message: Outbound) -> int:
+        self._maybe_fail(message)
+        return await self.shown.send(message)
+
+    async def edit(self, message: Outbound, message_id: int) -> None:
+        self._maybe_fail(message)
+        await self.shown.edit(message, message_id)
+
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        await self.shown.answer_callback(callback_id, text, alert)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.shown.messages(chat_id)]
+
+
+def texts(chat_id: int, *lines: str) -> list[Outbound]:
+    return [Outbound(chat_id=chat_id, text=line) for line in lines]
+
+
+async def test_each_chat_gets_its_messages_in_order_and_once(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(
+        empty_db,
+        clock,
+        *texts(ALICE, "a1"),
+        *texts(BOB, "b1"),
+        *texts(ALICE, "a2", "a3"),
+        *texts(BOB, "b2"),
+    )
+    channel = FlakySender()
+    outbox = OutboxSender(empty_db, channel, clock)
+
+    assert await outbox.deliver_due() == 5
+    assert await outbox.deliver_due() == 0
+    assert channel.texts(ALICE) == ["a1", "a2", "a3"]
+    assert channel.texts(BOB) == ["b1", "b2"]
+    assert {row.status for row in await outbox_rows(empty_db)} == {"sent"}
+
+
+async def test_retry_after_holds_the_chat_until_the_clock_passes_it(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, *texts(ALICE, "first", "second"), *texts(BOB, "other"))
+    channel = FlakySender()
+    channel.fail("first", DeliveryRetry("Too Many Requests", after=30))
+    outbox = OutboxSender(empty_db, channel, clock)
+    start = clock.now()
+
+    await outbox.deliver_due()
+    first = (await outbox_rows(empty_db))[0]
+    assert (first.status, first.attempts, first.next_attempt_at) == (
+        "pending",
+        1,
+        start + timedelta(seconds=30),
+    )
+    assert channel.texts(ALICE) == []  # "second" waits behind "first"
+    assert channel.texts(BOB) == ["other"]  # other chats are not held up
+
+    clock.advance(timedelta(seconds=29))
+    await outbox.deliver_due()
+    assert channel.attempts.count("first") == 1  # not tried again too early
+
+    clock.advance(timedelta(seconds=2))
+    await outbox.deliver_due()
+    assert channel.texts(ALICE) == ["first", "second"]
+
+
+async def test_network_errors_back_off_exponentially(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, *texts(ALICE, "hello"))
+    channel = FlakySender()
+    channel.fail("hello", DeliveryRetry("connection reset"), DeliveryRetry("connection reset"))
+    outbox = OutboxSender(empty_db, channel, clock)
+
+    await outbox.deliver_due()
+    (row,) = await outbox_rows(empty_db)
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=2)
+    assert row.last_error == "connection reset"
+
+    clock.advance(timedelta(seconds=2))
+    await outbox.deliver_due()
+    (row,) = await outbox_rows(empty_db)
+    assert (row.attempts, row.next_attempt_at) == (2, clock.now() + timedelta(seconds=4))
+
+    clock.advance(timedelta(seconds=4))
+    await outbox.deliver_due()
+    assert channel.texts(ALICE) == ["hello"]
+    assert (await outbox_rows(empty_db))[0].status == "sent"
+
+
+async def test_refused_row_is_failed_and_the_rest_of_the_chat_still_goes(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, *texts(ALICE, "bad", "good"))
+    channel = FlakySender()
+    channel.fail("bad", DeliveryRefused("Bad Request: can't parse entities"))
+    outbox = OutboxSender(empty_db, channel, clock)
+
+    assert await outbox.deliver_due() == 1
+    bad, good = await outbox_rows(empty_db)
+    assert (bad.status, bad.last_error) == ("failed", "Bad Request: can't parse entities")
+    assert good.status == "sent"
+    assert channel.texts(ALICE) == ["good"]
+
+    await outbox.deliver_due()
+    assert channel.attempts.count("bad") == 1  # a refusal is not retried
+
+
+async def test_edit_ref_changes_the_card_sent_earlier(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(
+        empty_db, clock, Outbound(chat_id=ALICE, text="card v1", buttons=BUTTONS, ref="card:1:1")
+    )
+    channel = FlakySender()
+    outbox = OutboxSender(empty_db, channel, clock)
+    await outbox.deliver_due()
+
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text="card v2", edit_ref="card:1:1"))
+    await outbox.deliver_due()
+    (card,) = channel.shown.messages(ALICE)
+    assert (card.text, card.buttons, card.edits) == ("card v2", [], 1)
+
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text="card v3", edit_ref="card:1:1"))
+    await outbox.deliver_due()
+    assert [(m.text, m.edits) for m in channel.shown.messages(ALICE)] == [("card v3", 2)]
+
+
+async def test_edit_that_changes_nothing_counts_as_sent(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    card = Outbound(chat_id=ALICE, text="card", ref="card:1:1")
+    await put(empty_db, clock, card)
+    channel = FlakySender()
+    outbox = OutboxSender(empty_db, channel, clock)
+    await outbox.deliver_due()
+
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text="card", edit_ref="card:1:1"))
+    assert await outbox.deliver_due() == 1
+    assert [row.status for row in await outbox_rows(empty_db)] == ["sent", "sent"]
+    assert [(m.text, m.edits) for m in channel.shown.messages(ALICE)] == [("card", 0)]
+
+
+async def test_edit_ref_with_nothing_sent_yet_sends_a_new_message(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text="card v2", edit_ref="card:9:9"))
+    channel = FlakySender()
+    outbox = OutboxSender(empty_db, channel, clock)
+    await outbox.deliver_due()
+    assert channel.texts(ALICE) == ["card v2"]
+
+    # ... and that message is the one a later edit changes.
+    await put(empty_db, clock, Outbound(chat_id=ALICE, text="card v3", edit_ref="card:9:9"))
+    await outbox.deliver_due()
+    assert [(m.text, m.edits) for m in channel.shown.messages(ALICE)] == [("card v3", 1)]
