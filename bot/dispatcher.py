@@ -15,7 +15,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
@@ -74,13 +74,39 @@ class Dispatcher:
                 return ctx.result
             except OperationalError as error:
                 if not is_busy(error):
-                    raise
+                    log.exception("update %s failed", inbound.update_id)
+                    return await self._apologise(inbound, busy=False)
                 log.warning("database busy (attempt %s): %s", attempt + 1, error)
                 await asyncio.sleep(0.2 * 2**attempt)
+            except Exception:
+                log.exception("update %s failed", inbound.update_id)
+                return await self._apologise(inbound, busy=False)
+        return await self._apologise(inbound, busy=True)
+
+    async def _apologise(self, inbound: Inbound, *, busy: bool) -> HandleResult:
+        """Tell the user their message was not taken, so they know to send it again."""
         t = translator(pick_language(inbound.language))
-        text = t._("Sorry, the system is busy right now. Please send that again in a minute.")
-        if self.direct_sender is not None:
-            await self.direct_sender.send(Outbound(chat_id=inbound.chat_id, text=text))
+        if busy:
+            text = t._("Sorry, the system is busy right now. Please send that again in a minute.")
+        else:
+            text = t._(
+                "Sorry, something went wrong on our side. Please try again; if it keeps "
+                "happening, send /start."
+            )
+        message = Outbound(chat_id=inbound.chat_id, text=text)
+        try:
+            if busy:
+                raise OperationalError("apology", {}, Exception("database busy"))
+            async with self.db.transaction() as session:
+                enqueue(session, message, self.clock.now())
+            if self.on_commit is not None:
+                self.on_commit()
+        except Exception:
+            if self.direct_sender is not None:
+                try:
+                    await self.direct_sender.send(message)
+                except Exception:
+                    log.exception("could not even apologise to chat %s", inbound.chat_id)
         return HandleResult(callback_answer=text[:200], callback_alert=True)
 
     async def _context(self, inbound: Inbound, session: object) -> Context:
@@ -91,7 +117,11 @@ class Dispatcher:
             await session.exec(select(Account).where(Account.telegram_id == inbound.user_id))
         ).first()
         staff = (
-            await session.exec(select(Staff).where(Staff.telegram_id == inbound.user_id))
+            await session.exec(
+                select(Staff).where(
+                    Staff.telegram_id == inbound.user_id, col(Staff.active).is_(True)
+                )
+            )
         ).first()
         state = await session.get(ConversationState, inbound.chat_id)
         language = (

@@ -152,9 +152,11 @@ async def send_task_card(
     staff: Staff,
     now: datetime,
     *,
-    lead: str | None = None,
+    lead: Callable[[Translator], str] | None = None,
 ) -> None:
-    """Push a new task card (and the resident's photo or voice message) to the assignee."""
+    """Push a new task card (and the resident's photo or voice message) to the assignee.
+
+    `lead` writes the card's first line in the assignee's language (default "New task")."""
     if staff.telegram_id is None or request.id is None:
         return
     t = await staff_translator(session, staff)
@@ -170,7 +172,7 @@ async def send_task_card(
             now,
         )
     text, buttons = await task_card(session, t, zone, request, staff)
-    heading = lead or t._("🆕 New task")
+    heading = lead(t) if lead else t._("🆕 New task")
     enqueue(
         session,
         Outbound(

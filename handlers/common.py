@@ -17,7 +17,7 @@ STATUS_LABELS: dict[str, str] = {
     "new": N_("Received"),
     "assigned": N_("Waiting to be accepted"),
     "in_progress": N_("Being handled"),
-    "resolved": N_("Resolved, waiting for your verdict"),
+    "resolved": N_("Resolved"),
     "closed": N_("Closed"),
     "cancelled": N_("Cancelled"),
     "merged": N_("Merged with another request"),

@@ -223,8 +223,8 @@ async def on_confirm(ctx: Context, value: str) -> None:
         show_menu(
             ctx,
             ctx._(
-                "✅ Received. Your reference number is <b>{ref}</b>. Nobody can take it right now; "
-                "the district office has been told and will assign it.",
+                "✅ Received. Your reference number is <b>{ref}</b>. No staff member is "
+                "connected to Huiyin yet, so please also call your community office.",
                 ref=request.reference,
             ),
         )

@@ -122,6 +122,8 @@ async def view_request(ctx: Context) -> None:
     if ctx.account is not None and request.reporter_account_id == ctx.account.id:
         await show_timeline(ctx, request)
     elif ctx.staff is not None and request.assignee_staff_id == ctx.staff.id:
-        await send_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now, lead=ctx._("Task"))
+        await send_task_card(
+            ctx.session, ctx.zone, request, ctx.staff, ctx.now, lead=lambda t: t._("Task")
+        )
     else:
         ctx.answer(ctx._("This request is not available."), alert=True)

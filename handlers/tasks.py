@@ -30,7 +30,8 @@ MAX_NOTE = 500
 
 async def own_task(ctx: Context, request_id: int, expected: Status) -> Request | None:
     """The request if it is the presser's and in `expected` state; else answer why not."""
-    request = await ctx.session.get(Request, request_id)
+    # The row lock makes a double tap served by two replicas act once on PostgreSQL.
+    request = await ctx.session.get(Request, request_id, with_for_update=True)
     if ctx.staff is None or request is None or request.assignee_staff_id != ctx.staff.id:
         ctx.answer(ctx._("This task is not assigned to you."), alert=True)
         return None
@@ -101,9 +102,7 @@ async def render_reason(ctx: Context) -> None:
             "{ref}: in a sentence, what was done? The resident will see this note.", ref=ref
         )
     else:
-        prompt = ctx._(
-            "{ref}: why is this not yours? It will go to the community coordinator.", ref=ref
-        )
+        prompt = ctx._("{ref}: why is this not yours? It will go to the level above.", ref=ref)
     ctx.reply(prompt, [[ctx.choice(ctx._("✖ Cancel"), "cancel")]])
 
 
@@ -180,7 +179,16 @@ async def decline(ctx: Context, request: Request, reason: str) -> None:
             who=escape(staff_label(ctx.t, route.staff)),
         )
     )
-    await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now, lead=None)
+    await send_task_card(
+        ctx.session,
+        ctx.zone,
+        request,
+        route.staff,
+        ctx.now,
+        lead=lambda t: t._(
+            "↩ Passed on by {name}: {reason}", name=escape(staff.name), reason=escape(reason)
+        ),
+    )
 
 
 async def send_contact(ctx: Context, request_id: int) -> None:

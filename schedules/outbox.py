@@ -78,19 +78,8 @@ class OutboxSender:
     async def _deliver_one(self, row: OutboxMessage) -> str:
         assert row.id is not None
         message = Outbound.from_payload(row.chat_id, row.payload, row.ref_key)
-        message_id: int | None = None
         try:
-            if message.edit_ref:
-                async with self.db.session() as session:
-                    message_id = await latest_sent_message_id(
-                        session, row.chat_id, message.edit_ref
-                    )
-            if message_id is not None:
-                await self.sender.edit(message, message_id)
-            else:
-                message_id = await self.sender.send(message)
-        except NotModified:
-            pass
+            message_id = await self._transmit(message)
         except DeliveryRetry as retry:
             await self._record_retry(row.id, str(retry), retry.after)
             return "retry"
@@ -98,10 +87,33 @@ class OutboxSender:
             log.warning("outbox row %s refused: %s", row.id, refused)
             await self._update(row.id, status="failed", last_error=str(refused)[:500])
             return "failed"
+        except Exception as error:
+            # A bug in a channel must not stop delivery to everyone else: retry with backoff.
+            log.exception("outbox row %s: unexpected error", row.id)
+            await self._record_retry(row.id, f"{type(error).__name__}: {error}", None)
+            return "retry"
         await self._update(
             row.id, status="sent", sent_at=self.clock.now(), sent_message_id=message_id
         )
         return "sent"
+
+    async def _transmit(self, message: Outbound) -> int:
+        """Send, or edit the message `edit_ref` names; return the id of the message shown."""
+        if message.edit_ref:
+            async with self.db.session() as session:
+                existing = await latest_sent_message_id(session, message.chat_id, message.edit_ref)
+            if existing is not None:
+                try:
+                    await self.sender.edit(message, existing)
+                except NotModified:
+                    pass
+                except DeliveryRefused as refused:
+                    if "not found" not in str(refused).lower():
+                        raise
+                    # The user deleted the card: show its new state as a new message.
+                    return await self.sender.send(message)
+                return existing
+        return await self.sender.send(message)
 
     async def _record_retry(self, row_id: int, reason: str, after: float | None) -> None:
         async with self.db.transaction() as session:

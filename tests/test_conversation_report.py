@@ -258,8 +258,8 @@ async def test_nobody_reachable_still_registers_the_request(
     (done,) = await report_need(harness, resident)
     assert done.text.startswith(
         t._(
-            "✅ Received. Your reference number is <b>{ref}</b>. Nobody can take it right now; "
-            "the district office has been told and will assign it.",
+            "✅ Received. Your reference number is <b>{ref}</b>. No staff member is "
+            "connected to Huiyin yet, so please also call your community office.",
             ref="HY000001",
         )
     )

@@ -118,7 +118,7 @@ async def test_not_mine_passes_the_task_to_the_coordinator(harness: Harness, tas
     (task_card,) = [m for m in harness.sender.messages(WANG) if m.message.ref]
     (prompt,) = await harness.press(WANG, f"t:decline:{task}")
     assert prompt.text == t._(
-        "{ref}: why is this not yours? It will go to the community coordinator.", ref="HY000001"
+        "{ref}: why is this not yours? It will go to the level above.", ref="HY000001"
     )
 
     (passed,) = await harness.say(WANG, "This is a landlord matter")

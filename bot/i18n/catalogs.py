@@ -52,7 +52,7 @@ def update(language: str, template: Catalog) -> Catalog:
                 message.string = message.id
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        write_po(handle, catalog, width=100, omit_header=False, sort_output=False)
+        write_po(handle, catalog, width=100, ignore_obsolete=True)
     return catalog
 
 

@@ -1,0 +1,534 @@
+"""The Telegram channel over aiogram (3.x), the twin of `bot.channels.telegram_ptb`.
+
+The same three pieces with the same behaviour: `inbound_from_update` turns an aiogram `Update`
+into the channel-neutral `Inbound`; `AiogramSender` delivers `Outbound` messages through an
+`aiogram.Bot` and turns aiogram's errors into `DeliveryRetry` / `DeliveryRefused` /
+`NotModified` (with the reasons python-telegram-bot would give); `run_aiogram_polling` runs
+long polling in the caller's event loop and feeds every update, one at a time, to a `handle`
+coroutine.
+
+The polling loop is not `Dispatcher.start_polling`: stopping that cancels the update being
+handled, drops the rest of the fetched batch and never confirms the last batch to Telegram.
+Here, as in python-telegram-bot, a fetcher queues updates and confirms them with the next
+`getUpdates`; on stop the long poll is cancelled, one last `getUpdates` confirms everything
+fetched, and every queued update is still handled before the function returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import MessageEntityType, ParseMode
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+
+from bot.channels.telegram_ptb import ELLIPSIS, MEDIA_KINDS, fit_html, visible_length
+from bot.channels.types import (
+    MAX_CALLBACK_ANSWER,
+    MAX_CAPTION,
+    MAX_TEXT,
+    DeliveryRefused,
+    DeliveryRetry,
+    HandleResult,
+    Inbound,
+    NotModified,
+    Outbound,
+)
+
+logger = logging.getLogger(__name__)
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+# What python-telegram-bot's `Message.effective_attachment` looks at (its MessageAttachmentType,
+# in the same order): a message with any of these and no text is "unsupported", not a service
+# message.
+ATTACHMENT_FIELDS = (
+    "animation",
+    "audio",
+    "contact",
+    "dice",
+    "document",
+    "game",
+    "invoice",
+    "live_photo",
+    "location",
+    "paid_media",
+    "passport_data",
+    "photo",
+    "poll",
+    "sticker",
+    "story",
+    "successful_payment",
+    "video",
+    "video_note",
+    "voice",
+    "venue",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Inbound
+
+
+def inbound_from_update(update: Update) -> Inbound | None:
+    """The user action in `update`, or None for updates a conversation does not see.
+
+    Edited messages, channel posts and service messages (members joining, pins, ...) are None.
+    """
+    if update.callback_query is not None:
+        return _inbound_from_callback(update, update.callback_query)
+    message = update.message
+    if message is None or message.from_user is None:
+        return None
+    user = message.from_user
+    common: dict[str, Any] = {
+        "user_id": user.id,
+        "chat_id": message.chat.id,
+        "chat_type": str(message.chat.type),
+        "language": user.language_code,
+        "display_name": user.full_name,
+        "message_id": message.message_id,
+        "update_id": update.update_id,
+    }
+    if message.text is not None:
+        command = _leading_command(message)
+        if command is not None:
+            command_text, args = command
+            name = command_text[1:].split("@", 1)[0].lower()
+            return Inbound(kind="command", text=message.text, command=name, args=args, **common)
+        return Inbound(kind="text", text=message.text, **common)
+    if message.contact is not None:
+        return Inbound(
+            kind="contact",
+            contact_phone=message.contact.phone_number,
+            contact_user_id=message.contact.user_id,
+            **common,
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return Inbound(kind="photo", file_id=largest.file_id, text=message.caption or "", **common)
+    if message.voice is not None:
+        return Inbound(
+            kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
+        )
+    if message.location is not None:
+        return Inbound(kind="location", **common)
+    if any(getattr(message, name, None) for name in ATTACHMENT_FIELDS):
+        return Inbound(kind="unsupported", text=message.caption or "", **common)
+    return None
+
+
+def _leading_command(message: Message) -> tuple[str, str] | None:
+    """(`/command@bot`, the rest stripped) when the text starts with a bot_command entity."""
+    entities = message.entities
+    if not entities or message.text is None:
+        return None
+    first = entities[0]
+    if first.type != MessageEntityType.BOT_COMMAND or first.offset != 0:
+        return None
+    command_text = first.extract_from(message.text)  # offsets count UTF-16 units
+    return command_text, message.text[len(command_text) :].strip()
+
+
+def _inbound_from_callback(update: Update, query: CallbackQuery) -> Inbound:
+    user = query.from_user
+    message = query.message  # a Message, or an InaccessibleMessage (date 0), or None
+    # A button on an inline-mode message has no message; its answer goes to the user.
+    chat_id = message.chat.id if message is not None else user.id
+    chat_type = str(message.chat.type) if message is not None else "private"
+    return Inbound(
+        kind="button",
+        user_id=user.id,
+        chat_id=chat_id,
+        chat_type=chat_type,
+        language=user.language_code,
+        display_name=user.full_name,
+        button_data=query.data or "",
+        callback_id=query.id,
+        message_id=message.message_id if message is not None else None,
+        update_id=update.update_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Errors, worded as python-telegram-bot words them
+
+
+def _fit_plain(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def _description(error: TelegramAPIError) -> str:
+    """The server's description as python-telegram-bot reports it (`TelegramError.message`).
+
+    PTB drops an "Error: ", "[Error]: " or "Bad Request: " prefix and then capitalizes, so both
+    channels store the same `last_error` for the same refusal.
+    """
+    message = error.message
+    stripped = message.removeprefix("Error: ").removeprefix("[Error]: ")
+    stripped = stripped.removeprefix("Bad Request: ")
+    return stripped.capitalize() if stripped != message else message
+
+
+@contextlib.contextmanager
+def _delivery_errors(action: str) -> Iterator[None]:
+    """Turn aiogram's exceptions into the channel-neutral ones the outbox understands.
+
+    The mapping is python-telegram-bot's (see `telegram_ptb._delivery_errors`): 429 waits, 400
+    is refused ("message is not modified" is `NotModified`), 403 is refused as blocked, 401/404
+    (a bad token) and a migrated group are refused; everything else (network, 5xx, 409, other
+    codes, an unreadable answer) is worth another try.
+    """
+    try:
+        yield
+    except TelegramRetryAfter as error:
+        reason = f"{action}: Flood control exceeded. Retry in {error.retry_after} seconds"
+        raise DeliveryRetry(reason, after=float(error.retry_after)) from error
+    except TelegramMigrateToChat as error:
+        reason = f"{action}: Group migrated to supergroup. New chat id: {error.migrate_to_chat_id}"
+        raise DeliveryRefused(reason) from error
+    except TelegramBadRequest as error:
+        description = _description(error)
+        if "message is not modified" in description.lower():
+            raise NotModified(description) from error
+        raise DeliveryRefused(f"{action}: {description}") from error
+    except TelegramForbiddenError as error:
+        raise DeliveryRefused(f"{action}: {_description(error)}", blocked=True) from error
+    except (TelegramUnauthorizedError, TelegramNotFound) as error:
+        raise DeliveryRefused(f"{action}: {_description(error)}") from error
+    except (TelegramNetworkError, TelegramServerError, TelegramConflictError) as error:
+        raise DeliveryRetry(f"{action}: {_description(error)}") from error
+    except TelegramAPIError as error:  # any other status code: PTB's NetworkError
+        raise DeliveryRetry(f"{action}: {_description(error)}") from error
+    except ClientDecodeError as error:  # an unreadable server answer: worth another try
+        raise DeliveryRetry(f"{action}: Invalid server response") from error
+
+
+# --------------------------------------------------------------------------------------------
+# Outbound
+
+
+def _inline_keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=button.text, url=button.url)
+                if button.url
+                else InlineKeyboardButton(text=button.text, callback_data=button.data)
+                for button in row
+            ]
+            for row in message.buttons
+        ]
+    )
+
+
+def _reply_markup(message: Outbound) -> ReplyMarkup | None:
+    inline = _inline_keyboard(message)
+    if inline is not None:
+        if message.request_contact or message.remove_keyboard:
+            # A message carries one markup; the inline buttons are what the card needs.
+            logger.warning(
+                "chat %s: inline buttons win over the reply keyboard on one message",
+                message.chat_id,
+            )
+        return inline
+    if message.request_contact:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=message.request_contact, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if message.remove_keyboard:
+        return ReplyKeyboardRemove(remove_keyboard=True)
+    return None
+
+
+class AiogramSender:
+    """Delivers `Outbound` messages through an aiogram `Bot` (the `Sender` protocol)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, message: Outbound) -> int:
+        markup = _reply_markup(message)
+        if message.contact_phone:
+            return await self._send_contact(message, markup)
+        if message.media_kind in MEDIA_KINDS and message.media_file_id:
+            return await self._send_media(message, markup)
+        if message.media_kind is not None:
+            logger.warning(
+                "chat %s: cannot attach media %r (%r); sending the text alone",
+                message.chat_id,
+                message.media_kind,
+                message.media_file_id,
+            )
+        return await self._send_text(message.chat_id, message.text, markup)
+
+    async def edit(self, message: Outbound, message_id: int) -> None:
+        with _delivery_errors(f"edit {message.chat_id}/{message_id}"):
+            await self.bot.edit_message_text(
+                chat_id=message.chat_id,
+                message_id=message_id,
+                text=fit_html(message.text, MAX_TEXT),
+                parse_mode=ParseMode.HTML,
+                reply_markup=_inline_keyboard(message),
+            )
+
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        try:
+            with _delivery_errors(f"answer callback {callback_id}"):
+                await self.bot.answer_callback_query(
+                    callback_id,
+                    text=_fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
+                    show_alert=alert,
+                )
+        except DeliveryRefused as refused:
+            if "query is too old" not in str(refused).lower():
+                raise
+            # The press was handled; only the spinner's answer came too late.
+            logger.info("callback %s answered too late: %s", callback_id, refused)
+
+    async def _send_text(self, chat_id: int, text: str, markup: ReplyMarkup | None) -> int:
+        with _delivery_errors(f"send to {chat_id}"):
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=fit_html(text, MAX_TEXT),
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_contact(self, message: Outbound, markup: ReplyMarkup | None) -> int:
+        with _delivery_errors(f"send contact to {message.chat_id}"):
+            sent = await self.bot.send_contact(
+                chat_id=message.chat_id,
+                phone_number=message.contact_phone,
+                first_name=message.contact_name or message.contact_phone,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_media(self, message: Outbound, markup: ReplyMarkup | None) -> int:
+        assert message.media_file_id is not None  # send() checked it
+        caption_fits = visible_length(message.text) <= MAX_CAPTION
+        caption = message.text if caption_fits and message.text.strip() else None
+        # The buttons go on the last message, so a long text keeps them under itself.
+        media_markup = markup if caption_fits else None
+        parse_mode = ParseMode.HTML if caption else None
+        with _delivery_errors(f"send {message.media_kind} to {message.chat_id}"):
+            if message.media_kind == "photo":
+                sent = await self.bot.send_photo(
+                    chat_id=message.chat_id,
+                    photo=message.media_file_id,
+                    caption=caption,
+                    parse_mode=parse_mode,
+                    reply_markup=media_markup,
+                )
+            else:
+                sent = await self.bot.send_voice(
+                    chat_id=message.chat_id,
+                    voice=message.media_file_id,
+                    caption=caption,
+                    parse_mode=parse_mode,
+                    reply_markup=media_markup,
+                )
+        if caption_fits:
+            return sent.message_id
+        return await self._send_text(message.chat_id, message.text, markup)
+
+
+# --------------------------------------------------------------------------------------------
+# Polling
+
+Handle = Callable[[Inbound], Awaitable[HandleResult]]
+
+
+class _Offset:
+    """The next update id to ask for; asking for it confirms every update before it.
+
+    It starts at 0 (Telegram's default, and what PTB sends) so both channels poll alike.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+async def run_aiogram_polling(
+    token: str,
+    api_url: str,
+    handle: Handle,
+    *,
+    on_started: Callable[[AiogramSender], Awaitable[None]] | None = None,
+    stop: asyncio.Event,
+    poll_timeout: int = 10,
+) -> None:
+    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
+
+    Runs in the caller's event loop. The same contract and the same calls as `run_ptb_polling`:
+    getMe, then `on_started` (before the first update is fetched, so `handle` can rely on
+    whatever it sets up), then deleteWebhook, then getUpdates in a loop. On stop the long poll
+    is abandoned, a last getUpdates confirms everything fetched, and every update already
+    fetched is handled before this returns. `token` must look like `<digits>:<text>`.
+    """
+    bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+    sender = AiogramSender(bot)
+    dispatcher = Dispatcher()
+
+    async def on_event(event: Message | CallbackQuery, event_update: Update) -> None:
+        inbound = inbound_from_update(event_update)
+        if inbound is None:
+            return
+        result = HandleResult()
+        try:
+            result = await handle(inbound)
+        except Exception:
+            logger.exception("handling update %s (%s) failed", inbound.update_id, inbound.kind)
+        if inbound.kind == "button":
+            await _answer_press(sender, inbound, result)
+
+    dispatcher.message.register(on_event)
+    dispatcher.callback_query.register(on_event)
+
+    queue: asyncio.Queue[Update | None] = asyncio.Queue()
+    offset = _Offset()
+    try:
+        await bot.me()  # getMe, as PTB's initialize(): a bad token fails here
+        consumer = asyncio.create_task(
+            _handle_queued(bot, dispatcher, queue), name="aiogram:handle"
+        )
+        try:
+            if on_started is not None:
+                await on_started(sender)
+            await bot.delete_webhook()  # as PTB: pending updates are kept
+            await _poll_until_stopped(bot, queue, offset, stop, poll_timeout)
+        finally:
+            queue.put_nowait(None)  # handle everything fetched so far, then end
+            await consumer
+    finally:
+        await bot.session.close()
+
+
+async def _poll_until_stopped(
+    bot: Bot,
+    queue: asyncio.Queue[Update | None],
+    offset: _Offset,
+    stop: asyncio.Event,
+    poll_timeout: int,
+) -> None:
+    fetcher = asyncio.create_task(
+        _fetch_updates(bot, queue, offset, poll_timeout), name="aiogram:fetch"
+    )
+    stopping = asyncio.create_task(stop.wait(), name="aiogram:stop")
+    failure: BaseException | None = None
+    try:
+        await asyncio.wait((fetcher, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        fetcher.cancel()
+        # `asyncio.wait` neither raises the fetcher's error nor swallows our own cancellation.
+        await asyncio.wait((fetcher,))
+        failure = None if fetcher.cancelled() else fetcher.exception()
+        if failure is None:  # also when the caller cancels us, as PTB's stop() would
+            await _confirm_fetched(bot, offset)
+    if failure is not None:
+        raise failure
+
+
+async def _fetch_updates(
+    bot: Bot, queue: asyncio.Queue[Update | None], offset: _Offset, poll_timeout: int
+) -> None:
+    """Queue updates as they come, retrying failures the way PTB's network_retry_loop does."""
+    request_timeout = int(bot.session.timeout + poll_timeout)
+    interval = 0.0
+    while True:
+        try:
+            updates = await bot.get_updates(
+                offset=offset.value,
+                timeout=poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+                request_timeout=request_timeout,
+            )
+        except TelegramRetryAfter as error:
+            interval = error.retry_after + 0.5
+            logger.warning("polling: flood control, retrying in %s s", interval)
+        except (TelegramUnauthorizedError, TelegramNotFound):
+            logger.critical("polling: invalid token; polling stops")
+            raise
+        except TelegramNetworkError as error:
+            if isinstance(error.__cause__, TimeoutError):
+                interval = 0.0  # a timed-out long poll is retried at once
+            else:
+                logger.error("polling: %s", error)
+                interval = 1.0 if interval == 0 else min(30.0, 1.5 * interval)
+        except (TelegramAPIError, ClientDecodeError) as error:
+            logger.error("polling: %s", error)
+            interval = 1.0 if interval == 0 else min(30.0, 1.5 * interval)
+        else:
+            for update in updates:
+                queue.put_nowait(update)
+            if updates:
+                offset.value = updates[-1].update_id + 1
+            interval = 0.0
+            continue
+        if interval:
+            await asyncio.sleep(interval)
+
+
+async def _confirm_fetched(bot: Bot, offset: _Offset) -> None:
+    """One last getUpdates so Telegram does not send the updates fetched so far again."""
+    try:
+        await bot.get_updates(offset=offset.value, timeout=0, allowed_updates=ALLOWED_UPDATES)
+    except (TelegramAPIError, ClientDecodeError):
+        logger.exception("polling: confirming the fetched updates failed; they may come again")
+
+
+async def _handle_queued(
+    bot: Bot, dispatcher: Dispatcher, queue: asyncio.Queue[Update | None]
+) -> None:
+    """Feed queued updates to the dispatcher strictly one at a time, until the None marker."""
+    while (update := await queue.get()) is not None:
+        try:
+            await dispatcher.feed_update(bot, update)
+        except Exception:
+            logger.exception("update %s could not be handled", update.update_id)
+
+
+async def _answer_press(sender: AiogramSender, inbound: Inbound, result: HandleResult) -> None:
+    """Always answer a press, with no text when there is none, so the spinner stops."""
+    try:
+        await sender.answer_callback(
+            inbound.callback_id, result.callback_answer, result.callback_alert
+        )
+    except (DeliveryRetry, DeliveryRefused, NotModified) as error:
+        logger.warning("answering callback %s failed: %s", inbound.callback_id, error)
