@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 
-from bot.channels.telegram_ptb import PtbSender, run_ptb_polling
+from bot.channels.types import Sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
@@ -33,7 +33,7 @@ async def run_bot(
     dispatcher = Dispatcher(db, clock, settings.zone)
     background: list[asyncio.Task[None]] = []
 
-    async def start_delivery(sender: PtbSender) -> None:
+    async def start_delivery(sender: Sender) -> None:
         outbox = OutboxSender(db, sender, clock)
         dispatcher.on_commit = outbox.wake.set
         dispatcher.direct_sender = sender
@@ -42,8 +42,12 @@ async def run_bot(
         )
         log.info("bot started; delivering the outbox every %ss", settings.outbox_interval_seconds)
 
+    if settings.framework == "aiogram":
+        from bot.channels.telegram_aiogram import run_aiogram_polling as run_polling
+    else:
+        from bot.channels.telegram_ptb import run_ptb_polling as run_polling
     try:
-        await run_ptb_polling(
+        await run_polling(
             settings.bot_token,
             settings.telegram_api_url,
             dispatcher.handle,

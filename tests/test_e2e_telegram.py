@@ -35,8 +35,8 @@ class Running:
     db: Database
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+@pytest.fixture(params=["ptb", "aiogram"])
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
     url = f"sqlite+aiosqlite:///{tmp_path}/e2e.db"
     db = Database(url)
     await db.upgrade()
@@ -48,6 +48,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
             bot_token=fake.token,
             telegram_api_url=api_url,
             database_url=url,
+            framework=request.param,
             outbox_interval_seconds=0.5,
         )
         stop = asyncio.Event()

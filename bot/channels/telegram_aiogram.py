@@ -50,7 +50,7 @@ from aiogram.types import (
     Update,
 )
 
-from bot.channels.telegram_ptb import ELLIPSIS, MEDIA_KINDS, fit_html, visible_length
+from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
 from bot.channels.types import (
     MAX_CALLBACK_ANSWER,
     MAX_CAPTION,
@@ -183,10 +183,6 @@ def _inbound_from_callback(update: Update, query: CallbackQuery) -> Inbound:
 # Errors, worded as python-telegram-bot words them
 
 
-def _fit_plain(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
 def _description(error: TelegramAPIError) -> str:
     """The server's description as python-telegram-bot reports it (`TelegramError.message`).
 
@@ -310,7 +306,7 @@ class AiogramSender:
             with _delivery_errors(f"answer callback {callback_id}"):
                 await self.bot.answer_callback_query(
                     callback_id,
-                    text=_fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
+                    text=fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
                     show_alert=alert,
                 )
         except DeliveryRefused as refused:

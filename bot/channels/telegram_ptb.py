@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import datetime as dtm
 import logging
-import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -44,6 +43,7 @@ from telegram.error import (
 )
 from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
 from bot.channels.types import (
     MAX_CALLBACK_ANSWER,
     MAX_CAPTION,
@@ -58,8 +58,6 @@ from bot.channels.types import (
 
 logger = logging.getLogger(__name__)
 
-ELLIPSIS = "…"
-MEDIA_KINDS = ("photo", "voice")
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
@@ -148,56 +146,6 @@ def _inbound_from_callback(update: Update) -> Inbound | None:
         message_id=message.message_id if message is not None else None,
         update_id=update.update_id,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Fitting HTML into Telegram's limits
-
-_HTML_TOKEN = re.compile(
-    r"(?P<tag><[^>]*>)|(?P<entity>&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z]+);)|(?P<char>.)",
-    re.DOTALL,
-)
-_TAG_NAME = re.compile(r"</?\s*([a-zA-Z][a-zA-Z0-9-]*)")
-
-
-def visible_length(html_text: str) -> int:
-    """Characters Telegram counts: tags removed, each character entity one character."""
-    return sum(1 for match in _HTML_TOKEN.finditer(html_text) if match.lastgroup != "tag")
-
-
-def fit_html(html_text: str, limit: int) -> str:
-    """`html_text` unchanged when it fits, else cut to `limit - 1` visible characters + "…".
-
-    The cut never splits a tag or a character entity, and the tags left open are closed.
-    """
-    if visible_length(html_text) <= limit:
-        return html_text
-    kept: list[str] = []
-    open_tags: list[str] = []
-    visible = 0
-    for match in _HTML_TOKEN.finditer(html_text):
-        token = match.group()
-        if match.lastgroup == "tag":
-            name_match = _TAG_NAME.match(token)
-            name = name_match.group(1).lower() if name_match else ""
-            if token.startswith("</"):
-                if open_tags and open_tags[-1] == name:
-                    open_tags.pop()
-            elif not token.endswith("/>"):
-                open_tags.append(name)
-            kept.append(token)
-            continue
-        if visible == limit - 1:
-            break
-        kept.append(token)
-        visible += 1
-    kept.extend(f"</{name}>" for name in reversed(open_tags))
-    kept.append(ELLIPSIS)
-    return "".join(kept)
-
-
-def _fit_plain(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +256,7 @@ class PtbSender:
             with _delivery_errors(f"answer callback {callback_id}"):
                 await self.bot.answer_callback_query(
                     callback_id,
-                    text=_fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
+                    text=fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
                     show_alert=alert,
                 )
         except DeliveryRefused as refused:

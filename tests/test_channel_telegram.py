@@ -1,4 +1,4 @@
-"""Tests for the aiogram channel, and that it behaves exactly like the python-telegram-bot one.
+"""The Telegram channels, python-telegram-bot and aiogram, tested as one.
 
 Most tests take the `channel` fixture, parametrised over both frameworks, so every expectation
 holds for `telegram_aiogram` and `telegram_ptb` alike; a few compare the two directly (the same
