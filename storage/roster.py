@@ -131,8 +131,13 @@ class ImportSummary:
         )
 
 
+PACKAGED_SAMPLE_DISTRICT = Path(__file__).resolve().parent / "sample_district"
+
+
 def sample_district_dir() -> Path:
-    """Where the sample district's roster lives: $HUIYIN_SAMPLE_DISTRICT, else next to the repo."""
+    """Where the sample district's roster lives: $HUIYIN_SAMPLE_DISTRICT, else the project's
+    shared copy next to the repository, else the copy packaged with Huiyin (so `huiyin demo`
+    works from a plain install; a test keeps the two copies equal)."""
     override = os.environ.get(SAMPLE_DISTRICT_ENV)
     if override:
         path = Path(override)
@@ -142,7 +147,7 @@ def sample_district_dir() -> Path:
     repo = Path(__file__).resolve().parents[1]
     candidates = [
         repo.parent / "shared" / "data" / "sample-district",
-        repo / "data" / "sample-district",
+        PACKAGED_SAMPLE_DISTRICT,
     ]
     for candidate in candidates:
         if candidate.is_dir():

@@ -13,6 +13,7 @@ from sqlmodel import col, func, select
 from storage.database import Database
 from storage.models import Staff, Unit
 from storage.roster import (
+    PACKAGED_SAMPLE_DISTRICT,
     POST_CODES,
     ROLE_LEVEL,
     ImportSummary,
@@ -754,3 +755,12 @@ def test_codes_match_the_domain() -> None:
     assert {str(level.value): role for level, role in routing.ROLE_AT_LEVEL.items()} == {
         level: role for role, level in ROLE_LEVEL.items()
     }
+
+
+def test_packaged_sample_district_matches_the_shared_one() -> None:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "sample-district"
+    if not shared.is_dir():
+        pytest.skip("no shared/ beside the repository")
+    for name in ("units.csv", "people.csv"):
+        packaged = (PACKAGED_SAMPLE_DISTRICT / name).read_bytes()
+        assert packaged == (shared / name).read_bytes(), f"{name}: copy shared/ into storage/"
