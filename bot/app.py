@@ -14,7 +14,7 @@ from bot.channels.types import Sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
-from schedules.outbox import OutboxSender
+from schedules.worker import Worker
 from storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,10 @@ async def run_bot(
     background: list[asyncio.Task[None]] = []
 
     async def start_delivery(sender: Sender) -> None:
-        outbox = OutboxSender(db, sender, clock)
-        dispatcher.on_commit = outbox.wake.set
+        worker = build_worker(db, sender, clock, settings)
+        dispatcher.on_commit = worker.outbox.wake.set
         dispatcher.direct_sender = sender
-        background.append(
-            asyncio.create_task(outbox.run(stop, settings.outbox_interval_seconds), name="outbox")
-        )
+        background.append(asyncio.create_task(worker.run(stop), name="worker"))
         log.info("bot started; delivering the outbox every %ss", settings.outbox_interval_seconds)
 
     if settings.framework == "aiogram":
@@ -60,6 +58,13 @@ async def run_bot(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await db.dispose()
+
+
+def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:
+    """The background work and its ticks; every periodic job is registered here."""
+    return Worker(
+        db, sender, clock, settings.zone, outbox_interval=settings.outbox_interval_seconds
+    )
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

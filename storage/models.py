@@ -186,3 +186,24 @@ class Invite(SQLModel, table=True):
     expires_at: datetime
     used_at: datetime | None = None
     used_by_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Update ids already taken in: Telegram retries a webhook delivery it thinks failed, so the
+    same update can arrive twice (or at two replicas)."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    received_at: datetime = Field(index=True)
+
+
+class WorkerLease(SQLModel, table=True):
+    """Who runs the background work now, and when it last said it was alive (for /healthz)."""
+
+    __tablename__ = "worker_leases"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=100)
+    acquired_at: datetime
+    heartbeat_at: datetime

@@ -1,0 +1,88 @@
+"""The worker: the background work of a deployment, run by exactly one process at a time.
+
+It delivers the outbox (woken after each handled update, and every few seconds) and runs the
+periodic ticks on an APScheduler 3 `AsyncIOScheduler` with its in-memory job store. Nothing that
+must survive a restart lives in the scheduler: each tick reads what is due from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.channels.types import Sender
+from bot.clock import Clock
+from schedules.outbox import OutboxSender
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+TickJob = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A job run every `seconds`; a run still going when the next is due is skipped."""
+
+    name: str
+    job: TickJob
+    seconds: float
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        sender: Sender,
+        clock: Clock,
+        zone: ZoneInfo,
+        *,
+        outbox_interval: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.zone = zone
+        self.outbox = OutboxSender(db, sender, clock)
+        self.outbox_interval = outbox_interval
+        self.ticks: list[Tick] = []
+
+    def every(self, name: str, seconds: float, job: TickJob) -> None:
+        self.ticks.append(Tick(name, job, seconds))
+
+    def build_scheduler(self) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(timezone=self.zone)
+        for tick in self.ticks:
+            scheduler.add_job(
+                self._guarded(tick),
+                "interval",
+                seconds=tick.seconds,
+                id=tick.name,
+                max_instances=1,
+                coalesce=True,
+                # Run once at start too: after downtime, what fell due runs now, once.
+                next_run_time=self.clock.now(),
+            )
+        return scheduler
+
+    def _guarded(self, tick: Tick) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await tick.job()
+            except Exception:
+                log.exception("tick %s failed; it runs again at its next time", tick.name)
+
+        return run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver and tick until `stop` is set."""
+        scheduler = self.build_scheduler()
+        scheduler.start()
+        try:
+            await self.outbox.run(stop, self.outbox_interval)
+        finally:
+            scheduler.shutdown(wait=False)
