@@ -14,6 +14,7 @@ from bot.channels.types import Sender
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
+from schedules.outbox import SendLimits
 from schedules.worker import Worker
 from storage.database import Database
 
@@ -63,7 +64,14 @@ async def run_bot(
 def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:
     """The background work and its ticks; every periodic job is registered here."""
     return Worker(
-        db, sender, clock, settings.zone, outbox_interval=settings.outbox_interval_seconds
+        db,
+        sender,
+        clock,
+        settings.zone,
+        outbox_interval=settings.outbox_interval_seconds,
+        limits=SendLimits(
+            per_second=settings.send_rate_total, per_chat_per_second=settings.send_rate_per_chat
+        ),
     )
 
 

@@ -14,8 +14,10 @@ import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
@@ -24,7 +26,7 @@ from handlers import intake, menu, my_requests, onboarding, tasks
 from handlers.base import STEP_PREFIX, Context, Router, escape
 from handlers.common import show_menu
 from storage.database import Database
-from storage.models import Account, ConversationState, Staff
+from storage.models import Account, ConversationState, InboxUpdate, Staff
 from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Dispatcher:
         *,
         on_commit: Callable[[], None] | None = None,
         direct_sender: Sender | None = None,
+        use_inbox: bool = False,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -62,11 +65,16 @@ class Dispatcher:
         self.on_commit = on_commit
         # Used only to say "please send again" when the database cannot take the message.
         self.direct_sender = direct_sender
+        # Webhook replicas take updates in through the inbox; marking the row handled in the
+        # same transaction as the change makes a second delivery of the update a no-op.
+        self.use_inbox = use_inbox
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         for attempt in range(BUSY_RETRIES):
             try:
                 async with self.db.transaction() as session:
+                    if self.use_inbox and not await self._claim_inbox(session, inbound):
+                        return HandleResult()
                     ctx = await self._context(inbound, session)
                     await self._route(ctx)
                 if self.on_commit is not None:
@@ -82,6 +90,18 @@ class Dispatcher:
                 log.exception("update %s failed", inbound.update_id)
                 return await self._apologise(inbound, busy=False)
         return await self._apologise(inbound, busy=True)
+
+    async def _claim_inbox(self, session: AsyncSession, inbound: Inbound) -> bool:
+        """Mark the update handled; False if another delivery of it got there first."""
+        if inbound.update_id is None:
+            return True
+        result = await session.exec(
+            update(InboxUpdate)
+            .where(col(InboxUpdate.update_id) == inbound.update_id)
+            .where(col(InboxUpdate.processed_at).is_(None))
+            .values(processed_at=self.clock.now())
+        )
+        return bool(result.rowcount)
 
     async def _apologise(self, inbound: Inbound, *, busy: bool) -> HandleResult:
         """Tell the user their message was not taken, so they know to send it again."""
@@ -109,10 +129,7 @@ class Dispatcher:
                     log.exception("could not even apologise to chat %s", inbound.chat_id)
         return HandleResult(callback_answer=text[:200], callback_alert=True)
 
-    async def _context(self, inbound: Inbound, session: object) -> Context:
-        from sqlmodel.ext.asyncio.session import AsyncSession
-
-        assert isinstance(session, AsyncSession)
+    async def _context(self, inbound: Inbound, session: AsyncSession) -> Context:
         account = (
             await session.exec(select(Account).where(Account.telegram_id == inbound.user_id))
         ).first()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./huiyin.db"
     timezone: str = "Asia/Shanghai"
     outbox_interval_seconds: float = 2.0
+    send_rate_total: float = Field(default=30.0, gt=0)
+    send_rate_per_chat: float = Field(default=1.0, gt=0)
+    webhook_secret: str | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
 
     @field_validator("bot_token")
     @classmethod
@@ -36,6 +41,15 @@ class Settings(BaseSettings):
         value = value.strip()
         if not TOKEN_PATTERN.match(value):
             raise ValueError("must look like 123456789:AAE... (the token @BotFather gave you)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("telegram_api_url")

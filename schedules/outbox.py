@@ -4,15 +4,19 @@ Each chat's messages go out in the order they were written (a row waiting for a 
 the rows behind it in the same chat); different chats proceed in parallel. A row is marked sent
 only after the Bot API accepted it. Temporary failures (network, 5xx, 429) are retried, a 429
 after the `retry_after` Telegram asked for, others with exponential backoff; refusals (400, 403)
-are recorded as failed and not retried.
+are recorded as failed and not retried. `SendLimits` paces sending within Telegram's limits,
+and claims keep two workers from sending the same row (see `OutboxSender`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlmodel import col, select
@@ -34,46 +38,165 @@ def backoff_seconds(attempts: int) -> float:
     return min(2.0**attempts, MAX_BACKOFF_SECONDS)
 
 
-class OutboxSender:
+class SendLimits:
+    """Keeps the whole deployment inside Telegram's send limits: about 30 messages a second in
+    all and about one a second per chat, with the short bursts Telegram tolerates (a reply of
+    two or three messages goes out at once)."""
+
     def __init__(
-        self, db: Database, sender: Sender, clock: Clock, *, parallel_chats: int = 8
+        self,
+        *,
+        per_second: float = 30.0,
+        per_chat_per_second: float = 1.0,
+        chat_burst: int = 3,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_second = per_second
+        self.per_chat_per_second = per_chat_per_second
+        self.chat_burst = chat_burst
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self._global = _Bucket(per_second, max(1.0, per_second))
+        self._chats: dict[int, _Bucket] = {}
+        self._lock = asyncio.Lock()
+
+    async def wait(self, chat_id: int) -> None:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Bucket(self.per_chat_per_second, self.chat_burst)
+        while True:
+            async with self._lock:
+                now = self.monotonic()
+                delay = max(chat.delay(now), self._global.delay(now))
+                if delay <= 0:
+                    chat.take(now)
+                    self._global.take(now)
+                    return
+            await self.sleep(delay)
+
+
+class _Bucket:
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.at is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def delay(self, now: float) -> float:
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1
+
+
+class OutboxSender:
+    """Claims due rows and delivers them.
+
+    Rows are claimed (`claimed_at`) with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+    even two active workers never send one row twice; a claim older than `claim_timeout` (its
+    worker died mid-send) is taken over. Only a chat's due prefix is claimed, and a chat with a
+    row claimed elsewhere is left alone, which keeps each chat's order.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        sender: Sender,
+        clock: Clock,
+        *,
+        parallel_chats: int = 8,
+        limits: SendLimits | None = None,
+        claim_timeout: timedelta = timedelta(seconds=60),
     ) -> None:
         self.db = db
         self.sender = sender
         self.clock = clock
         self.wake = asyncio.Event()
+        # None: no pacing (the console and tests); the worker passes Telegram's limits.
+        self.limits = limits
+        self.claim_timeout = claim_timeout
         self._parallel = asyncio.Semaphore(parallel_chats)
         self._delivering = asyncio.Lock()
 
     async def deliver_due(self) -> int:
         """Deliver every row that is due now; return how many were accepted by the Bot API."""
         async with self._delivering:
-            async with self.db.session() as session:
-                rows = (
+            claimed = await self._claim()
+            results = await asyncio.gather(*(self._deliver_chat(c) for c in claimed.values()))
+            return sum(results)
+
+    async def _claim(self) -> dict[int, list[OutboxMessage]]:
+        now = self.clock.now()
+        stale = now - self.claim_timeout
+        live_claim = col(OutboxMessage.claimed_at).is_not(None) & (
+            col(OutboxMessage.claimed_at) >= stale
+        )
+        async with self.db.transaction() as session:
+            busy = set(
+                (
                     await session.exec(
-                        select(OutboxMessage)
+                        select(OutboxMessage.chat_id)
                         .where(OutboxMessage.status == "pending")
-                        .order_by(col(OutboxMessage.id))
-                        .limit(BATCH)
+                        .where(live_claim)
+                        .distinct()
                     )
                 ).all()
+            )
+            rows = (
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status == "pending")
+                    .where(~live_claim)
+                    .order_by(col(OutboxMessage.id))
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
             for row in rows:
-                by_chat[row.chat_id].append(row)
-            results = await asyncio.gather(*(self._deliver_chat(c) for c in by_chat.values()))
-            return sum(results)
+                if row.chat_id not in busy:
+                    by_chat[row.chat_id].append(row)
+            claimed: dict[int, list[OutboxMessage]] = {}
+            for chat_id, chat_rows in by_chat.items():
+                due = list(itertools.takewhile(lambda r: r.next_attempt_at <= now, chat_rows))
+                for row in due:
+                    row.claimed_at = now
+                    session.add(row)
+                if due:
+                    claimed[chat_id] = due
+        return claimed
 
     async def _deliver_chat(self, rows: list[OutboxMessage]) -> int:
         delivered = 0
         async with self._parallel:
-            for row in rows:
-                if row.next_attempt_at > self.clock.now():
-                    break
+            for index, row in enumerate(rows):
+                if self.limits is not None:
+                    await self.limits.wait(row.chat_id)
                 outcome = await self._deliver_one(row)
                 if outcome == "retry":
+                    # The rows behind it wait with it, to keep the chat's order.
+                    await self._release([r.id for r in rows[index + 1 :] if r.id is not None])
                     break
                 delivered += outcome == "sent"
         return delivered
+
+    async def _release(self, row_ids: list[int]) -> None:
+        if not row_ids:
+            return
+        async with self.db.transaction() as session:
+            for row_id in row_ids:
+                row = await session.get(OutboxMessage, row_id)
+                if row is not None:
+                    row.claimed_at = None
+                    session.add(row)
 
     async def _deliver_one(self, row: OutboxMessage) -> str:
         assert row.id is not None
@@ -129,6 +252,7 @@ class OutboxSender:
                 )
             delay = after if after is not None else backoff_seconds(row.attempts)
             row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
+            row.claimed_at = None
             session.add(row)
 
     async def _update(self, row_id: int, **values: object) -> None:

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels.types import Sender
 from bot.clock import Clock
-from schedules.outbox import OutboxSender
+from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,12 @@ class Worker:
         zone: ZoneInfo,
         *,
         outbox_interval: float = 2.0,
+        limits: SendLimits | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.zone = zone
-        self.outbox = OutboxSender(db, sender, clock)
+        self.outbox = OutboxSender(db, sender, clock, limits=limits or SendLimits())
         self.outbox_interval = outbox_interval
         self.ticks: list[Tick] = []
 

@@ -160,6 +160,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
     sent_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     last_error: str | None = Field(default=None, max_length=500)
+    # Set while a worker is sending the row, so a second active worker skips it.
+    claimed_at: datetime | None = None
 
 
 class ConversationState(SQLModel, table=True):
@@ -188,14 +190,23 @@ class Invite(SQLModel, table=True):
     used_by_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
-class ProcessedUpdate(SQLModel, table=True):
-    """Update ids already taken in: Telegram retries a webhook delivery it thinks failed, so the
-    same update can arrive twice (or at two replicas)."""
+class InboxUpdate(SQLModel, table=True):
+    """An update taken in by a webhook replica, kept until it has been handled.
 
-    __tablename__ = "processed_updates"
+    Telegram retries a delivery it thinks failed, so the same update can arrive twice, or at
+    two replicas: the primary key makes the second arrival a no-op. The webhook answers as soon
+    as the row is written; the update is then handled from here, in update order per chat, and
+    a replica that crashed half-way leaves rows another one picks up.
+    """
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (Index("ix_inbox_pending", "processed_at", "chat_id", "update_id"),)
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    received_at: datetime = Field(index=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime
+    processed_at: datetime | None = None
 
 
 class WorkerLease(SQLModel, table=True):

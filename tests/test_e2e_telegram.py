@@ -50,6 +50,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             database_url=url,
             framework=request.param,
             outbox_interval_seconds=0.5,
+            send_rate_per_chat=100.0,
         )
         stop = asyncio.Event()
         bot = asyncio.create_task(run_bot(settings, stop=stop))

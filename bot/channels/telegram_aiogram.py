@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -380,23 +380,10 @@ class _Offset:
         self.value = 0
 
 
-async def run_aiogram_polling(
-    token: str,
-    api_url: str,
-    handle: Handle,
-    *,
-    on_started: Callable[[AiogramSender], Awaitable[None]] | None = None,
-    stop: asyncio.Event,
-    poll_timeout: int = 10,
-) -> None:
-    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
-
-    Runs in the caller's event loop. The same contract and the same calls as `run_ptb_polling`:
-    getMe, then `on_started` (before the first update is fetched, so `handle` can rely on
-    whatever it sets up), then deleteWebhook, then getUpdates in a loop. On stop the long poll
-    is abandoned, a last getUpdates confirms everything fetched, and every update already
-    fetched is handled before this returns. `token` must look like `<digits>:<text>`.
-    """
+def build_aiogram(
+    token: str, api_url: str, handle: Handle
+) -> tuple[Bot, Dispatcher, AiogramSender]:
+    """The aiogram bot and a dispatcher with one handler (messages and presses) feeding `handle`."""
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
     sender = AiogramSender(bot)
     dispatcher = Dispatcher()
@@ -415,6 +402,54 @@ async def run_aiogram_polling(
 
     dispatcher.message.register(on_event)
     dispatcher.callback_query.register(on_event)
+    return bot, dispatcher, sender
+
+
+class AiogramApp:
+    """The bot without polling: for webhook replicas and the worker."""
+
+    def __init__(self, bot: Bot, dispatcher: Dispatcher, sender: AiogramSender) -> None:
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.sender = sender
+
+    async def feed(self, payload: dict[str, Any]) -> None:
+        """Handle one update as Telegram sent it, through the whole framework."""
+        update = Update.model_validate(payload, context={"bot": self.bot})
+        await self.dispatcher.feed_update(self.bot, update)
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self.bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+
+@contextlib.asynccontextmanager
+async def open_aiogram_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[AiogramApp]:
+    bot, dispatcher, sender = build_aiogram(token, api_url, handle)
+    try:
+        await bot.me()  # getMe, as python-telegram-bot's initialize(): a bad token fails here
+        yield AiogramApp(bot, dispatcher, sender)
+    finally:
+        await bot.session.close()
+
+
+async def run_aiogram_polling(
+    token: str,
+    api_url: str,
+    handle: Handle,
+    *,
+    on_started: Callable[[AiogramSender], Awaitable[None]] | None = None,
+    stop: asyncio.Event,
+    poll_timeout: int = 10,
+) -> None:
+    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
+
+    Runs in the caller's event loop. The same contract and the same calls as `run_ptb_polling`:
+    getMe, then `on_started` (before the first update is fetched, so `handle` can rely on
+    whatever it sets up), then deleteWebhook, then getUpdates in a loop. On stop the long poll
+    is abandoned, a last getUpdates confirms everything fetched, and every update already
+    fetched is handled before this returns. `token` must look like `<digits>:<text>`.
+    """
+    bot, dispatcher, sender = build_aiogram(token, api_url, handle)
 
     queue: asyncio.Queue[Update | None] = asyncio.Queue()
     offset = _Offset()

@@ -17,7 +17,7 @@ import contextlib
 import datetime as dtm
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from telegram import (
@@ -41,7 +41,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
 from bot.channels.types import (
@@ -316,23 +316,13 @@ class PtbSender:
 # Polling
 
 Handle = Callable[[Inbound], Awaitable[HandleResult]]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
-async def run_ptb_polling(
-    token: str,
-    api_url: str,
-    handle: Handle,
-    *,
-    on_started: Callable[[PtbSender], Awaitable[None]] | None = None,
-    stop: asyncio.Event,
-    poll_timeout: int = 10,
-) -> None:
-    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
-
-    Runs in the caller's event loop (unlike `Application.run_polling`, which owns the loop).
-    `on_started` gets the sender once the bot is initialised and before the first update is
-    fetched, so `handle` can rely on whatever it sets up.
-    """
+def build_ptb_application(
+    token: str, api_url: str, handle: Handle
+) -> tuple[Application[Any, Any, Any, Any, Any, Any], PtbSender]:
+    """The python-telegram-bot application with one handler that feeds `handle`."""
     application = (
         ApplicationBuilder()
         .token(token)
@@ -361,7 +351,25 @@ async def run_ptb_polling(
             await _answer_press(sender, inbound, result)
 
     application.add_handler(TypeHandler(Update, on_update))
+    return application, sender
 
+
+async def run_ptb_polling(
+    token: str,
+    api_url: str,
+    handle: Handle,
+    *,
+    on_started: Callable[[PtbSender], Awaitable[None]] | None = None,
+    stop: asyncio.Event,
+    poll_timeout: int = 10,
+) -> None:
+    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
+
+    Runs in the caller's event loop (unlike `Application.run_polling`, which owns the loop).
+    `on_started` gets the sender once the bot is initialised and before the first update is
+    fetched, so `handle` can rely on whatever it sets up.
+    """
+    application, sender = build_ptb_application(token, api_url, handle)
     async with application:
         await application.start()
         try:
@@ -370,7 +378,7 @@ async def run_ptb_polling(
             assert application.updater is not None  # the builder always makes one
             await application.updater.start_polling(
                 timeout=poll_timeout,
-                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+                allowed_updates=ALLOWED_UPDATES,
             )
             await stop.wait()
         finally:
@@ -378,6 +386,33 @@ async def run_ptb_polling(
                 await application.updater.stop()
             if application.running:
                 await application.stop()
+
+
+class PtbApp:
+    """The application without polling: for webhook replicas and the worker."""
+
+    def __init__(
+        self, application: Application[Any, Any, Any, Any, Any, Any], sender: PtbSender
+    ) -> None:
+        self.application = application
+        self.sender = sender
+
+    async def feed(self, payload: dict[str, Any]) -> None:
+        """Handle one update as Telegram sent it, through the whole framework."""
+        update = Update.de_json(payload, self.application.bot)
+        await self.application.process_update(update)
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self.application.bot.set_webhook(
+            url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_ptb_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[PtbApp]:
+    application, sender = build_ptb_application(token, api_url, handle)
+    async with application:  # initialize (getMe) and shutdown
+        yield PtbApp(application, sender)
 
 
 async def _answer_press(sender: PtbSender, inbound: Inbound, result: HandleResult) -> None:

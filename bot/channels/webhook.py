@@ -1,0 +1,127 @@
+"""Webhook mode: an aiohttp endpoint that takes Telegram's updates into the inbox.
+
+Every request must carry the secret in `X-Telegram-Bot-Api-Secret-Token` (a wrong or missing
+one is refused and nothing is recorded). An accepted update is written to the inbox and
+answered at once with 200; it is then handled through the framework (python-telegram-bot or
+aiogram, the same as in polling) in update order per chat. A second delivery of an update is
+answered 200 and not handled again. `/healthz` reports whether the database answers and how
+long ago the worker last said it was alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy import text
+
+from bot.channels.types import Sender
+from bot.clock import Clock
+from storage.database import Database
+from storage.inbox import ChatLocks, chat_of, drain_chat, stalled_chats, take_in
+from storage.models import WorkerLease
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WORKER_LEASE = "worker"
+
+
+def derive_secret(token: str) -> str:
+    """A webhook secret every replica can compute from the token, in Telegram's alphabet."""
+    return hmac.new(token.encode(), b"huiyin-webhook", hashlib.sha256).hexdigest()
+
+
+class TelegramApp(Protocol):
+    """A framework's bot without polling: what a webhook replica or a worker needs."""
+
+    sender: Sender
+
+    async def feed(self, payload: dict[str, Any]) -> None: ...
+
+    async def set_webhook(self, url: str, secret: str) -> None: ...
+
+
+class WebhookServer:
+    def __init__(
+        self, *, db: Database, clock: Clock, app: TelegramApp, path: str, secret: str
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.app = app
+        self.path = path if path.startswith("/") else f"/{path}"
+        self.secret = secret
+        self.locks = ChatLocks(db)
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    def web_app(self) -> web.Application:
+        application = web.Application()
+        application.router.add_post(self.path, self.receive)
+        application.router.add_get("/healthz", self.health)
+        return application
+
+    async def receive(self, request: web.Request) -> web.Response:
+        offered = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(offered.encode(), self.secret.encode()):
+            log.warning(
+                "webhook: refused a request without the right secret from %s", request.remote
+            )
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        try:
+            payload = await request.json()
+            update_id = int(payload["update_id"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"ok": False, "error": "not an update"}, status=400)
+        if await take_in(self.db, payload, self.clock.now()):
+            self.handle_soon(chat_of(payload))
+        else:
+            log.info("webhook: update %s arrived again; already taken in", update_id)
+        return web.json_response({"ok": True})
+
+    def handle_soon(self, chat_id: int) -> None:
+        task = asyncio.create_task(
+            drain_chat(self.db, self.locks, chat_id, self.app.feed, self.clock.now)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def recover(self, received_before: datetime) -> None:
+        """Handle updates a replica took in but did not finish (it stopped or crashed)."""
+        for chat_id in await stalled_chats(self.db, received_before):
+            self.handle_soon(chat_id)
+
+    async def settle(self) -> None:
+        """Wait for the updates being handled now (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def health(self, _request: web.Request) -> web.Response:
+        report: dict[str, Any] = {}
+        try:
+            async with self.db.session() as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                lease = await session.get(WorkerLease, WORKER_LEASE)
+            report["database"] = "ok"
+            report["worker"] = lease.holder if lease else None
+            report["worker_lease_age_seconds"] = (
+                round((self.clock.now() - lease.heartbeat_at).total_seconds(), 1) if lease else None
+            )
+        except Exception as error:
+            report["database"] = f"unreachable: {type(error).__name__}"
+            return web.json_response(report, status=503)
+        return web.json_response(report)
+
+
+async def serve(application: web.Application, host: str, port: int) -> Callable[[], Any]:
+    """Start listening; return the coroutine function that stops the server."""
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner.cleanup

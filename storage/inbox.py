@@ -1,0 +1,159 @@
+"""The webhook inbox: updates taken in by a replica, handled once, in update order per chat.
+
+`take_in` records an update (a second arrival of the same update id is a no-op); `drain_chat`
+handles a chat's pending updates oldest first while holding that chat's lock, so two replicas
+never handle one chat at the same time. On PostgreSQL the lock is an advisory lock; on SQLite
+(one process) an asyncio lock is enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from storage.database import Database
+from storage.models import InboxUpdate
+
+log = logging.getLogger(__name__)
+
+# Advisory locks are keyed by two int4s: this namespace and the chat id folded into an int4.
+CHAT_LOCK_NAMESPACE = 0x4859  # "HY"
+
+
+def chat_of(payload: dict[str, Any]) -> int:
+    """The chat an update belongs to (0 when it names none)."""
+    message = payload.get("message") or payload.get("edited_message")
+    if isinstance(message, dict):
+        return int(message.get("chat", {}).get("id", 0))
+    query = payload.get("callback_query")
+    if isinstance(query, dict):
+        if isinstance(query.get("message"), dict):
+            return int(query["message"].get("chat", {}).get("id", 0))
+        return int(query.get("from", {}).get("id", 0))
+    return 0
+
+
+async def take_in(db: Database, payload: dict[str, Any], now: datetime) -> bool:
+    """Record the update; False when this update id was taken in before."""
+    try:
+        async with db.transaction() as session:
+            session.add(
+                InboxUpdate(
+                    update_id=int(payload["update_id"]),
+                    chat_id=chat_of(payload),
+                    payload=payload,
+                    received_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
+    async with db.transaction() as session:
+        await session.exec(
+            update(InboxUpdate)
+            .where(col(InboxUpdate.update_id) == update_id, col(InboxUpdate.processed_at).is_(None))
+            .values(processed_at=now)
+        )
+
+
+async def next_pending(db: Database, chat_id: int) -> InboxUpdate | None:
+    async with db.session() as session:
+        row = await session.exec(
+            select(InboxUpdate)
+            .where(InboxUpdate.chat_id == chat_id, col(InboxUpdate.processed_at).is_(None))
+            .order_by(col(InboxUpdate.update_id))
+            .limit(1)
+        )
+        return row.first()
+
+
+async def stalled_chats(db: Database, received_before: datetime) -> list[int]:
+    """Chats with an update that has waited since before `received_before` (a replica died)."""
+    async with db.session() as session:
+        rows = await session.exec(
+            select(InboxUpdate.chat_id)
+            .where(col(InboxUpdate.processed_at).is_(None))
+            .where(InboxUpdate.received_at < received_before)
+            .group_by(col(InboxUpdate.chat_id))
+        )
+        return list(rows.all())
+
+
+async def forget_processed(db: Database, before: datetime) -> None:
+    """Drop handled updates older than Telegram's retry window; their ids will not come again."""
+    async with db.transaction() as session:
+        await session.exec(
+            delete(InboxUpdate)
+            .where(col(InboxUpdate.processed_at).is_not(None))
+            .where(InboxUpdate.received_at < before)
+        )
+
+
+async def pending_count(db: Database) -> int:
+    async with db.session() as session:
+        result = await session.exec(
+            select(func.count())
+            .select_from(InboxUpdate)
+            .where(col(InboxUpdate.processed_at).is_(None))
+        )
+        return int(result.one())
+
+
+class ChatLocks:
+    """One chat handled by one task at a time, across processes on PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._local: dict[int, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, chat_id: int) -> AsyncIterator[None]:
+        lock = self._local.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            if self.db.engine.dialect.name != "postgresql":
+                yield
+                return
+            key = {"ns": CHAT_LOCK_NAMESPACE, "key": chat_id % 2_147_483_647}
+            async with self.db.engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"), key)
+                try:
+                    yield
+                finally:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), key)
+
+
+async def drain_chat(
+    db: Database,
+    locks: ChatLocks,
+    chat_id: int,
+    feed: Callable[[dict[str, Any]], Awaitable[None]],
+    now: Callable[[], datetime],
+) -> int:
+    """Handle the chat's pending updates in order; return how many were handled here."""
+    handled = 0
+    async with locks.hold(chat_id):
+        while (row := await next_pending(db, chat_id)) is not None:
+            try:
+                await feed(row.payload)
+            except Exception:
+                # Marked handled all the same: retrying a poison update forever helps no one.
+                log.exception("update %s could not be handled", row.update_id)
+            # The dispatcher marks the row in its own transaction; this covers updates the
+            # framework ignores (an edited message, say), which would otherwise stay pending.
+            await mark_processed(db, row.update_id, now())
+            handled += 1
+    return handled
+
+
+RETRY_WINDOW = timedelta(days=2)
