@@ -1,6 +1,15 @@
-"""Running the bot: build everything from the settings, migrate, then poll and deliver.
+"""Running the bot: build everything from the settings, migrate, then serve.
 
-Nothing is built at import time; `run_bot` is the one entry point `huiyin run` calls.
+Three shapes, one code path each:
+
+- polling (the default): one process polls Telegram and runs the worker;
+- webhook (`--webhook URL`): replicas take updates in through the inbox; with `--role all`
+  the replica also runs the worker, with `--role web` it leaves that to a worker process;
+- worker (`--role worker`): the outbox sender and the ticks, and nothing else.
+
+Whatever the shape, the worker runs under `Leadership`: on PostgreSQL exactly one process in
+the deployment is the active worker. Nothing is built at import time; `run_bot` is the one entry
+point `huiyin run` calls.
 """
 
 from __future__ import annotations
@@ -9,28 +18,63 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from bot.channels.types import Sender
+from bot.channels.types import HandleResult, Inbound, Sender
+from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
+from schedules.leadership import Leadership
 from schedules.outbox import SendLimits
 from schedules.worker import Worker
 from storage.database import Database
+from storage.inbox import RETRY_WINDOW, forget_processed
 
 log = logging.getLogger(__name__)
 
+Role = Literal["all", "web", "worker"]
+RECOVERY_SECONDS = 30.0
+
 
 async def run_bot(
-    settings: Settings, *, stop: asyncio.Event | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+    role: Role = "all",
+    webhook_url: str | None = None,
+    holder: str | None = None,
 ) -> None:
-    """Poll the Bot API until `stop` is set (or SIGINT/SIGTERM), delivering the outbox alongside."""
+    """Serve until `stop` is set (or SIGINT/SIGTERM)."""
     assert settings.bot_token is not None
+    if role == "web" and not webhook_url:
+        raise ValueError("--role web needs --webhook URL: polling has one consumer per bot")
     stop = stop or asyncio.Event()
     clock = clock or SystemClock()
     _stop_on_signals(stop)
     db = Database(settings.database_url)
-    await db.upgrade()
+    try:
+        await db.upgrade()
+        leadership = Leadership(db, clock, holder=holder)
+        if role == "worker":
+            await _run_worker_only(settings, db, clock, leadership, stop)
+        elif webhook_url:
+            await _run_webhook(settings, db, clock, leadership, stop, webhook_url, role)
+        else:
+            await _run_polling(settings, db, clock, leadership, stop)
+    finally:
+        stop.set()
+        await db.dispose()
+
+
+async def _run_polling(
+    settings: Settings, db: Database, clock: Clock, leadership: Leadership, stop: asyncio.Event
+) -> None:
+    assert settings.bot_token is not None
     dispatcher = Dispatcher(db, clock, settings.zone)
     background: list[asyncio.Task[None]] = []
 
@@ -38,8 +82,7 @@ async def run_bot(
         worker = build_worker(db, sender, clock, settings)
         dispatcher.on_commit = worker.outbox.wake.set
         dispatcher.direct_sender = sender
-        background.append(asyncio.create_task(worker.run(stop), name="worker"))
-        log.info("bot started; delivering the outbox every %ss", settings.outbox_interval_seconds)
+        background.append(asyncio.create_task(leadership.run(stop, worker.run), name="worker"))
 
     if settings.framework == "aiogram":
         from bot.channels.telegram_aiogram import run_aiogram_polling as run_polling
@@ -58,7 +101,88 @@ async def run_bot(
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await db.dispose()
+
+
+async def _run_webhook(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    leadership: Leadership,
+    stop: asyncio.Event,
+    webhook_url: str,
+    role: Role,
+) -> None:
+    assert settings.bot_token is not None
+    dispatcher = Dispatcher(db, clock, settings.zone, use_inbox=True)
+    secret = settings.webhook_secret or derive_secret(settings.bot_token)
+    async with open_telegram_app(settings, dispatcher.handle) as app:
+        dispatcher.direct_sender = app.sender
+        path = urlsplit(webhook_url).path or "/"
+        server = WebhookServer(db=db, clock=clock, app=app, path=path, secret=secret)
+        stop_serving = await serve(server.web_app(), settings.webhook_host, settings.webhook_port)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await app.set_webhook(webhook_url, secret)
+            log.info(
+                "webhook %s set; listening on %s:%s (role %s)",
+                webhook_url,
+                settings.webhook_host,
+                settings.webhook_port,
+                role,
+            )
+            if role == "all":
+                worker = build_worker(db, app.sender, clock, settings)
+                dispatcher.on_commit = worker.outbox.wake.set
+                tasks.append(asyncio.create_task(leadership.run(stop, worker.run)))
+            tasks.append(asyncio.create_task(_recover_inbox(server, db, clock, stop)))
+            await stop.wait()
+        finally:
+            await stop_serving()
+            await server.settle()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _recover_inbox(
+    server: WebhookServer, db: Database, clock: Clock, stop: asyncio.Event
+) -> None:
+    """Pick up updates a replica took in and did not finish, and forget old handled ones."""
+    while not stop.is_set():
+        try:
+            now = clock.now()
+            await server.recover(now - timedelta(seconds=RECOVERY_SECONDS))
+            await forget_processed(db, now - RETRY_WINDOW)
+        except Exception:
+            log.exception("inbox recovery failed; trying again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECOVERY_SECONDS)
+
+
+async def _run_worker_only(
+    settings: Settings, db: Database, clock: Clock, leadership: Leadership, stop: asyncio.Event
+) -> None:
+    async def no_updates(_inbound: Inbound) -> HandleResult:
+        return HandleResult()
+
+    async with open_telegram_app(settings, no_updates) as app:
+        worker = build_worker(db, app.sender, clock, settings)
+        await leadership.run(stop, worker.run)
+
+
+@contextlib.asynccontextmanager
+async def open_telegram_app(
+    settings: Settings, handle: Callable[[Inbound], Awaitable[HandleResult]]
+) -> AsyncIterator[TelegramApp]:
+    """The configured framework's bot, initialised, without polling."""
+    assert settings.bot_token is not None
+    opener: Any
+    if settings.framework == "aiogram":
+        from bot.channels.telegram_aiogram import open_aiogram_app as opener
+    else:
+        from bot.channels.telegram_ptb import open_ptb_app as opener
+    async with opener(settings.bot_token, settings.telegram_api_url, handle) as app:
+        yield app
 
 
 def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:

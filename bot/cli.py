@@ -46,7 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="huiyin", description="Huiyin community service bot")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     verbs = parser.add_subparsers(dest="verb", required=True)
-    run = verbs.add_parser("run", help="run the bot (long polling)")
+    run = verbs.add_parser("run", help="run the bot (long polling, or a webhook)")
+    run.add_argument(
+        "--webhook",
+        metavar="URL",
+        default=None,
+        help="serve a webhook at this public https URL instead of polling",
+    )
+    run.add_argument(
+        "--role",
+        choices=["all", "web", "worker"],
+        default="all",
+        help="all: serve and run the worker; web: serve only (webhook); "
+        "worker: the outbox sender and ticks only",
+    )
     run.add_argument(
         "--demo-if-no-token",
         action="store_true",
@@ -111,7 +124,15 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         from bot.app import run_bot
 
-        await run_bot(settings)
+        if args.role == "web" and not args.webhook:
+            print(
+                "--role web needs --webhook URL (polling has a single consumer).", file=sys.stderr
+            )
+            return 2
+        if args.webhook and not args.webhook.startswith("https://"):
+            print("--webhook must be an https:// URL: Telegram only calls https.", file=sys.stderr)
+            return 2
+        await run_bot(settings, role=args.role, webhook_url=args.webhook)
         return 0
     db = Database(settings.database_url)
     try:

@@ -40,6 +40,8 @@ METHOD_NAMES = (
     "getMe",
     "getUpdates",
     "deleteWebhook",
+    "setWebhook",
+    "getWebhookInfo",
     "setMyCommands",
     "getMyCommands",
     "sendMessage",
@@ -536,10 +538,14 @@ class FakeBotApi:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.webhook_url = ""
+        self.webhook_secret = ""
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": self._get_me,
             "getupdates": self._get_updates,
             "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._get_webhook_info,
             "setmycommands": self._set_my_commands,
             "getmycommands": self._get_my_commands,
             "sendmessage": self._send_message,
@@ -1109,13 +1115,45 @@ class FakeBotApi:
     async def _get_me(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.bot_user
 
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        url = str(params.get("url") or "")
+        if url and not url.startswith("https://"):
+            raise bad_request("Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = str(params.get("secret_token") or "")
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise bad_request("Bad Request: secret token contains unallowed characters")
+        self.webhook_url, self.webhook_secret = url, secret
+        if isinstance(params.get("allowed_updates"), list):
+            self._allowed_updates = params["allowed_updates"] or None
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Remove and return the queued updates, as Telegram does when it delivers them to a
+        webhook instead of getUpdates."""
+        taken, self._updates = self._updates, []
+        return taken
+
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = self.webhook_secret = ""
         self.webhook_deleted += 1
         if params.get("drop_pending_updates") is True:
             self._updates.clear()
         return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset, limit, timeout = (params.get(name) or 0 for name in ("offset", "limit", "timeout"))
         if not all(isinstance(value, int | float) for value in (offset, limit, timeout)):
             raise bad_request("Bad Request: wrong parameter type in getUpdates")
