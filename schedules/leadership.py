@@ -44,12 +44,14 @@ class Leadership:
         holder: str | None = None,
         retry_seconds: float = 2.0,
         heartbeat_seconds: float = 5.0,
+        grace_seconds: float = 10.0,
     ) -> None:
         self.db = db
         self.clock = clock
         self.holder = holder or default_holder()
         self.retry_seconds = retry_seconds
         self.heartbeat_seconds = heartbeat_seconds
+        self.grace_seconds = grace_seconds
         self.active = asyncio.Event()
 
     async def run(self, stop: asyncio.Event, work: Work) -> None:
@@ -88,12 +90,19 @@ class Leadership:
         beating = asyncio.create_task(self._heartbeat(conn, lost), name="worker-heartbeat")
         stopping = asyncio.create_task(stop.wait())
         losing = asyncio.create_task(lost.wait())
+        graceful = False
         try:
             await asyncio.wait({working, stopping, losing}, return_when=asyncio.FIRST_COMPLETED)
+            graceful = not lost.is_set()
         finally:
             work_stop.set()
             for task in (beating, stopping, losing):
                 task.cancel()
+            # A clean stop lets the current send finish; a lost lease or a cancelled process
+            # stops at once, since another worker may already be taking over.
+            if graceful:
+                await asyncio.wait({working}, timeout=self.grace_seconds)
+            working.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await working
             self.active.clear()

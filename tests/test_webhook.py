@@ -75,7 +75,8 @@ async def replica(
     stop = asyncio.Event()
     mark = len(fake.calls)
     task = asyncio.create_task(run_bot(settings, stop=stop, role=role, webhook_url=PUBLIC_URL))
-    await fake.wait_for("setWebhook", after=mark)
+    # A web replica is ready once it has set the webhook; a worker once it has met the bot.
+    await fake.wait_for("getMe" if role == "worker" else "setWebhook", after=mark)
     async with aiohttp.ClientSession() as http:
         try:
             yield Replica(fake, f"http://127.0.0.1:{port}", derive_secret(fake.token), http)
