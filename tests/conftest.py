@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
 
 from bot.clock import ManualClock
 from storage.database import Database
@@ -39,32 +41,109 @@ async def postgres_database() -> AsyncIterator[Database]:
         await admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """An empty database on SQLite, and on PostgreSQL when HUIYIN_TEST_POSTGRES_URL is set."""
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path}/huiyin.db")
-        yield db
-        await db.dispose()
-        return
-    if not POSTGRES_URL:
-        pytest.skip("HUIYIN_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as db:
-        yield db
+# Creating and migrating a PostgreSQL database per test costs seconds (CREATE DATABASE waits for
+# a checkpoint); tests instead share one migrated database per session and start from empty
+# tables (TRUNCATE ... RESTART IDENTITY), which takes milliseconds.
+_SHARED: dict[str, Database] = {}
 
 
-@pytest.fixture
-async def empty_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/huiyin.db")
-    await db.upgrade()
-    yield db
+async def shared_postgres() -> Database:
+    if "db" not in _SHARED:
+        name = f"huiyin_test_shared_{os.getpid()}"
+        server = make_url(POSTGRES_URL)
+        admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        db = Database(server.set(database=name).render_as_string(hide_password=False))
+        await db.upgrade()
+        _SHARED["db"] = db
+    return _SHARED["db"]
+
+
+async def emptied(db: Database) -> Database:
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    # Each test runs in its own event loop; pooled connections belong to the last one.
+    await db.engine.dispose()
+    return db
+
+
+async def _drop_shared() -> None:
+    db = _SHARED.pop("db")
     await db.dispose()
+    name = make_url(db.url).database
+    admin = create_async_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_shared_postgres() -> Iterator[None]:
+    yield
+    if _SHARED:
+        asyncio.run(_drop_shared())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Tests that take a database run on SQLite, and on PostgreSQL when
+    HUIYIN_TEST_POSTGRES_URL is set."""
+    if request.param == "postgresql" and not POSTGRES_URL:
+        pytest.skip("HUIYIN_TEST_POSTGRES_URL is not set")
+    return str(request.param)
+
+
+@asynccontextmanager
+async def database(
+    backend: str, tmp_path: Path, *, migrated: bool, seeded: bool
+) -> AsyncIterator[Database]:
+    if backend == "postgresql":
+        if not migrated:
+            async with postgres_database() as db:
+                yield db
+            return
+        db = await emptied(await shared_postgres())
+        if seeded:
+            await import_roster(db, sample_district_dir())
+        try:
+            yield db
+        finally:
+            await db.engine.dispose()
+        return
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/huiyin.db")
+    try:
+        if migrated:
+            await db.upgrade()
+        if seeded:
+            await import_roster(db, sample_district_dir())
+        yield db
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture
-async def db(empty_db: Database) -> Database:
-    await import_roster(empty_db, sample_district_dir())
-    return empty_db
+async def any_empty_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database with no tables at all (for the migration tests)."""
+    async with database(backend, tmp_path, migrated=False, seeded=False) as db:
+        yield db
+
+
+@pytest.fixture
+async def empty_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database."""
+    async with database(backend, tmp_path, migrated=True, seeded=False) as db:
+        yield db
+
+
+@pytest.fixture
+async def db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database holding the sample district's roster."""
+    async with database(backend, tmp_path, migrated=True, seeded=True) as db:
+        yield db
 
 
 @pytest.fixture
