@@ -90,7 +90,8 @@ class _Bucket:
 
     def delay(self, now: float) -> float:
         self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        # The tolerance keeps float rounding from asking for a wait too short to pass.
+        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
 
     def take(self, now: float) -> None:
         self._refill(now)

@@ -154,6 +154,7 @@ async def test_an_update_delivered_twice_is_handled_once(
         assert await inbox_rows(db) == 2
         health = await web.health()
         assert health["database"] == "ok"
+        assert health["worker"] and 0 <= health["worker_lease_age_seconds"] < 60
     await db.dispose()
 
 
