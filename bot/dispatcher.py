@@ -22,12 +22,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
 from bot.i18n import pick_language, translator
-from handlers import intake, menu, my_requests, onboarding, tasks
+from handlers import coordinator, intake, menu, my_requests, onboarding, tasks
 from handlers.base import STEP_PREFIX, Context, Router, escape
+from handlers.cards import release_held
 from handlers.common import show_menu
 from storage.database import Database
 from storage.models import Account, ConversationState, InboxUpdate, Staff
-from storage.outbox import enqueue
+from storage.outbox import enqueue, notify_outbox
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ OPEN_TO_NEWCOMERS = frozenset({"start", "help", "join", "cancel"})
 
 def build_router() -> Router:
     router = Router()
-    for module in (onboarding, menu, intake, my_requests, tasks):
+    for module in (onboarding, menu, intake, my_requests, tasks, coordinator):
         router.include(module.router)
     return router
 
@@ -77,6 +78,7 @@ class Dispatcher:
                         return HandleResult()
                     ctx = await self._context(inbound, session)
                     await self._route(ctx)
+                    await notify_outbox(session)
                 if self.on_commit is not None:
                     self.on_commit()
                 return ctx.result
@@ -141,6 +143,8 @@ class Dispatcher:
             )
         ).first()
         state = await session.get(ConversationState, inbound.chat_id)
+        # They are here: notices that waited for the end of quiet hours go out before the reply.
+        await release_held(session, inbound.chat_id, self.clock.now())
         language = (
             pick_language(inbound.language)
             if inbound.language

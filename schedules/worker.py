@@ -8,8 +8,9 @@ must survive a restart lives in the scheduler: each tick reads what is due from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from bot.channels.types import Sender
 from bot.clock import Clock
 from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
+from storage.outbox import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,28 @@ class Worker:
         """Deliver and tick until `stop` is set."""
         scheduler = self.build_scheduler()
         scheduler.start()
-        try:
-            await self.outbox.run(stop, self.outbox_interval)
-        finally:
-            scheduler.shutdown(wait=False)
+        async with self._woken_by_other_processes():
+            try:
+                await self.outbox.run(stop, self.outbox_interval)
+            finally:
+                scheduler.shutdown(wait=False)
+
+    @contextlib.asynccontextmanager
+    async def _woken_by_other_processes(self) -> AsyncIterator[None]:
+        """On PostgreSQL, LISTEN for the NOTIFY web replicas send when they write messages."""
+        if self.db.engine.dialect.name != "postgresql":
+            yield
+            return
+        async with self.db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            listener = raw.driver_connection
+
+            def wake(*_args: object) -> None:
+                self.outbox.wake.set()
+
+            await listener.add_listener(OUTBOX_CHANNEL, wake)  # type: ignore[union-attr]
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(OUTBOX_CHANNEL, wake)  # type: ignore[union-attr]

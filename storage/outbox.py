@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -59,7 +60,12 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [p for p in pieces if p.strip()]
 
 
-def enqueue(session: AsyncSession, message: Outbound, now: datetime) -> None:
+def enqueue(
+    session: AsyncSession, message: Outbound, now: datetime, *, not_before: datetime | None = None
+) -> None:
+    """Add the message to the outbox; with `not_before` (e.g. the end of quiet hours) it waits
+    until then, and so do the messages written after it to the same chat."""
+    send_at = max(now, not_before) if not_before is not None else now
     pieces = split_text(message.text) if not message.contact_phone else [message.text]
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
@@ -81,7 +87,7 @@ def enqueue(session: AsyncSession, message: Outbound, now: datetime) -> None:
                 payload=part.to_payload(),
                 ref_key=(message.ref or message.edit_ref) if last else None,
                 created_at=now,
-                next_attempt_at=now,
+                next_attempt_at=send_at,
             )
         )
 
@@ -100,3 +106,12 @@ async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: s
         .limit(1)
     )
     return row.first()
+
+
+OUTBOX_CHANNEL = "huiyin_outbox"
+
+
+async def notify_outbox(session: AsyncSession) -> None:
+    """Wake the worker, wherever it runs: on PostgreSQL a NOTIFY, delivered at commit."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(text(f"NOTIFY {OUTBOX_CHANNEL}"))  # type: ignore[call-overload]

@@ -162,7 +162,8 @@ async def test_two_web_replicas_in_alternation_keep_one_conversation(pg_url: str
         FakeBotApi() as fake,
         replica(fake, pg_url, "ptb", role="web") as first,
         replica(fake, pg_url, "aiogram", role="web") as second,
-        replica(fake, pg_url, "ptb", role="worker") as _worker,
+        # A slow outbox tick: replies arrive promptly only if the NOTIFY wakes the worker.
+        replica(fake, pg_url, "ptb", role="worker", outbox_interval=60) as _worker,
     ):
         resident = 930000001
         replicas = [first, second]

@@ -58,7 +58,7 @@ class Replica:
 
 @asynccontextmanager
 async def replica(
-    fake: FakeBotApi, url: str, framework: str, role: Role = "all"
+    fake: FakeBotApi, url: str, framework: str, role: Role = "all", outbox_interval: float = 0.5
 ) -> AsyncIterator[Replica]:
     port = free_port()
     settings = load_settings(
@@ -69,7 +69,7 @@ async def replica(
         framework=framework,
         webhook_host="127.0.0.1",
         webhook_port=port,
-        outbox_interval_seconds=0.5,
+        outbox_interval_seconds=outbox_interval,
         send_rate_per_chat=100.0,
     )
     stop = asyncio.Event()
