@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -69,6 +69,7 @@ class Dispatcher:
         # Webhook replicas take updates in through the inbox; marking the row handled in the
         # same transaction as the change makes a second delivery of the update a no-op.
         self.use_inbox = use_inbox
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         for attempt in range(BUSY_RETRIES):
@@ -87,7 +88,7 @@ class Dispatcher:
                     log.exception("update %s failed", inbound.update_id)
                     return await self._apologise(inbound, busy=False)
                 log.warning("database busy (attempt %s): %s", attempt + 1, error)
-                await asyncio.sleep(0.2 * 2**attempt)
+                await self.sleep(0.2 * 2**attempt)
             except Exception:
                 log.exception("update %s failed", inbound.update_id)
                 return await self._apologise(inbound, busy=False)
