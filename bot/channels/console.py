@@ -59,7 +59,7 @@ class ChatDriver:
             chat_id=chat_id,
             chat_type=chat_type,
             language=self.languages.get(user, "zh-hans"),
-            display_name=self.names.get(user, f"user{user}"),
+            display_name=str(fields.pop("display_name", self.names.get(user, f"user{user}"))),
             update_id=next(self._updates),
             **fields,  # type: ignore[arg-type]
         )
