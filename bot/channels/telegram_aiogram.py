@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import MessageEntityType, ParseMode
+from aiogram.enums import MessageEntityType
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
@@ -50,11 +51,8 @@ from aiogram.types import (
     Update,
 )
 
-from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
+from bot.channels.telegram_sender import BotApiSender
 from bot.channels.types import (
-    MAX_CALLBACK_ANSWER,
-    MAX_CAPTION,
-    MAX_TEXT,
     DeliveryRefused,
     DeliveryRetry,
     HandleResult,
@@ -270,98 +268,19 @@ def _reply_markup(message: Outbound) -> ReplyMarkup | None:
     return None
 
 
-class AiogramSender:
-    """Delivers `Outbound` messages through an aiogram `Bot` (the `Sender` protocol)."""
+class AiogramSender(BotApiSender):
+    """Delivers `Outbound` messages through an aiogram `Bot`."""
 
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+    bot: Bot
 
-    async def send(self, message: Outbound) -> int:
-        markup = _reply_markup(message)
-        if message.contact_phone:
-            return await self._send_contact(message, markup)
-        if message.media_kind in MEDIA_KINDS and message.media_file_id:
-            return await self._send_media(message, markup)
-        if message.media_kind is not None:
-            logger.warning(
-                "chat %s: cannot attach media %r (%r); sending the text alone",
-                message.chat_id,
-                message.media_kind,
-                message.media_file_id,
-            )
-        return await self._send_text(message.chat_id, message.text, markup)
+    def reply_markup(self, message: Outbound) -> ReplyMarkup | None:
+        return _reply_markup(message)
 
-    async def edit(self, message: Outbound, message_id: int) -> None:
-        with _delivery_errors(f"edit {message.chat_id}/{message_id}"):
-            await self.bot.edit_message_text(
-                chat_id=message.chat_id,
-                message_id=message_id,
-                text=fit_html(message.text, MAX_TEXT),
-                parse_mode=ParseMode.HTML,
-                reply_markup=_inline_keyboard(message),
-            )
+    def inline_keyboard(self, message: Outbound) -> InlineKeyboardMarkup | None:
+        return _inline_keyboard(message)
 
-    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
-        try:
-            with _delivery_errors(f"answer callback {callback_id}"):
-                await self.bot.answer_callback_query(
-                    callback_id,
-                    text=fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
-                    show_alert=alert,
-                )
-        except DeliveryRefused as refused:
-            if "query is too old" not in str(refused).lower():
-                raise
-            # The press was handled; only the spinner's answer came too late.
-            logger.info("callback %s answered too late: %s", callback_id, refused)
-
-    async def _send_text(self, chat_id: int, text: str, markup: ReplyMarkup | None) -> int:
-        with _delivery_errors(f"send to {chat_id}"):
-            sent = await self.bot.send_message(
-                chat_id=chat_id,
-                text=fit_html(text, MAX_TEXT),
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-            )
-        return sent.message_id
-
-    async def _send_contact(self, message: Outbound, markup: ReplyMarkup | None) -> int:
-        with _delivery_errors(f"send contact to {message.chat_id}"):
-            sent = await self.bot.send_contact(
-                chat_id=message.chat_id,
-                phone_number=message.contact_phone,
-                first_name=message.contact_name or message.contact_phone,
-                reply_markup=markup,
-            )
-        return sent.message_id
-
-    async def _send_media(self, message: Outbound, markup: ReplyMarkup | None) -> int:
-        assert message.media_file_id is not None  # send() checked it
-        caption_fits = visible_length(message.text) <= MAX_CAPTION
-        caption = message.text if caption_fits and message.text.strip() else None
-        # The buttons go on the last message, so a long text keeps them under itself.
-        media_markup = markup if caption_fits else None
-        parse_mode = ParseMode.HTML if caption else None
-        with _delivery_errors(f"send {message.media_kind} to {message.chat_id}"):
-            if message.media_kind == "photo":
-                sent = await self.bot.send_photo(
-                    chat_id=message.chat_id,
-                    photo=message.media_file_id,
-                    caption=caption,
-                    parse_mode=parse_mode,
-                    reply_markup=media_markup,
-                )
-            else:
-                sent = await self.bot.send_voice(
-                    chat_id=message.chat_id,
-                    voice=message.media_file_id,
-                    caption=caption,
-                    parse_mode=parse_mode,
-                    reply_markup=media_markup,
-                )
-        if caption_fits:
-            return sent.message_id
-        return await self._send_text(message.chat_id, message.text, markup)
+    def delivery_errors(self, action: str) -> AbstractContextManager[None]:
+        return _delivery_errors(action)
 
 
 # --------------------------------------------------------------------------------------------

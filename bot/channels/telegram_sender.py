@@ -1,0 +1,131 @@
+"""Delivery through the Bot API, shared by the python-telegram-bot and aiogram channels."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from typing import Any
+
+from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
+from bot.channels.types import (
+    MAX_CALLBACK_ANSWER,
+    MAX_CAPTION,
+    MAX_TEXT,
+    DeliveryRefused,
+    Outbound,
+)
+
+logger = logging.getLogger(__name__)
+
+HTML = "HTML"
+
+
+class BotApiSender(ABC):
+    """Delivers `Outbound` messages through a framework's bot (the `Sender` protocol).
+
+    python-telegram-bot and aiogram name the Bot API's methods and parameters alike, so the
+    delivery rules live here once: HTML parse mode, text never over Telegram's limits, buttons
+    on the last message, a caption that does not fit sent as a text of its own. A subclass
+    says how its framework builds keyboards and which of its errors mean retry or refusal.
+    """
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    @abstractmethod
+    def reply_markup(self, message: Outbound) -> Any:
+        """Inline buttons, a contact-request keyboard, a keyboard removal, or None."""
+
+    @abstractmethod
+    def inline_keyboard(self, message: Outbound) -> Any:
+        """The inline buttons alone (an edit cannot carry a reply keyboard)."""
+
+    @abstractmethod
+    def delivery_errors(self, action: str) -> AbstractContextManager[None]:
+        """Turn the framework's errors into DeliveryRetry / DeliveryRefused / NotModified."""
+
+    async def send(self, message: Outbound) -> int:
+        markup = self.reply_markup(message)
+        if message.contact_phone:
+            return await self._send_contact(message, markup)
+        if message.media_kind in MEDIA_KINDS and message.media_file_id:
+            return await self._send_media(message, markup)
+        if message.media_kind is not None:
+            logger.warning(
+                "chat %s: cannot attach media %r (%r); sending the text alone",
+                message.chat_id,
+                message.media_kind,
+                message.media_file_id,
+            )
+        return await self._send_text(message.chat_id, message.text, markup)
+
+    async def edit(self, message: Outbound, message_id: int) -> None:
+        with self.delivery_errors(f"edit {message.chat_id}/{message_id}"):
+            await self.bot.edit_message_text(
+                chat_id=message.chat_id,
+                message_id=message_id,
+                text=fit_html(message.text, MAX_TEXT),
+                parse_mode=HTML,
+                reply_markup=self.inline_keyboard(message),
+            )
+
+    async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
+        try:
+            with self.delivery_errors(f"answer callback {callback_id}"):
+                await self.bot.answer_callback_query(
+                    callback_id,
+                    text=fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
+                    show_alert=alert,
+                )
+        except DeliveryRefused as refused:
+            if "query is too old" not in str(refused).lower():
+                raise
+            # The press was handled; only the spinner's answer came too late.
+            logger.info("callback %s answered too late: %s", callback_id, refused)
+
+    async def _send_text(self, chat_id: int, text: str, markup: Any) -> int:
+        with self.delivery_errors(f"send to {chat_id}"):
+            sent = await self.bot.send_message(
+                chat_id=chat_id,
+                text=fit_html(text, MAX_TEXT),
+                parse_mode=HTML,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_contact(self, message: Outbound, markup: Any) -> int:
+        with self.delivery_errors(f"send contact to {message.chat_id}"):
+            sent = await self.bot.send_contact(
+                chat_id=message.chat_id,
+                phone_number=message.contact_phone,
+                first_name=message.contact_name or message.contact_phone,
+                reply_markup=markup,
+            )
+        return sent.message_id
+
+    async def _send_media(self, message: Outbound, markup: Any) -> int:
+        caption_fits = visible_length(message.text) <= MAX_CAPTION
+        caption = message.text if caption_fits and message.text.strip() else None
+        # The buttons go on the last message, so a long text keeps them under itself.
+        media_markup = markup if caption_fits else None
+        with self.delivery_errors(f"send {message.media_kind} to {message.chat_id}"):
+            if message.media_kind == "photo":
+                sent = await self.bot.send_photo(
+                    chat_id=message.chat_id,
+                    photo=message.media_file_id,
+                    caption=caption,
+                    parse_mode=HTML if caption else None,
+                    reply_markup=media_markup,
+                )
+            else:
+                sent = await self.bot.send_voice(
+                    chat_id=message.chat_id,
+                    voice=message.media_file_id,
+                    caption=caption,
+                    parse_mode=HTML if caption else None,
+                    reply_markup=media_markup,
+                )
+        if caption_fits:
+            return sent.message_id
+        return await self._send_text(message.chat_id, message.text, markup)
