@@ -75,7 +75,7 @@ async def _run_polling(
     settings: Settings, db: Database, clock: Clock, leadership: Leadership, stop: asyncio.Event
 ) -> None:
     assert settings.bot_token is not None
-    dispatcher = Dispatcher(db, clock, settings.zone)
+    dispatcher = Dispatcher(db, clock, settings.zone, policy=settings.policy)
     background: list[asyncio.Task[None]] = []
 
     async def start_delivery(sender: Sender) -> None:
@@ -113,7 +113,7 @@ async def _run_webhook(
     role: Role,
 ) -> None:
     assert settings.bot_token is not None
-    dispatcher = Dispatcher(db, clock, settings.zone, use_inbox=True)
+    dispatcher = Dispatcher(db, clock, settings.zone, use_inbox=True, policy=settings.policy)
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
         dispatcher.direct_sender = app.sender
@@ -187,7 +187,7 @@ async def open_telegram_app(
 
 def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:
     """The background work and its ticks; every periodic job is registered here."""
-    return Worker(
+    worker = Worker(
         db,
         sender,
         clock,
@@ -197,6 +197,18 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
             per_second=settings.send_rate_total, per_chat_per_second=settings.send_rate_per_chat
         ),
     )
+    from schedules.sweep import sweep
+
+    policy = settings.policy
+
+    async def sweep_deadlines() -> object:
+        report = await sweep(db, clock, settings.zone, policy)
+        if report.total:
+            worker.outbox.wake.set()  # reminders and escalation notices go out at once
+        return report
+
+    worker.every("sweep", settings.sweep_interval_seconds, sweep_deadlines)
+    return worker
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

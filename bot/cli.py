@@ -17,7 +17,6 @@ import secrets
 import sys
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
@@ -227,7 +226,7 @@ async def console_command(db: Database, settings: Settings, who: str, language: 
                 return 1
             user = staff.telegram_id
             print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")
-    driver = ChatDriver(db, SystemClock(), ZoneInfo(settings.timezone))
+    driver = ChatDriver(db, SystemClock(), settings.zone, policy=settings.policy)
     driver.languages[user] = "en" if language == "en" else "zh-hans"
     driver.names[user] = "you"
     await run_console(driver, user)

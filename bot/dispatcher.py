@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
+from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from bot.i18n import pick_language, translator
 from handlers import coordinator, intake, menu, my_requests, onboarding, tasks
 from handlers.base import STEP_PREFIX, Context, Router, escape
@@ -58,6 +59,7 @@ class Dispatcher:
         on_commit: Callable[[], None] | None = None,
         direct_sender: Sender | None = None,
         use_inbox: bool = False,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -69,6 +71,7 @@ class Dispatcher:
         # Webhook replicas take updates in through the inbox; marking the row handled in the
         # same transaction as the change makes a second delivery of the update a no-op.
         self.use_inbox = use_inbox
+        self.policy = policy
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -163,6 +166,7 @@ class Dispatcher:
             account=account,
             staff=staff,
             state=state,
+            policy=self.policy,
             steps=self.router.steps,
         )
 

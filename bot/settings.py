@@ -6,10 +6,13 @@ Build them with `load_settings()`; nothing here runs at import time.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -27,6 +30,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./huiyin.db"
     timezone: str = "Asia/Shanghai"
     outbox_interval_seconds: float = 2.0
+    # Deadlines: how often the sweep looks for due reminders and escalations, and the policy
+    # file that changes the default deadlines (README, "Deadlines and escalation").
+    sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    policy_file: Path | None = None
     send_rate_total: float = Field(default=30.0, gt=0)
     send_rate_per_chat: float = Field(default=1.0, gt=0)
     webhook_secret: str | None = None
@@ -88,15 +95,31 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (try Asia/Shanghai)") from exc
         return value
 
+    @field_validator("policy_file", mode="before")
+    @classmethod
+    def _policy_file(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            return None
+        try:
+            load_policy(Path(str(value)))
+        except PolicyError as error:
+            raise ValueError(str(error)) from None
+        return value
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def policy(self) -> Policy:
+        """The deadline policy: the file's, checked when the settings were read, or defaults."""
+        return load_policy(self.policy_file) if self.policy_file else DEFAULT_POLICY
 
 
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings; raise SettingsError naming each bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
@@ -104,3 +127,4 @@ def load_settings(**overrides: object) -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"HUIYIN_{field.upper()}: {message}")
         raise SettingsError("\n".join(lines)) from exc
+    return settings

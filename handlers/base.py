@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button, HandleResult, Inbound, Outbound
 from bot.clock import Clock
+from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from bot.i18n import Translator
 from storage.models import Account, ConversationState, Staff
 from storage.outbox import enqueue
@@ -61,6 +62,7 @@ class Context:
     account: Account | None
     staff: Staff | None
     state: ConversationState | None
+    policy: Policy = DEFAULT_POLICY
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)

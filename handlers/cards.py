@@ -2,23 +2,32 @@
 
 A task card is sent once per assignee with `ref = card:<request>:<staff>` and then edited in
 place through the outbox whenever the request moves on.
+
+Quiet hours: a notice about a non-urgent request that nobody asked for just now (the request
+was accepted, passed up, reminded...) waits in the outbox until quiet hours end, unless the
+person has been talking to the bot in the last half hour (then they are awake and waiting for
+it). When someone writes to the bot, whatever waits for their chat goes out first
+(`release_held`), so a held notice never holds back a reply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button, Outbound
+from bot.domain.deadlines import DEFAULT_POLICY, URGENT, Policy
 from bot.domain.lifecycle import Status
 from bot.i18n import Translator, translator
 from handlers.base import escape
 from handlers.common import (
     LEVEL_LABELS,
+    PRIORITY_LABELS,
     STATUS_LABELS,
     category_label,
     format_time,
@@ -27,10 +36,67 @@ from handlers.common import (
     staff_label,
     unit_label,
 )
-from storage.models import Account, Beneficiary, Request, Staff, Unit
+from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, Unit
 from storage.outbox import enqueue
 
 TASK_PREFIX = "t"
+ANSWER_PREFIX = "q"
+# Someone who talked to the bot this recently is awake: quiet hours do not hold their notices.
+IN_TOUCH = timedelta(minutes=30)
+
+
+# Quiet hours --------------------------------------------------------------------------------
+
+
+async def in_touch(session: AsyncSession, chat_id: int, now: datetime) -> bool:
+    """Whether the bot and this chat exchanged messages in the last half hour (a reply or a
+    notice that went straight out, not one that waited)."""
+    row = await session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.chat_id == chat_id)
+        .where(col(OutboxMessage.created_at) >= now - IN_TOUCH)
+        .where(col(OutboxMessage.next_attempt_at) <= col(OutboxMessage.created_at))
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def hold_until(
+    session: AsyncSession,
+    chat_id: int,
+    request: Request,
+    now: datetime,
+    zone: ZoneInfo | None,
+    policy: Policy | None = None,
+) -> datetime | None:
+    """When an unasked-for notice about `request` may go to `chat_id`: None for now, or the end
+    of quiet hours. Notices about urgent requests never wait."""
+    if zone is None:
+        return None
+    policy = policy or DEFAULT_POLICY
+    release = policy.hold_until(now, zone, urgent=request.priority == URGENT)
+    if release is None or await in_touch(session, chat_id, now):
+        return None
+    return release
+
+
+async def release_held(session: AsyncSession, chat_id: int, now: datetime) -> None:
+    """The chat's user is here: what waited for the morning goes out now, before the reply."""
+    held = col(OutboxMessage.next_attempt_at) > now
+    waiting = await session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.chat_id == chat_id, OutboxMessage.status == "pending")
+        .where(OutboxMessage.attempts == 0, held)
+        .limit(1)
+    )
+    if waiting.first() is None:
+        return
+    await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.chat_id) == chat_id, col(OutboxMessage.status) == "pending")
+        .where(col(OutboxMessage.attempts) == 0, held)
+        .values(next_attempt_at=now)
+    )  # type: ignore[call-overload]
 
 
 def card_ref(request_id: int, staff_id: int) -> str:
@@ -102,6 +168,7 @@ async def request_summary(
         lines.append(t._("🖼 Photo attached above"))
     lines.append(t._("🕒 Submitted: {time}", time=format_time(request.created_at, zone)))
     lines.append(t._("Handled by: {who}", who=escape(staff_label(t, assignee))))
+    lines.extend(deadline_lines(t, zone, request))
     if request.reopen_count:
         lines.append(t._("🔁 Reopened {count} time(s)", count=request.reopen_count))
     if request.result_note:
@@ -113,21 +180,55 @@ def mask(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else phone
 
 
+def deadline_lines(t: Translator, zone: ZoneInfo, request: Request) -> list[str]:
+    """Priority and the running deadlines, as the card and the timeline show them."""
+    lines: list[str] = []
+    if request.priority in PRIORITY_LABELS:
+        lines.append(t._(PRIORITY_LABELS[request.priority]))
+    if request.status not in (Status.ASSIGNED, Status.IN_PROGRESS):
+        return lines
+    if request.paused_at is not None:
+        lines.append(
+            t._(
+                "⏸ Waiting for the resident's answer since {time}; the clock is paused.",
+                time=format_time(request.paused_at, zone),
+            )
+        )
+    if request.status == Status.ASSIGNED and request.accept_due_at is not None:
+        lines.append(t._("⏳ Accept by: {time}", time=format_time(request.accept_due_at, zone)))
+    if request.resolve_due_at is not None:
+        lines.append(t._("⏳ Resolve by: {time}", time=format_time(request.resolve_due_at, zone)))
+    return lines
+
+
 def task_buttons(t: Translator, request: Request, staff: Staff) -> list[list[Button]]:
     """The actions the assignee may take now; none for anyone else."""
     if request.assignee_staff_id != staff.id or request.id is None:
         return []
     rid = request.id
     rows: list[list[Button]] = []
+    urgent = (
+        [Button(t._("🚨 Mark urgent"), data=f"{TASK_PREFIX}:urgent:{rid}")]
+        if request.priority != URGENT
+        else []
+    )
     if request.status == Status.ASSIGNED:
         rows.append(
             [
                 Button(t._("✅ Accept"), data=f"{TASK_PREFIX}:accept:{rid}"),
-                Button(t._("↩ Not mine"), data=f"{TASK_PREFIX}:decline:{rid}"),
+                Button(t._("🧩 Accept as complex"), data=f"{TASK_PREFIX}:complex:{rid}"),
             ]
         )
+        rows.append([Button(t._("⬆ Pass up"), data=f"{TASK_PREFIX}:decline:{rid}"), *urgent])
     elif request.status == Status.IN_PROGRESS:
         rows.append([Button(t._("✔ Mark resolved"), data=f"{TASK_PREFIX}:resolve:{rid}")])
+        if request.paused_at is None:
+            ask = Button(t._("❓ Ask the resident"), data=f"{TASK_PREFIX}:ask:{rid}")
+        else:
+            ask = Button(t._("▶ Resume the clock"), data=f"{TASK_PREFIX}:resume:{rid}")
+        rows.append([ask, Button(t._("⬆ Pass up"), data=f"{TASK_PREFIX}:decline:{rid}")])
+        if urgent:
+            rows.append(urgent)
     return rows
 
 
@@ -153,6 +254,7 @@ async def send_task_card(
     now: datetime,
     *,
     lead: Callable[[Translator], str] | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     """Push a new task card (and the resident's photo or voice message) to the assignee.
 
@@ -170,6 +272,7 @@ async def send_task_card(
                 media_file_id=request.media_file_id,
             ),
             now,
+            not_before=not_before,
         )
     text, buttons = await task_card(session, t, zone, request, staff)
     heading = lead(t) if lead else t._("🆕 New task")
@@ -182,11 +285,18 @@ async def send_task_card(
             ref=card_ref(request.id, staff.id or 0),
         ),
         now,
+        not_before=not_before,
     )
 
 
 async def refresh_task_card(
-    session: AsyncSession, zone: ZoneInfo, request: Request, staff: Staff, now: datetime
+    session: AsyncSession,
+    zone: ZoneInfo,
+    request: Request,
+    staff: Staff,
+    now: datetime,
+    *,
+    not_before: datetime | None = None,
 ) -> None:
     """Edit the assignee's card in place to show the request's new state."""
     if staff.telegram_id is None or request.id is None:
@@ -202,24 +312,110 @@ async def refresh_task_card(
             edit_ref=card_ref(request.id, staff.id or 0),
         ),
         now,
+        not_before=not_before,
     )
 
 
 async def notify_reporter(
-    session: AsyncSession, request: Request, now: datetime, build: Callable[[Translator], str]
+    session: AsyncSession,
+    request: Request,
+    now: datetime,
+    build: Callable[[Translator], str],
+    *,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
+    buttons: Callable[[Translator], list[Button]] | None = None,
 ) -> None:
-    """Tell the reporter about their request in their own language (`build` writes the text)."""
+    """Tell the reporter about their request in their own language (`build` writes the text).
+
+    With `zone`, the notice keeps quiet hours (unless the request is urgent). `buttons` adds
+    buttons in front of "See the timeline"."""
     reporter = await session.get(Account, request.reporter_account_id)
     if reporter is None:
         return
     t = translator(reporter.language)
     text = build(t)
+    row = [
+        *(buttons(t) if buttons else []),
+        Button(t._("See the timeline"), data=f"v:{request.id}"),
+    ]
     enqueue(
         session,
-        Outbound(
-            chat_id=reporter.chat_id,
-            text=text,
-            buttons=((Button(t._("See the timeline"), data=f"v:{request.id}"),),),
-        ),
+        Outbound(chat_id=reporter.chat_id, text=text, buttons=(tuple(row),)),
         now,
+        not_before=await hold_until(session, reporter.chat_id, request, now, zone, policy),
     )
+
+
+async def tell_staff(
+    session: AsyncSession,
+    staff: Staff | None,
+    now: datetime,
+    build: Callable[[Translator], str],
+    *,
+    request: Request | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    """A short message to a staff member in their language, with the task's view button."""
+    if staff is None or staff.telegram_id is None:
+        return
+    t = await staff_translator(session, staff)
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if request is not None and request.id is not None and request.assignee_staff_id == staff.id:
+        buttons = ((Button(t._("Open the task"), data=f"v:{request.id}"),),)
+    enqueue(
+        session,
+        Outbound(chat_id=staff.telegram_id, text=build(t), buttons=buttons),
+        now,
+        not_before=not_before,
+    )
+
+
+async def announce_new_owner(
+    session: AsyncSession,
+    zone: ZoneInfo,
+    request: Request,
+    previous: Staff | None,
+    owner: Staff,
+    now: datetime,
+    *,
+    lead: Callable[[Translator], str],
+    tell_previous: Callable[[Translator], str] | None = None,
+    policy: Policy | None = None,
+    hold: bool = False,
+    moved_up: bool = True,
+) -> None:
+    """A request changed hands (escalated, passed up, reassigned): the previous owner's card
+    shows it moved on (with `tell_previous` as a message), the new owner gets a card headed
+    `lead`, and the resident is told who has it now. With `hold`, staff messages about a
+    non-urgent request keep quiet hours too (the sweep's; a person acting gets replies)."""
+
+    async def staff_hold(staff: Staff | None) -> datetime | None:
+        if not hold or staff is None or staff.telegram_id is None:
+            return None
+        return await hold_until(session, staff.telegram_id, request, now, zone, policy)
+
+    if previous is not None and previous.id != owner.id:
+        not_before = await staff_hold(previous)
+        await refresh_task_card(session, zone, request, previous, now, not_before=not_before)
+        if tell_previous is not None:
+            await tell_staff(session, previous, now, tell_previous, not_before=not_before)
+    await send_task_card(
+        session, zone, request, owner, now, lead=lead, not_before=await staff_hold(owner)
+    )
+
+    def resident_text(t: Translator) -> str:
+        who = escape(staff_label(t, owner))
+        if not moved_up:
+            return t._(
+                "🔄 Your request <b>{ref}</b> is now with {who}.", ref=request.reference, who=who
+            )
+        return t._(
+            "⏫ Your request <b>{ref}</b> is now with {who}, at the {level} level, "
+            "so that it gets done.",
+            ref=request.reference,
+            who=who,
+            level=t._(LEVEL_LABELS.get(request.level, request.level)),
+        )
+
+    await notify_reporter(session, request, now, resident_text, zone=zone, policy=policy)

@@ -50,6 +50,30 @@ EVENT_LABELS: dict[str, str] = {
     "reopen": N_("Reopened, now with {assignee}"),
     "cancel": N_("Cancelled"),
     "merge": N_("Merged"),
+    "reassign": N_("Reassigned by {actor} to {assignee}"),
+    "remind": N_("Reminder sent to {assignee}"),
+    "overdue": N_("Overdue with {assignee}"),
+    "priority": N_("Priority set by {actor}"),
+    "wait": N_("{actor} asked a question; the clock is paused"),
+    "answer": N_("The resident answered; the clock runs again"),
+    "resume": N_("{actor} restarted the clock"),
+}
+
+# Codes in an event's note (bot.domain.requests WHY_*, and the deadline events), as shown.
+NOTE_LABELS: dict[str, str] = {
+    "why:accept_overdue": N_("not accepted in time"),
+    "why:resolve_overdue": N_("not resolved in time"),
+    "why:pass_up": N_("passed up by hand"),
+    "why:nobody_above": N_("no one above could take it"),
+    "clock:accept": N_("deadline to accept"),
+    "clock:resolve": N_("deadline to resolve"),
+    "priority:urgent": N_("urgent"),
+    "priority:complex": N_("complex"),
+}
+
+PRIORITY_LABELS: dict[str, str] = {
+    "urgent": N_("🚨 Urgent"),
+    "complex": N_("🧩 Complex"),
 }
 
 RELATIONS: dict[str, str] = {

@@ -216,6 +216,8 @@ async def on_confirm(ctx: Context, value: str) -> None:
         media_kind=data.get("media_kind"),
         media_file_id=data.get("media_file_id"),
         now=ctx.now,
+        zone=ctx.zone,
+        policy=ctx.policy,
     )
     await ctx.end_flow()
     ctx.answer(ctx._("Submitted"))

@@ -19,6 +19,7 @@ from handlers.common import (
     EVENT_LABELS,
     LEVEL_LABELS,
     MENU_PREFIX,
+    NOTE_LABELS,
     STATUS_LABELS,
     category_label,
     format_time,
@@ -85,6 +86,8 @@ async def describe_event(session: AsyncSession, t: Translator, event: RequestEve
                 )
         elif part == "nobody":
             notes.append(t._("no one could be reached at any level"))
+        elif part in NOTE_LABELS:
+            notes.append(t._(NOTE_LABELS[part]))
         elif part and event.action != "resolve":
             notes.append(escape(part))
     if notes:

@@ -258,7 +258,8 @@ async def show_help(ctx: Context) -> None:
             "is accepted and when it is done.\n"
             "• “My requests” shows where each request stands.\n\n"
             "Commands: /start menu · /cancel stop what you are doing · /help this text\n"
-            "Staff: /join links your roster entry · /tasks your open tasks"
+            "Staff: /join links your roster entry · /tasks your open tasks · "
+            "/reassign moves a request within your area"
         )
     )
     if ctx.account is not None or ctx.staff is not None:

@@ -1,41 +1,70 @@
 """Tasks: what a grid member (or anyone on the ladder) does with a request assigned to them.
 
-    task card ──accept──► in progress ──resolve──► note ──► resolved (resident told, with the note)
-        └──not mine──► reason ──► passed to the level above (card there; this card updated)
+    task card ──accept─────────────► in progress ──resolve──► note ──► resolved (resident told)
+        │    ──accept as complex──►     │ ──ask the resident──► question ──► waiting (paused)
+        │                               │        ◄── the resident answers (or "resume") ──┘
+        ├──pass up──► reason ──► the level above has it at once (card there; this card updated)
+        └──mark urgent──► urgent deadlines (from now, never later than before)
 
 Every button names the request; the press is refused politely, changing nothing, when the
 request is not the presser's or has already moved on (a stale card, a second tap, a forged
 button). `/tasks` lists the open ones.
+
+The resident gets a staff question with an "Answer" button (`q:<request>`); what they send
+goes to whoever has the request now, and the paused clock runs again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bot.channels.types import Button, Outbound
+from bot.domain.deadlines import (
+    COMPLEX,
+    URGENT,
+    change_priority,
+    pause_clocks,
+    resume_clocks,
+)
 from bot.domain.lifecycle import Action, Status, TransitionRefused
-from bot.domain.requests import open_tasks_of, reroute_up, transition
+from bot.domain.requests import WHY_PASS_UP, add_event, open_tasks_of, reroute_up, transition
+from bot.i18n import Translator
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
+    ANSWER_PREFIX,
     TASK_PREFIX,
+    announce_new_owner,
     notify_reporter,
     refresh_task_card,
-    send_task_card,
+    tell_staff,
 )
-from handlers.common import STATUS_LABELS, category_label, format_time, show_menu, staff_label
-from storage.models import Beneficiary, Request
+from handlers.common import (
+    STATUS_LABELS,
+    category_label,
+    format_time,
+    show_menu,
+    staff_label,
+)
+from storage.models import Beneficiary, Request, Staff
 
 router = Router()
 FLOW = "task"
+ANSWER_FLOW = "answer"
 MAX_NOTE = 500
+OPEN = (Status.ASSIGNED, Status.IN_PROGRESS)
 
 
-async def own_task(ctx: Context, request_id: int, expected: Status) -> Request | None:
-    """The request if it is the presser's and in `expected` state; else answer why not."""
+async def own_task(
+    ctx: Context, request_id: int, expected: Status | Collection[Status]
+) -> Request | None:
+    """The request if it is the presser's and in an `expected` state; else answer why not."""
+    wanted = {expected} if isinstance(expected, Status) else set(expected)
     # The row lock makes a double tap served by two replicas act once on PostgreSQL.
     request = await ctx.session.get(Request, request_id, with_for_update=True)
     if ctx.staff is None or request is None or request.assignee_staff_id != ctx.staff.id:
         ctx.answer(ctx._("This task is not assigned to you."), alert=True)
         return None
-    if request.status != expected:
+    if request.status not in wanted:
         ctx.answer(
             ctx._(
                 "This task has already moved on: {status}.",
@@ -58,38 +87,90 @@ async def on_task_button(ctx: Context) -> None:
     action = parts[1]
     if action == "accept":
         await accept(ctx, request_id)
+    elif action == "complex":
+        await accept(ctx, request_id, complex_=True)
     elif action == "decline":
-        await ask_reason(ctx, request_id, "decline_reason", Status.ASSIGNED)
+        await ask_reason(ctx, request_id, "decline_reason", OPEN)
     elif action == "resolve":
         await ask_reason(ctx, request_id, "resolve_note", Status.IN_PROGRESS)
+    elif action == "ask":
+        await ask_reason(ctx, request_id, "question", Status.IN_PROGRESS)
+    elif action == "resume":
+        await resume(ctx, request_id)
+    elif action == "urgent":
+        await mark_urgent(ctx, request_id)
     elif action == "phone":
         await send_contact(ctx, request_id)
     else:
         ctx.answer(ctx._("This button is no longer active."))
 
 
-async def accept(ctx: Context, request_id: int) -> None:
+async def accept(ctx: Context, request_id: int, *, complex_: bool = False) -> None:
     request = await own_task(ctx, request_id, Status.ASSIGNED)
     if request is None or ctx.staff is None:
         return
-    await transition(ctx.session, request, Action.ACCEPT, ctx.now, actor_staff_id=ctx.staff.id)
-    ctx.answer(ctx._("Accepted"))
-    await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
-    staff = ctx.staff
-    await notify_reporter(
+    policy = ctx.policy
+    await transition(
         ctx.session,
         request,
+        Action.ACCEPT,
         ctx.now,
-        lambda t: t._(
+        actor_staff_id=ctx.staff.id,
+        note="priority:complex" if complex_ else None,
+    )
+    if complex_:
+        change_priority(request, COMPLEX, ctx.now, ctx.zone, policy)
+    ctx.answer(ctx._("Accepted as complex") if complex_ else ctx._("Accepted"))
+    await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
+    staff = ctx.staff
+
+    def notice(t: Translator) -> str:
+        text = t._(
             "👍 Your request <b>{ref}</b> has been accepted by {who}. They will be in touch.",
             ref=request.reference,
             who=escape(staff_label(t, staff)),
-        ),
+        )
+        if complex_ and request.resolve_due_at is not None:
+            text += "\n" + t._(
+                "It needs more work than usual; the aim is to finish by {time}.",
+                time=format_time(request.resolve_due_at, ctx.zone),
+            )
+        return text
+
+    await notify_reporter(ctx.session, request, ctx.now, notice, zone=ctx.zone, policy=policy)
+
+
+async def mark_urgent(ctx: Context, request_id: int) -> None:
+    request = await own_task(ctx, request_id, OPEN)
+    if request is None or ctx.staff is None:
+        return
+    if request.priority == URGENT:
+        ctx.answer(ctx._("It is already marked urgent."))
+        return
+    change_priority(request, URGENT, ctx.now, ctx.zone, ctx.policy)
+    ctx.session.add(request)
+    add_event(
+        ctx.session,
+        request,
+        Action.PRIORITY,
+        ctx.now,
+        from_status=request.status,
+        from_level=request.level,
+        actor_staff_id=ctx.staff.id,
+        note="priority:urgent",
     )
+    ctx.answer(ctx._("Marked urgent: the urgent deadlines apply."))
+    await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
 
 
-async def ask_reason(ctx: Context, request_id: int, step: str, expected: Status) -> None:
-    if await own_task(ctx, request_id, expected) is None:
+async def ask_reason(
+    ctx: Context, request_id: int, step: str, expected: Status | Collection[Status]
+) -> None:
+    request = await own_task(ctx, request_id, expected)
+    if request is None:
+        return
+    if step == "question" and request.paused_at is not None:
+        ctx.answer(ctx._("You are already waiting for the resident's answer."), alert=True)
         return
     ctx.go(FLOW, step, request_id=request_id)
     await render_reason(ctx)
@@ -101,8 +182,17 @@ async def render_reason(ctx: Context) -> None:
         prompt = ctx._(
             "{ref}: in a sentence, what was done? The resident will see this note.", ref=ref
         )
+    elif ctx.step == "question":
+        prompt = ctx._(
+            "{ref}: what would you like to ask the resident? They get your question with a "
+            "button to answer, and the clock stops until they do.",
+            ref=ref,
+        )
     else:
-        prompt = ctx._("{ref}: why is this not yours? It will go to the level above.", ref=ref)
+        prompt = ctx._(
+            "{ref}: why can this level not meet the need? It goes to the level above at once.",
+            ref=ref,
+        )
     ctx.reply(prompt, [[ctx.choice(ctx._("✖ Cancel"), "cancel")]])
 
 
@@ -121,7 +211,7 @@ async def on_reason(ctx: Context) -> None:
         )
         return
     step = ctx.step
-    expected = Status.IN_PROGRESS if step == "resolve_note" else Status.ASSIGNED
+    expected = OPEN if step == "decline_reason" else (Status.IN_PROGRESS,)
     request = await own_task(ctx, ctx.data["request_id"], expected)
     await ctx.end_flow()
     if request is None or ctx.staff is None:
@@ -129,8 +219,10 @@ async def on_reason(ctx: Context) -> None:
         return
     if step == "resolve_note":
         await resolve(ctx, request, note)
+    elif step == "question":
+        await ask_resident(ctx, request, note)
     else:
-        await decline(ctx, request, note)
+        await pass_up(ctx, request, note)
 
 
 async def resolve(ctx: Context, request: Request, note: str) -> None:
@@ -151,15 +243,28 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
             ref=request.reference,
             note=escape(note),
         ),
+        zone=ctx.zone,
+        policy=ctx.policy,
     )
 
 
-async def decline(ctx: Context, request: Request, reason: str) -> None:
+async def pass_up(ctx: Context, request: Request, reason: str) -> None:
+    """Claiming level by level: this level cannot meet the need; the level above has it now."""
     staff = ctx.staff
     assert staff is not None
+    policy = ctx.policy
+    accepted = request.status == Status.IN_PROGRESS
     try:
         route = await reroute_up(
-            ctx.session, request, Action.DECLINE, ctx.now, actor_staff=staff, reason=reason
+            ctx.session,
+            request,
+            Action.ESCALATE if accepted else Action.DECLINE,
+            ctx.now,
+            actor_staff=staff,
+            reason=reason,
+            why=WHY_PASS_UP if accepted else None,
+            zone=ctx.zone,
+            policy=policy,
         )
     except TransitionRefused:
         route = None
@@ -171,7 +276,6 @@ async def decline(ctx: Context, request: Request, reason: str) -> None:
             )
         )
         return
-    await refresh_task_card(ctx.session, ctx.zone, request, staff, ctx.now)
     ctx.reply(
         ctx._(
             "↩ {ref} was passed to {who}.",
@@ -179,16 +283,183 @@ async def decline(ctx: Context, request: Request, reason: str) -> None:
             who=escape(staff_label(ctx.t, route.staff)),
         )
     )
-    await send_task_card(
+    await announce_new_owner(
         ctx.session,
         ctx.zone,
         request,
+        staff,
         route.staff,
         ctx.now,
         lead=lambda t: t._(
             "↩ Passed on by {name}: {reason}", name=escape(staff.name), reason=escape(reason)
         ),
+        policy=policy,
     )
+
+
+async def ask_resident(ctx: Context, request: Request, question: str) -> None:
+    """Send the question to the reporter with an Answer button; the clock waits for them."""
+    assert ctx.staff is not None
+    staff = ctx.staff
+    pause_clocks(request, ctx.now)
+    ctx.session.add(request)
+    add_event(
+        ctx.session,
+        request,
+        Action.WAIT,
+        ctx.now,
+        from_status=request.status,
+        from_level=request.level,
+        actor_staff_id=staff.id,
+        note=question,
+    )
+    await refresh_task_card(ctx.session, ctx.zone, request, staff, ctx.now)
+    ctx.reply(
+        ctx._(
+            "❓ Your question on {ref} was sent to the resident. The clock is paused until "
+            "they answer.",
+            ref=request.reference,
+        )
+    )
+    await notify_reporter(
+        ctx.session,
+        request,
+        ctx.now,
+        lambda t: t._(
+            "❓ {who} has a question about your request <b>{ref}</b>:\n{question}",
+            who=escape(staff_label(t, staff)),
+            ref=request.reference,
+            question=escape(question),
+        ),
+        zone=ctx.zone,
+        policy=ctx.policy,
+        buttons=lambda t: [Button(t._("✍ Answer"), data=f"{ANSWER_PREFIX}:{request.id}")],
+    )
+
+
+async def resume(ctx: Context, request_id: int) -> None:
+    request = await own_task(ctx, request_id, Status.IN_PROGRESS)
+    if request is None or ctx.staff is None:
+        return
+    if request.paused_at is None:
+        ctx.answer(ctx._("The clock is already running."))
+        await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
+        return
+    resume_clocks(request, ctx.now, ctx.zone, ctx.policy)
+    ctx.session.add(request)
+    add_event(
+        ctx.session,
+        request,
+        Action.RESUME,
+        ctx.now,
+        from_status=request.status,
+        from_level=request.level,
+        actor_staff_id=ctx.staff.id,
+    )
+    ctx.answer(ctx._("The clock runs again."))
+    await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
+
+
+# The resident's answer ----------------------------------------------------------------------
+
+
+@router.button(ANSWER_PREFIX)
+async def on_answer_button(ctx: Context) -> None:
+    _, _, raw_id = ctx.inbound.button_data.partition(":")
+    request_id = parse_id(raw_id)
+    request = await ctx.session.get(Request, request_id) if request_id is not None else None
+    if request is None or ctx.account is None or request.reporter_account_id != ctx.account.id:
+        ctx.answer(ctx._("This request is not available."), alert=True)
+        return
+    if request.status not in OPEN:
+        ctx.answer(ctx._("This request is no longer open; no answer is needed."), alert=True)
+        return
+    ctx.go(ANSWER_FLOW, "text", request_id=request.id)
+    await render_answer(ctx)
+
+
+async def render_answer(ctx: Context) -> None:
+    ref = Request(id=ctx.data["request_id"]).reference  # type: ignore[call-arg]
+    ctx.reply(
+        ctx._(
+            "Please send your answer about {ref}: type it, or send a voice message or a photo.",
+            ref=ref,
+        ),
+        [[ctx.choice(ctx._("✖ Cancel"), "cancel")]],
+    )
+
+
+async def on_answer(ctx: Context) -> None:
+    inbound = ctx.inbound
+    text = inbound.text.strip()
+    if inbound.kind not in ("text", "voice", "photo") or (inbound.kind == "text" and not text):
+        ctx.reply(ctx._("I can take text, a voice message or a photo here. Please try again."))
+        return
+    if len(text) > MAX_NOTE:
+        ctx.reply(
+            ctx._(
+                "Please keep the note under {limit} characters (it is {length}).",
+                limit=MAX_NOTE,
+                length=len(text),
+            )
+        )
+        return
+    request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
+    await ctx.end_flow()
+    if request is None or request.status not in OPEN:
+        show_menu(ctx, ctx._("This request is no longer open; no answer is needed."))
+        return
+    staff = (
+        await ctx.session.get(Staff, request.assignee_staff_id)
+        if request.assignee_staff_id
+        else None
+    )
+    if request.paused_at is not None:
+        resume_clocks(request, ctx.now, ctx.zone, ctx.policy)
+        ctx.session.add(request)
+    add_event(
+        ctx.session,
+        request,
+        Action.ANSWER,
+        ctx.now,
+        from_status=request.status,
+        from_level=request.level,
+        actor_account_id=ctx.account.id if ctx.account else None,
+        note=text or None,
+    )
+    if staff is not None and staff.telegram_id is not None:
+        media = inbound.file_id if inbound.kind in ("voice", "photo") else None
+        if media:
+            ctx.send(
+                Outbound(
+                    chat_id=staff.telegram_id,
+                    text=request.reference,
+                    media_kind=inbound.kind,
+                    media_file_id=media,
+                )
+            )
+        await tell_staff(
+            ctx.session,
+            staff,
+            ctx.now,
+            lambda t: t._(
+                "💬 The resident answered about <b>{ref}</b>:\n{answer}",
+                ref=request.reference,
+                answer=escape(text) or t._("(a voice message or photo, above)"),
+            ),
+            request=request,
+        )
+        await refresh_task_card(ctx.session, ctx.zone, request, staff, ctx.now)
+    show_menu(
+        ctx,
+        ctx._(
+            "Thank you. Your answer was passed to {who}.",
+            who=escape(staff_label(ctx.t, staff)),
+        ),
+    )
+
+
+# Other ------------------------------------------------------------------------------------
 
 
 async def send_contact(ctx: Context, request_id: int) -> None:
@@ -242,3 +513,5 @@ async def list_tasks(ctx: Context) -> None:
 
 router.step(FLOW, "resolve_note", Step(render=render_reason, on_input=on_reason))
 router.step(FLOW, "decline_reason", Step(render=render_reason, on_input=on_reason))
+router.step(FLOW, "question", Step(render=render_reason, on_input=on_reason))
+router.step(ANSWER_FLOW, "text", Step(render=render_answer, on_input=on_answer))

@@ -67,6 +67,8 @@ class Worker:
                 id=tick.name,
                 max_instances=1,
                 coalesce=True,
+                # A tick that starts late (a busy start-up) still runs, once.
+                misfire_grace_time=None,
                 # Run once at start too: after downtime, what fell due runs now, once.
                 next_run_time=self.clock.now(),
             )

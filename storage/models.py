@@ -85,6 +85,8 @@ class Request(SQLModel, table=True):
     __table_args__ = (
         Index("ix_requests_assignee_status", "assignee_staff_id", "status"),
         Index("ix_requests_grid_created", "grid_code", "created_at"),
+        # The deadline sweep reads only this: the earliest pending reminder or deadline.
+        Index("ix_requests_next_due", "next_due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -107,6 +109,16 @@ class Request(SQLModel, table=True):
     accepted_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    # Deadlines (bot/domain/deadlines.py): the clocks of the current owner, and what is next.
+    level_assigned_at: datetime | None = None
+    accept_due_at: datetime | None = None
+    accept_remind_at: datetime | None = None
+    accept_reminder_stage: int = Field(default=0)
+    resolve_due_at: datetime | None = None
+    resolve_remind_at: datetime | None = None
+    resolve_reminder_stage: int = Field(default=0)
+    paused_at: datetime | None = None
+    next_due_at: datetime | None = None
 
     @property
     def reference(self) -> str:

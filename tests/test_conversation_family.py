@@ -117,7 +117,13 @@ async def test_family_form_saves_the_member_and_routes_by_their_grid(
     t_zhang = tr(harness, ZHANG)
     assert f"Chen &lt;Guilan&gt; ({t_zhang._('Mother')}) · ☎ 13800009999" in card.text
     assert "user900002" in card.text  # who reported it
-    assert [b.data for b in card.buttons] == ["t:accept:1", "t:decline:1", "t:phone:1"]
+    assert [b.data for b in card.buttons] == [
+        "t:accept:1",
+        "t:complex:1",
+        "t:decline:1",
+        "t:urgent:1",
+        "t:phone:1",
+    ]
 
 
 async def test_card_shows_the_relation_in_the_assignees_language(

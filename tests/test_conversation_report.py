@@ -106,7 +106,12 @@ async def test_report_by_text_reaches_the_grid_member(harness: Harness, resident
 
     (card,) = harness.sender.messages(WANG)
     assert "<b>HY000001</b>" in card.text and "The kitchen tap &lt;leaks&gt;" in card.text
-    assert [b.data for b in card.buttons] == ["t:accept:1", "t:decline:1"]
+    assert [b.data for b in card.buttons] == [
+        "t:accept:1",
+        "t:complex:1",
+        "t:decline:1",
+        "t:urgent:1",
+    ]
     assert harness.sender.messages(LI) == []
 
 
@@ -118,7 +123,12 @@ async def test_category_picks_the_grid_member_with_that_post(
     )
     assert harness.sender.messages(WANG) == []
     (card,) = harness.sender.messages(LI)
-    assert [b.data for b in card.buttons] == ["t:accept:1", "t:decline:1"]
+    assert [b.data for b in card.buttons] == [
+        "t:accept:1",
+        "t:complex:1",
+        "t:decline:1",
+        "t:urgent:1",
+    ]
 
 
 async def test_report_by_voice_forwards_the_voice_message(harness: Harness, resident: int) -> None:
@@ -138,7 +148,12 @@ async def test_report_by_voice_forwards_the_voice_message(harness: Harness, resi
     )
     voice, card = harness.sender.messages(WANG)
     assert (voice.message.media_kind, voice.message.media_file_id) == ("voice", "voice-file-1")
-    assert [b.data for b in card.buttons] == ["t:accept:1", "t:decline:1"]
+    assert [b.data for b in card.buttons] == [
+        "t:accept:1",
+        "t:complex:1",
+        "t:decline:1",
+        "t:urgent:1",
+    ]
 
 
 async def test_report_by_photo_takes_the_caption_as_description(

@@ -69,7 +69,12 @@ async def test_accept_tells_the_resident_and_updates_the_card(harness: Harness, 
     assert harness.last_answer == t._("Accepted")
 
     assert task_card.edits == 1
-    assert [b.data for b in task_card.buttons] == [f"t:resolve:{task}"]
+    assert [b.data for b in task_card.buttons] == [
+        f"t:resolve:{task}",
+        f"t:ask:{task}",
+        f"t:decline:{task}",
+        f"t:urgent:{task}",
+    ]
     assert t._("Being handled") in task_card.text
 
     request = await request_row(harness, task)
@@ -118,7 +123,8 @@ async def test_not_mine_passes_the_task_to_the_coordinator(harness: Harness, tas
     (task_card,) = [m for m in harness.sender.messages(WANG) if m.message.ref]
     (prompt,) = await harness.press(WANG, f"t:decline:{task}")
     assert prompt.text == t._(
-        "{ref}: why is this not yours? It will go to the level above.", ref="HY000001"
+        "{ref}: why can this level not meet the need? It goes to the level above at once.",
+        ref="HY000001",
     )
 
     (passed,) = await harness.say(WANG, "This is a landlord matter")
@@ -130,7 +136,12 @@ async def test_not_mine_passes_the_task_to_the_coordinator(harness: Harness, tas
 
     (xu_card,) = harness.sender.messages(XU)
     assert "<b>HY000001</b>" in xu_card.text
-    assert [b.data for b in xu_card.buttons] == [f"t:accept:{task}", f"t:decline:{task}"]
+    assert [b.data for b in xu_card.buttons] == [
+        f"t:accept:{task}",
+        f"t:complex:{task}",
+        f"t:decline:{task}",
+        f"t:urgent:{task}",
+    ]
 
     request = await request_row(harness, task)
     xu = await staff_id(harness, XU)
@@ -210,7 +221,7 @@ async def test_tasks_lists_the_open_ones(harness: Harness, task: int) -> None:
     assert [b.data for b in listing.buttons] == [f"v:{task}", "v:2"]
 
     (again,) = await harness.press(WANG, "v:2")
-    assert [b.data for b in again.buttons] == ["t:accept:2", "t:decline:2"]
+    assert [b.data for b in again.buttons] == ["t:accept:2", "t:complex:2", "t:decline:2"]
 
 
 async def test_tasks_for_a_resident_points_to_join(harness: Harness, task: int) -> None:

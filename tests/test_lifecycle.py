@@ -33,6 +33,8 @@ ALLOWED: dict[tuple[Status, Action], Status] = {
     (Status.ASSIGNED, Action.CANCEL): Status.CANCELLED,
     (Status.ASSIGNED, Action.MERGE): Status.MERGED,
     (Status.IN_PROGRESS, Action.ESCALATE): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.REASSIGN): Status.ASSIGNED,
+    (Status.IN_PROGRESS, Action.REASSIGN): Status.ASSIGNED,
     (Status.IN_PROGRESS, Action.RESOLVE): Status.RESOLVED,
     (Status.IN_PROGRESS, Action.CANCEL): Status.CANCELLED,
     (Status.IN_PROGRESS, Action.MERGE): Status.MERGED,

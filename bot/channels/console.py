@@ -21,6 +21,7 @@ from bot.channels.memory import MemorySender, ShownMessage
 from bot.channels.types import HandleResult, Inbound, InboundKind
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
+from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from schedules.outbox import OutboxSender
 from storage.database import Database
 
@@ -36,12 +37,17 @@ class ChatDriver:
     """Users talking to the real dispatcher; what they see lands in `sender`."""
 
     def __init__(
-        self, db: Database, clock: Clock, zone: ZoneInfo, sender: MemorySender | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        zone: ZoneInfo,
+        sender: MemorySender | None = None,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.db = db
         self.clock = clock
         self.sender = sender or MemorySender()
-        self.dispatcher = Dispatcher(db, clock, zone)
+        self.dispatcher = Dispatcher(db, clock, zone, policy=policy)
         self.outbox = OutboxSender(db, self.sender, clock)
         self.languages: dict[int, str] = {}
         self.names: dict[int, str] = {}

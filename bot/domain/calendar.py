@@ -3,7 +3,7 @@
 Pure functions of aware datetimes and a time zone; nothing here reads a clock or a database.
 
 - Which days are working days is asked of a `DayCalendar`: `ChineseWorkdays` follows the State
-  Council's yearly schedule (public holidays and the adjusted make-up working days, 调休) as the
+  Council's yearly schedule (public holidays and the adjusted make-up working days, tiaoxiu) as the
   `chinese_calendar` package knows it, and falls back to Monday–Friday, with one warning per
   year, for a year the package does not cover yet; `FixedWorkdays` takes a holiday set by hand
   (tests, or a district with its own rest days).
@@ -102,7 +102,7 @@ def _whole_seconds(moment: datetime) -> datetime:
 
 
 def parse_clock_time(text: str) -> time:
-    """"08:30" -> time(8, 30); "24:00" is not a time of day."""
+    """ "08:30" -> time(8, 30); "24:00" is not a time of day."""
     hours, sep, minutes = text.strip().partition(":")
     if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2:
         raise ValueError(f"{text!r} is not a time like 08:30")
@@ -113,7 +113,7 @@ def parse_clock_time(text: str) -> time:
 
 
 def parse_span(text: str) -> tuple[time, time]:
-    """"08:30-17:30" -> (08:30, 17:30)."""
+    """ "08:30-17:30" -> (08:30, 17:30)."""
     start, sep, end = text.replace("–", "-").partition("-")
     if not sep:
         raise ValueError(f"{text!r} is not a span like 08:30-17:30")
@@ -171,7 +171,7 @@ class WorkingTime:
 
     days: DayCalendar
     zone: ZoneInfo
-    hours: WorkingHours = WorkingHours()
+    hours: WorkingHours = field(default_factory=WorkingHours)
 
     def _windows_from(self, moment: datetime) -> Iterable[tuple[datetime, datetime]]:
         day = moment.astimezone(self.zone).date()

@@ -2,10 +2,13 @@
 
     new ──route──► assigned ──accept──► in_progress ──resolve──► resolved ──close──► closed
                     │  ▲ decline / escalate (level up, new assignee)  │ reopen     │ reopen
+                    │  │ reassign (by the level above, to anyone in its area)       │
                     └──┘◄─────────────────────────────────────────────┴────────────┘
     new | assigned | in_progress ──cancel──► cancelled;  ──merge──► merged
 
-Escalation is not a state: it raises `level` and changes the assignee. Anything not in the
+Escalation is not a state: it raises `level` and changes the assignee; reassignment changes
+the assignee (and the level, to the new assignee's). Some actions only annotate the timeline
+(reminders, pauses, priority changes) and are never passed to `next_status`. Anything not in the
 table is refused with `TransitionRefused`; callers turn that into a polite answer.
 """
 
@@ -35,6 +38,14 @@ class Action(StrEnum):
     REOPEN = "reopen"
     CANCEL = "cancel"
     MERGE = "merge"
+    REASSIGN = "reassign"
+    # Timeline entries that change no state (written with `add_event`, not `transition`):
+    REMIND = "remind"  # a deadline reminder went to the owner
+    OVERDUE = "overdue"  # a deadline passed and there was no one above to take it
+    PRIORITY = "priority"  # staff marked it urgent, or accepted it as complex
+    WAIT = "wait"  # staff asked the resident a question; the clocks pause
+    ANSWER = "answer"  # the resident answered; the clocks run again
+    RESUME = "resume"  # staff restarted the clocks without an answer
 
 
 class Level(StrEnum):
@@ -61,6 +72,8 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.ASSIGNED, Action.DECLINE): Status.ASSIGNED,
     (Status.ASSIGNED, Action.ESCALATE): Status.ASSIGNED,
     (Status.IN_PROGRESS, Action.ESCALATE): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.REASSIGN): Status.ASSIGNED,
+    (Status.IN_PROGRESS, Action.REASSIGN): Status.ASSIGNED,
     (Status.IN_PROGRESS, Action.RESOLVE): Status.RESOLVED,
     (Status.RESOLVED, Action.CLOSE): Status.CLOSED,
     (Status.RESOLVED, Action.REOPEN): Status.ASSIGNED,

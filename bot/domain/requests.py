@@ -7,13 +7,30 @@ its event, so the timeline can never disagree with the request.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.domain.deadlines import (
+    DEFAULT_POLICY,
+    Policy,
+    start_clocks,
+    stop_accept_clock,
+    stop_clocks,
+)
 from bot.domain.lifecycle import Action, Level, Status, level_above, next_status
 from bot.domain.routing import Route, route_request
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
+
+# The zone deadlines are counted in when a caller does not say (the settings' default).
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
+
+# Why a request went up a level, as the first line of the event's note (codes, not prose).
+WHY_ACCEPT_OVERDUE = "why:accept_overdue"  # not accepted in time
+WHY_RESOLVE_OVERDUE = "why:resolve_overdue"  # not resolved in time
+WHY_PASS_UP = "why:pass_up"  # the owner passed it up by hand
+WHY_NOBODY_ABOVE = "why:nobody_above"  # a deadline passed and no one above could be reached
 
 
 def add_event(
@@ -75,11 +92,14 @@ async def transition(
     request.updated_at = now
     if action is Action.ACCEPT:
         request.accepted_at = now
+        stop_accept_clock(request)
     elif action is Action.RESOLVE:
         request.resolved_at = now
         request.result_note = note
+        stop_clocks(request)
     elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
         request.closed_at = now
+        stop_clocks(request)
     session.add(request)
     return add_event(
         session,
@@ -105,9 +125,14 @@ async def submit_request(
     media_kind: str | None,
     media_file_id: str | None,
     now: datetime,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
 ) -> tuple[Request, Route | None]:
-    """Register a need and route it; the request is `assigned` unless nobody at all is reachable."""
+    """Register a need and route it; the request is `assigned` unless nobody at all is reachable.
+
+    Its priority follows the category (safety: urgent) and its clocks start at once."""
     assert reporter.id is not None and beneficiary.id is not None
+    policy = policy or DEFAULT_POLICY
     request = Request(
         kind=kind,
         category=category,
@@ -119,6 +144,7 @@ async def submit_request(
         grid_code=beneficiary.grid_code,
         status=Status.NEW.value,
         level=Level.GRID.value,
+        priority=policy.priority_for(category),
         created_at=now,
         updated_at=now,
     )
@@ -138,6 +164,7 @@ async def submit_request(
         level=route.level,
         note=skip_note(route),
     )
+    start_clocks(request, now, zone or DEFAULT_ZONE, policy)
     return request, route
 
 
@@ -149,15 +176,27 @@ async def reroute_up(
     *,
     actor_staff: Staff | None,
     reason: str | None,
+    why: str | None = None,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
 ) -> Route | None:
-    """Hand the request to the next level up (decline or escalation); None if there is none."""
+    """Hand the request to the next level up (decline or escalation); None if there is none.
+
+    The new owner's clocks start now. The note records why (`why`, a WHY_ code), the reason
+    given, and the levels passed over because no one there could be reached."""
     above = level_above(request.level)
     if above is None:
         return None
-    route = await route_request(session, request.grid_code, request.category, start_level=above)
+    route = await route_request(
+        session,
+        request.grid_code,
+        request.category,
+        start_level=above,
+        exclude_staff_ids=[request.assignee_staff_id] if request.assignee_staff_id else (),
+    )
     if route is None:
         return None
-    notes = [n for n in (reason, skip_note(route)) if n]
+    notes = [n for n in (why, reason, skip_note(route)) if n]
     await transition(
         session,
         request,
@@ -168,7 +207,35 @@ async def reroute_up(
         level=route.level,
         note="\n".join(notes) or None,
     )
+    start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
     return route
+
+
+async def reassign(
+    session: AsyncSession,
+    request: Request,
+    staff: Staff,
+    level: Level,
+    now: datetime,
+    *,
+    actor_staff: Staff,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
+) -> RequestEvent:
+    """Give the request to `staff` (at `level`): pulled down, or moved within an area (or, for
+    one that found no one reachable when it came in, routed by hand). The new owner must
+    accept it, and its clocks start now."""
+    event = await transition(
+        session,
+        request,
+        Action.ROUTE if request.status == Status.NEW else Action.REASSIGN,
+        now,
+        actor_staff_id=actor_staff.id,
+        assignee=staff,
+        level=level,
+    )
+    start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
+    return event
 
 
 async def requests_of(

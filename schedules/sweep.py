@@ -1,0 +1,292 @@
+"""The deadline sweep: reminders before a deadline, escalation one level up when it passes.
+
+A tick (every `HUIYIN_SWEEP_INTERVAL_SECONDS`, 30 s by default, and once at start) calls
+`sweep`. It reads which requests are due from one indexed column, `requests.next_due_at`, and
+handles each in its own transaction:
+
+1. claim the row: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (a second sweep skips a row
+   the first holds); on SQLite a write comes first, which takes the database's write lock, so
+   sweeps in two processes run one after the other and each reads what the other committed;
+2. read it again under that claim: whatever another sweep already did is no longer due;
+3. act (a reminder, or an escalation and its notices), writing the timeline event and the
+   outbox rows, and moving the due columns past what was done — all in the same transaction.
+
+So an action happens exactly once: two sweeps at once, a crash half-way (the transaction rolls
+back, nothing was sent, the next sweep does it), or a restart after hours of downtime (what
+fell due runs once, at the first tick; a reminder whose deadline has also passed is skipped for
+the escalation, and the new owner's clocks start at that moment, so a request climbs one level
+per missed deadline of its owner, not one per missed tick).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.domain.deadlines import (
+    ClockName,
+    Policy,
+    breached_clock,
+    due_reminders,
+    refresh_next_due,
+    reminder_done,
+    restart_clock,
+    start_clocks,
+    stop_clocks,
+)
+from bot.domain.lifecycle import Action, Level, Status
+from bot.domain.requests import (
+    WHY_ACCEPT_OVERDUE,
+    WHY_NOBODY_ABOVE,
+    WHY_RESOLVE_OVERDUE,
+    add_event,
+    reroute_up,
+)
+from bot.i18n import Translator
+from handlers.base import escape
+from handlers.cards import announce_new_owner, hold_until, tell_staff
+from handlers.common import LEVEL_LABELS, category_label, format_time, staff_label
+from storage.database import Database
+from storage.models import Request, Staff
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+OPEN = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did; `actions` lists (request id, what) in order."""
+
+    reminded: int = 0
+    escalated: int = 0
+    overdue: int = 0  # a deadline passed with no one above to take it
+    started: int = 0  # open requests from before deadlines existed, given clocks
+    failed: int = 0
+    actions: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.reminded + self.escalated + self.overdue + self.started
+
+
+async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> SweepReport:
+    """Do every reminder and escalation that is due now, each exactly once."""
+    now = clock.now()
+    report = SweepReport()
+    seen: set[int] = set()
+    sqlite = db.url.startswith("sqlite")
+    while True:
+        async with db.session() as session:
+            query = (
+                select(Request.id)
+                .where(col(Request.next_due_at) <= now)
+                .order_by(col(Request.next_due_at), col(Request.id))
+                .limit(BATCH)
+            )
+            if seen:
+                query = query.where(col(Request.id).not_in(seen))
+            due = [request_id for request_id in (await session.exec(query)).all() if request_id]
+        if not due:
+            return report
+        for request_id in due:
+            seen.add(request_id)
+            try:
+                async with db.transaction() as session:
+                    request = await claim(session, request_id, now, sqlite=sqlite)
+                    if request is not None:
+                        await handle(session, request, now, zone, policy, report)
+            except Exception:
+                report.failed += 1
+                log.exception("sweep: request %s failed; the next sweep tries again", request_id)
+
+
+async def claim(
+    session: AsyncSession, request_id: int, now: datetime, *, sqlite: bool
+) -> Request | None:
+    """The request, locked for this transaction, if it is still due; None if another sweep has
+    it or has already done what was due."""
+    if sqlite:
+        # A write first: SQLite's write lock for the whole transaction, so what we read next
+        # is what the last sweep committed, and no other sweep runs until we commit.
+        await session.exec(text("UPDATE requests SET id = id WHERE 0"))  # type: ignore[call-overload]
+    result = await session.exec(
+        select(Request)
+        .where(Request.id == request_id)
+        .where(col(Request.next_due_at) <= now)
+        .with_for_update(skip_locked=True)
+    )
+    return result.first()
+
+
+async def handle(
+    session: AsyncSession,
+    request: Request,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+    report: SweepReport,
+) -> None:
+    assert request.id is not None
+    if request.status not in OPEN or request.assignee_staff_id is None:
+        stop_clocks(request)
+    elif request.level_assigned_at is None:
+        start_clocks(request, now, zone, policy)
+        report.started += 1
+        report.actions.append((request.id, "start"))
+    elif (breach := breached_clock(request, now)) is not None:
+        await escalate(session, request, breach, now, zone, policy, report)
+    else:
+        for clock in due_reminders(request, now):
+            await remind(session, request, clock, now, zone, policy)
+            report.reminded += 1
+            report.actions.append((request.id, f"remind:{clock}"))
+    refresh_next_due(request)
+    session.add(request)
+
+
+async def remind(
+    session: AsyncSession,
+    request: Request,
+    clock: ClockName,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+) -> None:
+    owner = await session.get(Staff, request.assignee_staff_id)
+    due = request.accept_due_at if clock == "accept" else request.resolve_due_at
+
+    def text_for(t: Translator) -> str:
+        values = {
+            "ref": request.reference,
+            "category": escape(category_label(t, request.category)),
+            "time": format_time(due, zone),
+        }
+        if clock == "accept":
+            return t._("⏰ Reminder: please accept <b>{ref}</b> ({category}) by {time}.", **values)
+        return t._(
+            "⏰ Reminder: <b>{ref}</b> ({category}) is due to be resolved by {time}.", **values
+        )
+
+    if owner is not None and owner.telegram_id is not None:
+        hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
+        await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
+    add_event(
+        session,
+        request,
+        Action.REMIND,
+        now,
+        from_status=request.status,
+        from_level=request.level,
+        note=f"clock:{clock}",
+    )
+    reminder_done(request, clock, now, zone, policy)
+
+
+async def escalate(
+    session: AsyncSession,
+    request: Request,
+    clock: ClockName,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+    report: SweepReport,
+) -> None:
+    """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
+    assert request.id is not None
+    previous = await session.get(Staff, request.assignee_staff_id)
+    from_level = request.level
+    why = WHY_ACCEPT_OVERDUE if clock == "accept" else WHY_RESOLVE_OVERDUE
+    route = await reroute_up(
+        session,
+        request,
+        Action.ESCALATE,
+        now,
+        actor_staff=None,
+        reason=None,
+        why=why,
+        zone=zone,
+        policy=policy,
+    )
+    if route is None:
+        await overdue_at_top(session, request, previous, clock, why, now, zone, policy)
+        report.overdue += 1
+        report.actions.append((request.id, f"overdue:{clock}"))
+        return
+    owner = route.staff
+
+    def missed(t: Translator) -> str:
+        return t._("not accepted in time") if clock == "accept" else t._("not resolved in time")
+
+    await announce_new_owner(
+        session,
+        zone,
+        request,
+        previous,
+        owner,
+        now,
+        lead=lambda t: t._(
+            "⏫ Escalated to you: {why} at the {level} level",
+            why=missed(t),
+            level=t._(LEVEL_LABELS.get(from_level, from_level)),
+        ),
+        tell_previous=lambda t: t._(
+            "⏫ {ref} was {why}, so it has gone up to {who}.",
+            ref=request.reference,
+            why=missed(t),
+            who=escape(staff_label(t, owner)),
+        ),
+        policy=policy,
+        hold=True,
+    )
+    report.escalated += 1
+    report.actions.append((request.id, f"escalate:{from_level}->{request.level}"))
+
+
+async def overdue_at_top(
+    session: AsyncSession,
+    request: Request,
+    owner: Staff | None,
+    clock: ClockName,
+    why: str,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+) -> None:
+    """No one above can take it: the owner is told once, and the clock starts a new round (so
+    they are reminded again rather than never)."""
+    add_event(
+        session,
+        request,
+        Action.OVERDUE,
+        now,
+        from_status=request.status,
+        from_level=request.level,
+        note=f"{why}\n{WHY_NOBODY_ABOVE}",
+    )
+    restart_clock(request, clock, now, zone, policy)
+    if owner is None or owner.telegram_id is None:
+        return
+    top = request.level == Level.DISTRICT
+
+    def text_for(t: Translator) -> str:
+        missed = (
+            t._("was not accepted in time")
+            if clock == "accept"
+            else t._("was not resolved in time")
+        )
+        lead = t._("⚠ <b>{ref}</b> {missed}.", ref=request.reference, missed=missed)
+        if top:
+            return lead + " " + t._("You are the last level; please see to it today.")
+        return lead + " " + t._("No one above can be reached yet; please see to it today.")
+
+    hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
+    await tell_staff(session, owner, now, text_for, request=request, not_before=hold)

@@ -1,0 +1,400 @@
+"""The deadline sweep: each reminder and escalation exactly once — when sweeps repeat, when two
+run at once over one database (SQLite, and PostgreSQL when configured), when one crashes
+half-way, and when the bot restarts after days of downtime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import col, select
+
+import schedules.sweep as sweep_module
+from bot.app import build_worker
+from bot.channels.memory import MemorySender
+from bot.clock import ManualClock
+from bot.domain.deadlines import DEFAULT_POLICY
+from bot.domain.requests import submit_request
+from bot.settings import load_settings
+from schedules.sweep import SweepReport, sweep
+from schedules.worker import Tick
+from storage.database import Database
+from storage.models import Account, Beneficiary, OutboxMessage, Request, RequestEvent, Staff
+from storage.roster import import_roster, sample_district_dir
+
+ZONE = ZoneInfo("Asia/Shanghai")
+POLICY = DEFAULT_POLICY
+RESIDENT = 900001
+WANG = 700000001  # grid member, Tianhe Grid 1 (repair; safety; errand)
+XU = 700000011  # coordinator, Tianhe community
+HU = 700000017  # town officer, Jiangbei Street
+LUO = 700000022  # district housing bureau (housing; repair)
+CAO = 700000026  # district admin
+YANG = 700000006  # grid member, Qianjin Grid 1 (its coordinator has no Telegram account)
+
+
+def at(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=ZONE).astimezone(UTC)
+
+
+async def submit(
+    db: Database,
+    clock: ManualClock,
+    category: str = "repair",
+    grid: str = "QS-JB-TH-01",
+    resident: int = RESIDENT,
+) -> int:
+    """A request from `resident` (registered on first use), routed as the bot would."""
+    async with db.transaction() as session:
+        account = (
+            await session.exec(select(Account).where(Account.telegram_id == resident))
+        ).first()
+        if account is None:
+            account = Account(
+                telegram_id=resident,
+                chat_id=resident,
+                consent_at=clock.now(),
+                home_grid_code=grid,
+                created_at=clock.now(),
+            )
+            session.add(account)
+            await session.flush()
+        assert account.id is not None
+        beneficiary = Beneficiary(
+            owner_account_id=account.id,
+            is_self=True,
+            name="Resident",
+            grid_code=grid,
+            created_at=clock.now(),
+        )
+        session.add(beneficiary)
+        await session.flush()
+        request, route = await submit_request(
+            session,
+            reporter=account,
+            beneficiary=beneficiary,
+            kind="living",
+            category=category,
+            description="Please help",
+            media_kind=None,
+            media_file_id=None,
+            now=clock.now(),
+            zone=ZONE,
+            policy=POLICY,
+        )
+        assert route is not None and request.id is not None
+        return request.id
+
+
+async def load(db: Database, request_id: int) -> Request:
+    async with db.session() as session:
+        request = await session.get(Request, request_id)
+        assert request is not None
+        return request
+
+
+async def events(db: Database, request_id: int) -> list[RequestEvent]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(RequestEvent)
+            .where(RequestEvent.request_id == request_id)
+            .order_by(col(RequestEvent.id))
+        )
+        return list(rows.all())
+
+
+async def actions(db: Database, request_id: int) -> list[str]:
+    return [e.action for e in await events(db, request_id)]
+
+
+async def outbox(db: Database, chat_id: int) -> list[OutboxMessage]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id)
+            .order_by(col(OutboxMessage.id))
+        )
+        return list(rows.all())
+
+
+async def cards(db: Database, chat_id: int) -> list[str]:
+    """The task cards sent (not edits) to a staff chat: their refs."""
+    return [
+        m.ref_key or ""
+        for m in await outbox(db, chat_id)
+        if m.ref_key and m.ref_key.startswith("card:") and not m.payload.get("edit_ref")
+    ]
+
+
+async def staff_id(db: Database, telegram_id: int) -> int:
+    async with db.session() as session:
+        staff = (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).one()
+        assert staff.id is not None
+        return staff.id
+
+
+async def run(db: Database, clock: ManualClock) -> SweepReport:
+    return await sweep(db, clock, ZONE, POLICY)
+
+
+# One request, step by step -----------------------------------------------------------------------
+
+
+async def test_reminder_then_escalation_each_once(db: Database, clock: ManualClock) -> None:
+    request_id = await submit(db, clock)  # Monday 30 Nov 10:00
+    assert (await run(db, clock)).total == 0
+
+    clock.set(at(11, 30, 16, 44))
+    assert (await run(db, clock)).total == 0
+    clock.set(at(11, 30, 16, 45))  # 75% of the working day
+    report = await run(db, clock)
+    assert (report.reminded, report.actions) == (1, [(request_id, "remind:accept")])
+    assert (await run(db, clock)).total == 0
+    clock.advance(timedelta(hours=3))
+    assert (await run(db, clock)).total == 0
+
+    clock.set(at(12, 1, 10))  # Tuesday 10:00: the accept deadline
+    report = await run(db, clock)
+    assert report.actions == [(request_id, "escalate:grid->community")]
+    assert (await run(db, clock)).total == 0
+
+    request = await load(db, request_id)
+    assert (request.level, request.assignee_staff_id) == ("community", await staff_id(db, XU))
+    assert request.level_assigned_at == at(12, 1, 10)
+    assert request.accept_due_at == at(12, 2, 10)  # a full working day for the coordinator
+    assert request.resolve_due_at == at(12, 10, 10)
+    assert await actions(db, request_id) == ["create", "route", "remind", "escalate"]
+    escalation = (await events(db, request_id))[-1]
+    assert escalation.note == "why:accept_overdue"
+    assert (escalation.from_level, escalation.to_level) == ("grid", "community")
+
+    wang = [m.payload for m in await outbox(db, WANG)]
+    assert sum("⏰" in p["text"] for p in wang) == 1  # the reminder, once
+    assert sum(bool(p.get("edit_ref")) for p in wang) == 1  # the card shows it moved on
+    assert sum("⏫" in p["text"] for p in wang) == 1  # and he is told where it went
+    assert await cards(db, XU) == [f"card:{request_id}:{await staff_id(db, XU)}"]
+    resident = [m.payload["text"] for m in await outbox(db, RESIDENT)]
+    assert sum("⏫" in text for text in resident) == 1
+
+
+async def test_levels_nobody_can_reach_are_skipped_and_recorded(
+    db: Database, clock: ManualClock
+) -> None:
+    request_id = await submit(db, clock, grid="QS-JB-QJ-01")
+    clock.set(at(12, 1, 10))
+    await run(db, clock)
+    request = await load(db, request_id)
+    assert (request.level, request.assignee_staff_id) == ("town", await staff_id(db, HU))
+    assert (await events(db, request_id))[-1].note == (
+        "why:accept_overdue\nskip:community:unreachable"
+    )
+
+
+async def test_no_one_above_the_top_tells_the_owner_once_per_round(
+    db: Database, clock: ManualClock
+) -> None:
+    request_id = await submit(db, clock)
+    for day in (1, 2, 3, 4):  # grid → community → town → department → district
+        clock.set(at(12, day, 10))
+        await run(db, clock)
+    request = await load(db, request_id)
+    assert (request.level, request.assignee_staff_id) == ("district", await staff_id(db, CAO))
+
+    clock.set(at(12, 7, 10))  # Monday: the admin did not accept either
+    report = await run(db, clock)
+    assert report.actions == [(request_id, "overdue:accept")]
+    assert (await run(db, clock)).total == 0
+    request = await load(db, request_id)
+    assert request.assignee_staff_id == await staff_id(db, CAO)
+    assert request.accept_due_at == at(12, 8, 10)  # a new round, so it is not forgotten
+    assert (await events(db, request_id))[-1].note == "why:accept_overdue\nwhy:nobody_above"
+    warnings = [m for m in await outbox(db, CAO) if "⚠" in m.payload["text"]]
+    assert len(warnings) == 1
+
+
+async def test_requests_from_before_deadlines_get_clocks_quietly(
+    db: Database, clock: ManualClock
+) -> None:
+    request_id = await submit(db, clock)
+    async with db.transaction() as session:  # as migration 0003 leaves an open request
+        request = await session.get(Request, request_id)
+        assert request is not None
+        request.level_assigned_at = request.accept_due_at = request.resolve_due_at = None
+        request.accept_remind_at = request.resolve_remind_at = None
+        request.next_due_at = clock.now()
+        session.add(request)
+    before = len(await outbox(db, WANG))
+    report = await run(db, clock)
+    assert report.actions == [(request_id, "start")]
+    request = await load(db, request_id)
+    assert request.accept_due_at == at(12, 1, 10)
+    assert len(await outbox(db, WANG)) == before
+    assert await actions(db, request_id) == ["create", "route"]
+
+
+async def test_a_closed_request_has_nothing_due(db: Database, clock: ManualClock) -> None:
+    request_id = await submit(db, clock)
+    async with db.transaction() as session:
+        request = await session.get(Request, request_id)
+        assert request is not None
+        request.status = "cancelled"  # as if a bug had left its due time behind
+        session.add(request)
+    clock.set(at(12, 1, 10))
+    assert (await run(db, clock)).total == 0
+    assert (await load(db, request_id)).next_due_at is None
+    assert await actions(db, request_id) == ["create", "route"]
+
+
+# Two sweeps at once -----------------------------------------------------------------------------
+
+
+async def prepared(db: Database) -> Database:
+    await db.upgrade()
+    await import_roster(db, sample_district_dir())
+    return db
+
+
+async def test_two_sweeps_at_once_act_once(any_empty_db: Database, clock: ManualClock) -> None:
+    first = await prepared(any_empty_db)
+    second = Database(first.url)  # another process's engine on the same database
+    try:
+        ids = [await submit(first, clock, resident=900001 + n) for n in range(8)]
+        ids.append(await submit(first, clock, category="safety", resident=900100))
+        clock.set(at(11, 30, 16, 45))  # every normal request's reminder; the urgent escalates
+        reports = await asyncio.gather(*(sweep(db, clock, ZONE, POLICY) for db in (first, second)))
+        assert sum(r.failed for r in reports) == 0
+        done = Counter(action for r in reports for action in r.actions)
+        assert sorted(done) == sorted(
+            [(i, "remind:accept") for i in ids[:-1]] + [(ids[-1], "escalate:grid->community")]
+        )
+        assert set(done.values()) == {1}
+
+        clock.set(at(12, 1, 10))  # every normal request escalates
+        reports = await asyncio.gather(*(sweep(db, clock, ZONE, POLICY) for db in (first, second)))
+        escalated = Counter(action for r in reports for action in r.actions)
+        assert sum(escalated.values()) == len(ids)  # 8 escalations and the urgent one's due step
+        assert set(escalated.values()) == {1}
+
+        for request_id in ids[:-1]:
+            assert await actions(first, request_id) == ["create", "route", "remind", "escalate"]
+        xu = await staff_id(first, XU)
+        assert Counter(await cards(first, XU)) == Counter(
+            f"card:{request_id}:{xu}" for request_id in ids
+        )
+    finally:
+        await second.dispose()
+
+
+# A crash half-way -----------------------------------------------------------------------------
+
+
+async def test_a_crash_half_way_loses_and_repeats_nothing(
+    db: Database, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [await submit(db, clock, resident=900001 + n) for n in range(3)]
+    clock.set(at(12, 1, 10))
+    real = sweep_module.announce_new_owner
+    calls = 0
+
+    async def crash_on_the_second(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the process died here")
+        await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sweep_module, "announce_new_owner", crash_on_the_second)
+    report = await run(db, clock)
+    assert (report.escalated, report.failed) == (2, 1)
+    crashed = await load(db, ids[1])
+    # Rolled back whole: still at the grid, still due (its reminder time, never sent).
+    assert (crashed.level, crashed.next_due_at) == ("grid", at(11, 30, 16, 45))
+    assert await actions(db, ids[1]) == ["create", "route"]
+    assert len(await cards(db, XU)) == 2
+
+    monkeypatch.setattr(sweep_module, "announce_new_owner", real)
+    report = await run(db, clock)
+    assert report.actions == [(ids[1], "escalate:grid->community")]
+    for request_id in ids:
+        assert (await actions(db, request_id)).count("escalate") == 1
+    assert len(await cards(db, XU)) == 3
+
+
+# A restart after downtime -----------------------------------------------------------------------
+
+
+async def test_restart_after_downtime_runs_each_due_action_once(
+    db: Database, clock: ManualClock
+) -> None:
+    settings = load_settings(_env_file=None, database_url=db.url)
+    normal = await submit(db, clock)  # Monday 10:00
+    urgent = await submit(db, clock, category="safety", resident=900002)
+
+    # The bot runs: its first tick at start finds nothing due.
+    worker = build_worker(db, MemorySender(), clock, settings)
+    (tick,) = [t for t in worker.ticks if t.name == "sweep"]
+    assert tick.seconds == 30
+    job = worker.build_scheduler().get_job("sweep")
+    assert job is not None and job.trigger.interval == timedelta(seconds=30)
+    assert (await tick.job()).total == 0  # type: ignore[attr-defined]
+
+    # It stops at 10:30 and comes back on Thursday: the normal request's reminder (Mon 16:45)
+    # and deadline (Tue 10:00), and the urgent one's (10:45, 11:00) and those its next owners
+    # would have had, all passed meanwhile.
+    clock.set(at(12, 3, 10))
+    restarted = build_worker(db, MemorySender(), clock, settings)
+    (tick,) = [t for t in restarted.ticks if t.name == "sweep"]
+    report = await tick.job()
+    assert sorted(report.actions) == sorted(  # type: ignore[attr-defined]
+        [(normal, "escalate:grid->community"), (urgent, "escalate:grid->community")]
+    )
+    for _ in range(3):  # the next ticks, at the same moment: nothing more
+        assert (await tick.job()).total == 0  # type: ignore[attr-defined]
+    for request_id in (normal, urgent):
+        assert await actions(db, request_id) == ["create", "route", "escalate"]
+    assert len(await cards(db, XU)) == 2
+    # The new owner's clocks start at the restart: the coordinator has the full time.
+    assert (await load(db, normal)).accept_due_at == at(12, 4, 10)
+    assert (await load(db, urgent)).accept_due_at == at(12, 3, 11)
+
+    # The escalation notices go out at once.
+    delivered = await restarted.outbox.deliver_due()
+    assert delivered >= 4
+    assert restarted.outbox.wake.is_set()
+
+
+async def test_the_worker_sweeps_once_as_it_starts(db: Database) -> None:
+    """Through APScheduler itself: the tick runs at start, not once per missed interval."""
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
+    request_id = await submit(db, clock, category="safety")  # due an hour later
+    settings = load_settings(_env_file=None, database_url=db.url)
+    sender = MemorySender()
+    worker = build_worker(db, sender, clock, settings)
+    ran = asyncio.Event()
+    reports: list[SweepReport] = []
+
+    def observed(tick: Tick) -> Tick:
+        async def job() -> object:
+            reports.append(await tick.job())  # type: ignore[arg-type]
+            ran.set()
+            return reports[-1]
+
+        return Tick(tick.name, job, tick.seconds)
+
+    worker.ticks = [observed(t) if t.name == "sweep" else t for t in worker.ticks]
+    stop = asyncio.Event()
+    # The bot was down for three hours. APScheduler keeps its own (real) time and drops a run
+    # more than a second late, so the injected clock starts the worker at the real "now".
+    clock.set(datetime.now(UTC))
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(ran.wait(), timeout=20)
+    finally:
+        stop.set()
+        await running
+    assert len(reports) == 1
+    assert reports[0].actions == [(request_id, "escalate:grid->community")]
+    assert await actions(db, request_id) == ["create", "route", "escalate"]
