@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except SettingsError as error:
