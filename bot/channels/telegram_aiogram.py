@@ -51,7 +51,7 @@ from aiogram.types import (
     Update,
 )
 
-from bot.channels.telegram_sender import BotApiSender
+from bot.channels.telegram_common import BotApiSender, inbound_from_callback, inbound_from_message
 from bot.channels.types import (
     DeliveryRefused,
     DeliveryRetry,
@@ -103,46 +103,16 @@ def inbound_from_update(update: Update) -> Inbound | None:
     Edited messages, channel posts and service messages (members joining, pins, ...) are None.
     """
     if update.callback_query is not None:
-        return _inbound_from_callback(update, update.callback_query)
+        return inbound_from_callback(update.update_id, update.callback_query)
     message = update.message
     if message is None or message.from_user is None:
         return None
-    user = message.from_user
-    common: dict[str, Any] = {
-        "user_id": user.id,
-        "chat_id": message.chat.id,
-        "chat_type": str(message.chat.type),
-        "language": user.language_code,
-        "display_name": user.full_name,
-        "message_id": message.message_id,
-        "update_id": update.update_id,
-    }
-    if message.text is not None:
-        command = _leading_command(message)
-        if command is not None:
-            command_text, args = command
-            name = command_text[1:].split("@", 1)[0].lower()
-            return Inbound(kind="command", text=message.text, command=name, args=args, **common)
-        return Inbound(kind="text", text=message.text, **common)
-    if message.contact is not None:
-        return Inbound(
-            kind="contact",
-            contact_phone=message.contact.phone_number,
-            contact_user_id=message.contact.user_id,
-            **common,
-        )
-    if message.photo:
-        largest = max(message.photo, key=lambda size: size.width * size.height)
-        return Inbound(kind="photo", file_id=largest.file_id, text=message.caption or "", **common)
-    if message.voice is not None:
-        return Inbound(
-            kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
-        )
-    if message.location is not None:
-        return Inbound(kind="location", **common)
-    if any(getattr(message, name, None) for name in ATTACHMENT_FIELDS):
-        return Inbound(kind="unsupported", text=message.caption or "", **common)
-    return None
+    return inbound_from_message(
+        update.update_id,
+        message,
+        _leading_command(message),
+        has_attachment=any(getattr(message, name, None) for name in ATTACHMENT_FIELDS),
+    )
 
 
 def _leading_command(message: Message) -> tuple[str, str] | None:
@@ -155,26 +125,6 @@ def _leading_command(message: Message) -> tuple[str, str] | None:
         return None
     command_text = first.extract_from(message.text)  # offsets count UTF-16 units
     return command_text, message.text[len(command_text) :].strip()
-
-
-def _inbound_from_callback(update: Update, query: CallbackQuery) -> Inbound:
-    user = query.from_user
-    message = query.message  # a Message, or an InaccessibleMessage (date 0), or None
-    # A button on an inline-mode message has no message; its answer goes to the user.
-    chat_id = message.chat.id if message is not None else user.id
-    chat_type = str(message.chat.type) if message is not None else "private"
-    return Inbound(
-        kind="button",
-        user_id=user.id,
-        chat_id=chat_id,
-        chat_type=chat_type,
-        language=user.language_code,
-        display_name=user.full_name,
-        button_data=query.data or "",
-        callback_id=query.id,
-        message_id=message.message_id if message is not None else None,
-        update_id=update.update_id,
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.telegram_sender import BotApiSender
+from bot.channels.telegram_common import BotApiSender, inbound_from_callback, inbound_from_message
 from bot.channels.types import (
     DeliveryRefused,
     DeliveryRetry,
@@ -68,46 +68,16 @@ def inbound_from_update(update: Update) -> Inbound | None:
     Edited messages, channel posts and service messages (members joining, pins, ...) are None.
     """
     if update.callback_query is not None:
-        return _inbound_from_callback(update)
+        return inbound_from_callback(update.update_id, update.callback_query)
     message = update.message
     if message is None or message.from_user is None:
         return None
-    user = message.from_user
-    common: dict[str, Any] = {
-        "user_id": user.id,
-        "chat_id": message.chat.id,
-        "chat_type": str(message.chat.type),
-        "language": user.language_code,
-        "display_name": user.full_name,
-        "message_id": message.message_id,
-        "update_id": update.update_id,
-    }
-    if message.text is not None:
-        command = _leading_command(message)
-        if command is not None:
-            command_text, args = command
-            name = command_text[1:].split("@", 1)[0].lower()
-            return Inbound(kind="command", text=message.text, command=name, args=args, **common)
-        return Inbound(kind="text", text=message.text, **common)
-    if message.contact is not None:
-        return Inbound(
-            kind="contact",
-            contact_phone=message.contact.phone_number,
-            contact_user_id=message.contact.user_id,
-            **common,
-        )
-    if message.photo:
-        largest = max(message.photo, key=lambda size: size.width * size.height)
-        return Inbound(kind="photo", file_id=largest.file_id, text=message.caption or "", **common)
-    if message.voice is not None:
-        return Inbound(
-            kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
-        )
-    if message.location is not None:
-        return Inbound(kind="location", **common)
-    if message.effective_attachment is not None:
-        return Inbound(kind="unsupported", text=message.caption or "", **common)
-    return None
+    return inbound_from_message(
+        update.update_id,
+        message,
+        _leading_command(message),
+        has_attachment=message.effective_attachment is not None,
+    )
 
 
 def _leading_command(message: Message) -> tuple[str, str] | None:
@@ -120,29 +90,6 @@ def _leading_command(message: Message) -> tuple[str, str] | None:
         return None
     command_text = message.parse_entity(first)
     return command_text, (message.text or "")[len(command_text) :].strip()
-
-
-def _inbound_from_callback(update: Update) -> Inbound | None:
-    query = update.callback_query
-    if query is None:
-        return None
-    user = query.from_user
-    message = query.message
-    # A button on an inline-mode message has no message; its answer goes to the user.
-    chat_id = message.chat.id if message is not None else user.id
-    chat_type = str(message.chat.type) if message is not None else "private"
-    return Inbound(
-        kind="button",
-        user_id=user.id,
-        chat_id=chat_id,
-        chat_type=chat_type,
-        language=user.language_code,
-        display_name=user.full_name,
-        button_data=query.data or "",
-        callback_id=query.id,
-        message_id=message.message_id if message is not None else None,
-        update_id=update.update_id,
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Delivery through the Bot API, shared by the python-telegram-bot and aiogram channels."""
+"""What the python-telegram-bot and aiogram channels share: reading a user's action out of an
+update, and delivering through the Bot API.
+
+Both frameworks model Telegram's objects with the same field names, so these functions take
+either framework's objects; each channel adds only what its framework does differently (finding
+the command entity, telling attachments apart, building keyboards, mapping errors).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,77 @@ from bot.channels.types import (
     MAX_CAPTION,
     MAX_TEXT,
     DeliveryRefused,
+    Inbound,
     Outbound,
 )
 
 logger = logging.getLogger(__name__)
 
 HTML = "HTML"
+
+
+def inbound_from_message(
+    update_id: int, message: Any, command: tuple[str, str] | None, *, has_attachment: bool
+) -> Inbound | None:
+    """The action in a message: a command (`command` is its `/name@bot` text and the rest),
+    a text, a shared contact, a photo, a voice message, a location, or something unsupported
+    (`has_attachment`: a sticker, a file, ...). Service messages give None."""
+    user = message.from_user
+    common: dict[str, Any] = {
+        "user_id": user.id,
+        "chat_id": message.chat.id,
+        "chat_type": str(message.chat.type),
+        "language": user.language_code,
+        "display_name": user.full_name,
+        "message_id": message.message_id,
+        "update_id": update_id,
+    }
+    if message.text is not None:
+        if command is not None:
+            command_text, args = command
+            name = command_text[1:].split("@", 1)[0].lower()
+            return Inbound(kind="command", text=message.text, command=name, args=args, **common)
+        return Inbound(kind="text", text=message.text, **common)
+    if message.contact is not None:
+        return Inbound(
+            kind="contact",
+            contact_phone=message.contact.phone_number,
+            contact_user_id=message.contact.user_id,
+            **common,
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return Inbound(kind="photo", file_id=largest.file_id, text=message.caption or "", **common)
+    if message.voice is not None:
+        return Inbound(
+            kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
+        )
+    if message.location is not None:
+        return Inbound(kind="location", **common)
+    if has_attachment:
+        return Inbound(kind="unsupported", text=message.caption or "", **common)
+    return None
+
+
+def inbound_from_callback(update_id: int, query: Any) -> Inbound:
+    """A button press. The message is absent for a button on an inline-mode message, whose
+    answer goes to the user."""
+    user = query.from_user
+    message = query.message
+    chat_id = message.chat.id if message is not None else user.id
+    chat_type = str(message.chat.type) if message is not None else "private"
+    return Inbound(
+        kind="button",
+        user_id=user.id,
+        chat_id=chat_id,
+        chat_type=chat_type,
+        language=user.language_code,
+        display_name=user.full_name,
+        button_data=query.data or "",
+        callback_id=query.id,
+        message_id=message.message_id if message is not None else None,
+        update_id=update_id,
+    )
 
 
 class BotApiSender(ABC):
