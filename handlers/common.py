@@ -57,6 +57,10 @@ EVENT_LABELS: dict[str, str] = {
     "wait": N_("{actor} asked a question; the clock is paused"),
     "answer": N_("The resident answered; the clock runs again"),
     "resume": N_("{actor} restarted the clock"),
+    "ask_verdict": N_("The resident was asked whether it is solved"),
+    "follow_up": N_("Follow-up call given to {actor}"),
+    "verdict": N_("Verdict given"),
+    "comment": N_("The resident's comment"),
 }
 
 # Codes in an event's note (bot.domain.requests WHY_*, and the deadline events), as shown.
@@ -69,6 +73,18 @@ NOTE_LABELS: dict[str, str] = {
     "clock:resolve": N_("deadline to resolve"),
     "priority:urgent": N_("urgent"),
     "priority:complex": N_("complex"),
+    "why:reopened": N_("reopened by the resident"),
+    "verdict:ask": N_("first question"),
+    "verdict:remind": N_("reminder"),
+    "verdict:not_rated": N_("not rated in time"),
+    "solved:y": N_("solved"),
+    "solved:n": N_("not solved"),
+    "satisfaction:satisfied": N_("satisfied"),
+    "satisfaction:fairly": N_("fairly satisfied"),
+    "satisfaction:not_satisfied": N_("not satisfied"),
+    "by:reporter": N_("by the reporter"),
+    "by:beneficiary": N_("by the beneficiary"),
+    "by:staff": N_("recorded by staff after a call"),
 }
 
 PRIORITY_LABELS: dict[str, str] = {

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button
 from bot.domain.requests import requests_of, timeline
+from bot.domain.verdicts import may_reopen_from_list, waiting_for_verdict
 from bot.i18n import Translator
 from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import request_summary, send_task_card
@@ -26,6 +27,7 @@ from handlers.common import (
     show_menu,
     staff_label,
 )
+from handlers.verdict import RATE_PREFIX, solved_buttons
 from storage.models import Request, RequestEvent, Staff
 
 router = Router()
@@ -103,15 +105,18 @@ async def show_timeline(ctx: Context, request: Request) -> None:
         lines.append(
             f"{format_time(event.at, ctx.zone)} · {await describe_event(ctx.session, ctx.t, event)}"
         )
-    ctx.reply(
-        "\n".join(lines),
+    buttons: list[list[Button]] = []
+    if waiting_for_verdict(request) and request.verdict_asked_at is not None:
+        buttons.extend(list(row) for row in solved_buttons(ctx.t, RATE_PREFIX, request.id))
+    elif may_reopen_from_list(request, ctx.now):
+        buttons.append([Button(ctx._("🔁 Reopen"), data=f"{RATE_PREFIX}:o:{request.id}")])
+    buttons.append(
         [
-            [
-                Button(ctx._("📋 My requests"), data=f"{MENU_PREFIX}:mine"),
-                Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home"),
-            ]
-        ],
+            Button(ctx._("📋 My requests"), data=f"{MENU_PREFIX}:mine"),
+            Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home"),
+        ]
     )
+    ctx.reply("\n".join(lines), buttons)
 
 
 @router.button(VIEW_PREFIX)

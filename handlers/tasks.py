@@ -28,6 +28,7 @@ from bot.domain.deadlines import (
 )
 from bot.domain.lifecycle import Action, Status, TransitionRefused
 from bot.domain.requests import WHY_PASS_UP, add_event, open_tasks_of, reroute_up, transition
+from bot.domain.verdicts import schedule_verdict
 from bot.i18n import Translator
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
@@ -230,6 +231,8 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
     await transition(
         ctx.session, request, Action.RESOLVE, ctx.now, actor_staff_id=ctx.staff.id, note=note
     )
+    # The resident is asked for their verdict later, by the sweep (handlers/verdict.py).
+    schedule_verdict(request, ctx.now, ctx.zone, ctx.policy)
     await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
     ctx.reply(
         ctx._("✅ {ref} is marked resolved. The resident has been told.", ref=request.reference)

@@ -1,4 +1,5 @@
-"""The deadline sweep: reminders before a deadline, escalation one level up when it passes.
+"""The deadline sweep: reminders before a deadline, escalation one level up when it passes,
+and the steps of the resident's verdict after resolution (ask, remind, close as not rated).
 
 A tick (every `HUIYIN_SWEEP_INTERVAL_SECONDS`, 30 s by default, and once at start) calls
 `sweep`. It reads which requests are due from one indexed column, `requests.next_due_at`, and
@@ -53,6 +54,7 @@ from bot.i18n import Translator
 from handlers.base import escape
 from handlers.cards import announce_new_owner, hold_until, tell_staff
 from handlers.common import LEVEL_LABELS, category_label, format_time, staff_label
+from handlers.verdict import verdict_step
 from storage.database import Database
 from storage.models import Request, Staff
 
@@ -70,12 +72,13 @@ class SweepReport:
     escalated: int = 0
     overdue: int = 0  # a deadline passed with no one above to take it
     started: int = 0  # open requests from before deadlines existed, given clocks
+    verdicts: int = 0  # verdict questions, their reminders, closings as not rated
     failed: int = 0
     actions: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.reminded + self.escalated + self.overdue + self.started
+        return self.reminded + self.escalated + self.overdue + self.started + self.verdicts
 
 
 async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> SweepReport:
@@ -136,7 +139,13 @@ async def handle(
     report: SweepReport,
 ) -> None:
     assert request.id is not None
-    if request.status not in OPEN or request.assignee_staff_id is None:
+    if request.status == Status.RESOLVED:
+        # The resident's verdict: asked, reminded, or closed as not rated (handlers.verdict).
+        done = await verdict_step(session, request, now, zone, policy)
+        if done is not None:
+            report.verdicts += 1
+            report.actions.append((request.id, done))
+    elif request.status not in OPEN or request.assignee_staff_id is None:
         stop_clocks(request)
     elif request.level_assigned_at is None:
         start_clocks(request, now, zone, policy)

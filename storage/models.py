@@ -76,6 +76,9 @@ class Beneficiary(SQLModel, table=True):
     grid_code: str = Field(foreign_key="units.code")
     phone: str | None = Field(default=None, max_length=20)
     created_at: datetime
+    # The beneficiary's own account, when they use the bot themselves (they may then give the
+    # verdict); None for a family member who does not (the grid member calls them instead).
+    account_id: int | None = Field(default=None, foreign_key="accounts.id")
 
 
 class Request(SQLModel, table=True):
@@ -119,6 +122,21 @@ class Request(SQLModel, table=True):
     resolve_reminder_stage: int = Field(default=0)
     paused_at: datetime | None = None
     next_due_at: datetime | None = None
+    # Response (bot/domain/metrics.py): the first holder's accept deadline, the first acceptance.
+    respond_by: datetime | None = None
+    responded_at: datetime | None = None
+    # The resident's verdict (bot/domain/verdicts.py). `verdict_stage` is what is due next at
+    # `verdict_due_at` ("ask", "remind", "expire"), "done" once the verdict round is over.
+    verdict_stage: str | None = Field(default=None, max_length=8)
+    verdict_due_at: datetime | None = None
+    verdict_asked_at: datetime | None = None
+    solved: bool | None = None
+    satisfaction: str | None = Field(default=None, max_length=16)
+    verdict_comment: str | None = Field(default=None, max_length=1000)
+    verdict_by: str | None = Field(default=None, max_length=12)
+    verdict_account_id: int | None = Field(default=None, foreign_key="accounts.id")
+    rated_at: datetime | None = None
+    followup_staff_id: int | None = Field(default=None, foreign_key="staff.id")
 
     @property
     def reference(self) -> str:

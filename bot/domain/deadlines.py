@@ -215,6 +215,33 @@ class CategoryFile(BaseModel):
     complex: ClocksFile | None = None
 
 
+class VerdictFile(BaseModel):
+    """The [verdict] table: when the resident is asked, reminded, and the request closes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ask_after: str = "1 hour"
+    remind_after: str = "24 hours"
+    close_after: str = "72 hours"
+
+    @field_validator("ask_after", "remind_after", "close_after")
+    @classmethod
+    def _wall_span(cls, value: str) -> str:
+        if parse_duration(value).working:
+            raise ValueError(f"{value!r}: say it in hours or minutes (e.g. '72 hours')")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictTimes:
+    """After resolution: ask after `ask_after`; after asking, remind after `remind_after` and
+    close as not rated after `close_after` (never asked or reminded in quiet hours)."""
+
+    ask_after: timedelta = timedelta(hours=1)
+    remind_after: timedelta = timedelta(hours=24)
+    close_after: timedelta = timedelta(hours=72)
+
+
 class PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -225,6 +252,7 @@ class PolicyFile(BaseModel):
     workdays: list[date] = []
     priorities: dict[Priority, ClocksFile] = {}
     categories: dict[str, CategoryFile] = {}
+    verdict: VerdictFile = VerdictFile()
 
     @field_validator("working_hours")
     @classmethod
@@ -262,6 +290,7 @@ class Policy:
     priorities: dict[str, Clocks] = field(default_factory=lambda: dict(DEFAULT_CLOCKS))
     category_priority: dict[str, str] = field(default_factory=dict)
     overrides: dict[tuple[str, str], Clocks] = field(default_factory=dict)
+    verdict: VerdictTimes = field(default_factory=VerdictTimes)
     source: str = "defaults"
 
     def priority_for(self, category: str) -> str:
@@ -337,6 +366,16 @@ def policy_from(data: dict[str, Any], source: str = "file") -> Policy:
         priorities=priorities,
         category_priority=category_priority,
         overrides=overrides,
+        verdict=VerdictTimes(
+            *(
+                timedelta(hours=parse_duration(text).hours)
+                for text in (
+                    parsed.verdict.ask_after,
+                    parsed.verdict.remind_after,
+                    parsed.verdict.close_after,
+                )
+            )
+        ),
         source=source,
     )
 
@@ -441,7 +480,11 @@ def clock_times(
 
 
 def refresh_next_due(request: Request) -> None:
-    """Keep `next_due_at` (what the sweep looks at) the earliest pending time."""
+    """Keep `next_due_at` (what the sweep looks at) the earliest pending time: a clock of an
+    open request, or the verdict step of a resolved one (`bot.domain.verdicts`)."""
+    if request.status == Status.RESOLVED:
+        request.next_due_at = request.verdict_due_at
+        return
     if request.status not in (Status.ASSIGNED, Status.IN_PROGRESS) or request.paused_at:
         request.next_due_at = None
         return
@@ -473,6 +516,8 @@ def start_clocks(request: Request, now: datetime, zone: ZoneInfo, policy: Policy
     _set_clock(
         request, "accept", clock_times(now, clocks, "accept", policy, zone) if accepting else None
     )
+    if request.respond_by is None and request.accept_due_at is not None:
+        request.respond_by = request.accept_due_at  # the response rate's deadline: the first one
     _set_clock(request, "resolve", clock_times(now, clocks, "resolve", policy, zone))
     refresh_next_due(request)
 

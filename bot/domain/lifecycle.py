@@ -46,6 +46,10 @@ class Action(StrEnum):
     WAIT = "wait"  # staff asked the resident a question; the clocks pause
     ANSWER = "answer"  # the resident answered; the clocks run again
     RESUME = "resume"  # staff restarted the clocks without an answer
+    ASK_VERDICT = "ask_verdict"  # the resident was asked whether it is solved (or reminded)
+    FOLLOW_UP = "follow_up"  # a grid member was given the follow-up call (回访)
+    VERDICT = "verdict"  # the verdict was given (by the resident, or recorded by staff)
+    COMMENT = "comment"  # the resident's comment or reason after the verdict
 
 
 class Level(StrEnum):

@@ -92,6 +92,8 @@ async def transition(
     request.updated_at = now
     if action is Action.ACCEPT:
         request.accepted_at = now
+        if request.responded_at is None:
+            request.responded_at = now
         stop_accept_clock(request)
     elif action is Action.RESOLVE:
         request.resolved_at = now

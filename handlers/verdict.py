@@ -1,0 +1,587 @@
+"""After the work: the resident's verdict, the follow-up call (回访), and reopening.
+
+    sweep: resolved + 1 h (out of quiet hours) ──► "Is it solved?" to the reporter and to the
+           beneficiary (when they use the bot); a follow-up call to a grid member when the
+           beneficiary does not
+    Solved / Not solved ──► Satisfied / Fairly satisfied / Not satisfied (one tap each)
+        ├─ solved and (fairly) satisfied ──► closed; an optional comment (text or voice)
+        └─ not solved, or not satisfied  ──► reopened one level up; the reason (text or voice)
+    sweep: 24 h without an answer ──► one reminder, and the follow-up call to a grid member
+    sweep: 72 h without an answer ──► closed as "not rated"
+    My requests: "Reopen" on a request closed less than 7 days ago ──► a reason ──► reopened
+
+Rating buttons are not step buttons (a resident may tap them days later): `rv:s:<id>:<y|n>`
+(solved?), `rv:f:<id>:<y|n>:<s|f|u>` (how satisfied; the verdict is stored with this tap, whole),
+`rv:o:<id>` (reopen from My requests). Follow-up buttons for staff: `fu:s:<id>:<y|n>` and
+`fu:f:<id>:<y|n>:<s|f|u>`. Each tap is checked against the presser (the reporter or the
+beneficiary; for `fu`, the staff member given the call), the request's state, and whether this
+round's verdict was already given: the first answer counts, the others are told so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels.types import Button, Outbound
+from bot.domain.deadlines import Policy
+from bot.domain.lifecycle import Action
+from bot.domain.requests import add_event
+from bot.domain.verdicts import (
+    ASK,
+    BY_BENEFICIARY,
+    BY_REPORTER,
+    BY_STAFF,
+    EXPIRE,
+    FAIRLY,
+    NOT_RATED,
+    NOT_SATISFIED,
+    REMIND,
+    SATISFIED,
+    choose_follow_up,
+    close_request,
+    handled_by,
+    may_reopen_from_list,
+    needs_reopening,
+    record_verdict,
+    reopen,
+    verdict_asked,
+    verdict_reminded,
+    waiting_for_verdict,
+)
+from bot.i18n import N_, Translator, translator
+from handlers.base import Context, Router, Step, escape, parse_id
+from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
+from handlers.common import show_menu, staff_label
+from storage.models import Account, Beneficiary, Request, Staff
+from storage.outbox import enqueue
+
+RATE_PREFIX = "rv"
+FOLLOW_UP_PREFIX = "fu"
+FLOW = "verdict"
+MAX_NOTE = 500
+
+router = Router()
+
+SATISFACTION_CODES: dict[str, str] = {"s": SATISFIED, "f": FAIRLY, "u": NOT_SATISFIED}
+SATISFACTION_LABELS: dict[str, str] = {
+    SATISFIED: N_("😊 Satisfied"),
+    FAIRLY: N_("🙂 Fairly satisfied"),
+    NOT_SATISFIED: N_("😞 Not satisfied"),
+}
+
+
+# Buttons ------------------------------------------------------------------------------------
+
+
+def solved_buttons(t: Translator, prefix: str, request_id: int) -> tuple[tuple[Button, ...], ...]:
+    return (
+        (Button(t._("✅ Solved"), data=f"{prefix}:s:{request_id}:y"),),
+        (Button(t._("❌ Not solved"), data=f"{prefix}:s:{request_id}:n"),),
+    )
+
+
+def satisfaction_buttons(
+    t: Translator, prefix: str, request_id: int, solved: str
+) -> list[list[Button]]:
+    return [
+        [Button(t._(SATISFACTION_LABELS[code]), data=f"{prefix}:f:{request_id}:{solved}:{key}")]
+        for key, code in SATISFACTION_CODES.items()
+    ]
+
+
+# The sweep's steps --------------------------------------------------------------------------
+
+
+async def parties(session: AsyncSession, request: Request) -> list[Account]:
+    """Who may give the verdict on the bot: the reporter, and the beneficiary if they use it."""
+    people: list[Account] = []
+    reporter = await session.get(Account, request.reporter_account_id)
+    if reporter is not None:
+        people.append(reporter)
+    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    if beneficiary is not None and beneficiary.account_id not in (
+        None,
+        request.reporter_account_id,
+    ):
+        account = await session.get(Account, beneficiary.account_id)
+        if account is not None:
+            people.append(account)
+    return people
+
+
+async def beneficiary_uses_bot(session: AsyncSession, request: Request) -> bool:
+    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    return beneficiary is None or beneficiary.is_self or beneficiary.account_id is not None
+
+
+async def verdict_step(
+    session: AsyncSession, request: Request, now: datetime, zone: ZoneInfo, policy: Policy
+) -> str | None:
+    """Run the verdict step that is due (called by the deadline sweep); what was done."""
+    stage = request.verdict_stage
+    if stage == ASK:
+        await ask(session, request, now, zone, policy, reminder=False)
+        if not await beneficiary_uses_bot(session, request):
+            await give_follow_up(session, request, now, zone, policy)
+        verdict_asked(request, now, zone, policy)
+        return "verdict:ask"
+    if stage == REMIND:
+        await ask(session, request, now, zone, policy, reminder=True)
+        await give_follow_up(session, request, now, zone, policy)
+        verdict_reminded(request, now, policy)
+        return "verdict:remind"
+    if stage == EXPIRE:
+        await close_request(session, request, now, note=NOT_RATED)
+        await tell_parties(
+            session,
+            request,
+            now,
+            lambda t: t._(
+                "Your request <b>{ref}</b> is closed without a rating. If it is not solved, "
+                "you can reopen it from “My requests” within 7 days.",
+                ref=request.reference,
+            ),
+            not_before=policy.quiet_hours.release(now, zone),
+        )
+        return "verdict:not_rated"
+    return None
+
+
+async def ask(
+    session: AsyncSession,
+    request: Request,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+    *,
+    reminder: bool,
+) -> None:
+    assert request.id is not None
+    request_id = request.id
+
+    def text_for(t: Translator) -> str:
+        lead = t._("⏰ A reminder, if you have a moment.") + "\n" if reminder else ""
+        text = lead + t._(
+            "🙏 Your request <b>{ref}</b> was marked resolved. Is it solved?",
+            ref=request.reference,
+        )
+        if request.result_note:
+            text += "\n" + t._("What was done: {note}", note=escape(request.result_note))
+        return text
+
+    for account in await parties(session, request):
+        t = translator(account.language)
+        enqueue(
+            session,
+            Outbound(
+                chat_id=account.chat_id,
+                text=text_for(t),
+                buttons=solved_buttons(t, RATE_PREFIX, request_id),
+            ),
+            now,
+            not_before=policy.quiet_hours.release(now, zone),
+        )
+    add_event(
+        session,
+        request,
+        Action.ASK_VERDICT,
+        now,
+        from_status=request.status,
+        from_level=request.level,
+        note="verdict:remind" if reminder else "verdict:ask",
+    )
+
+
+async def give_follow_up(
+    session: AsyncSession, request: Request, now: datetime, zone: ZoneInfo, policy: Policy
+) -> None:
+    """A grid member who did not handle the request is asked to call the resident (回访) and
+    record the answer with the buttons; once per round."""
+    if request.followup_staff_id is not None:
+        return
+    staff = await choose_follow_up(session, request)
+    if staff is None or staff.id is None or staff.telegram_id is None or request.id is None:
+        return
+    request.followup_staff_id = staff.id
+    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    t = await staff_translator(session, staff)
+    who = escape(beneficiary.name) if beneficiary else "?"
+    if beneficiary is not None and beneficiary.phone:
+        who += f" · ☎ {escape(beneficiary.phone)}"
+    text = t._(
+        "📞 Follow-up call for <b>{ref}</b>: please call {who} and ask whether it is solved "
+        "and how satisfied they are, then record the answer here.",
+        ref=request.reference,
+        who=who,
+    )
+    if request.result_note:
+        text += "\n" + t._("What was done: {note}", note=escape(request.result_note))
+    enqueue(
+        session,
+        Outbound(
+            chat_id=staff.telegram_id,
+            text=text,
+            buttons=solved_buttons(t, FOLLOW_UP_PREFIX, request.id),
+        ),
+        now,
+        not_before=policy.quiet_hours.release(now, zone),
+    )
+    add_event(
+        session,
+        request,
+        Action.FOLLOW_UP,
+        now,
+        from_status=request.status,
+        from_level=request.level,
+        actor_staff_id=staff.id,
+    )
+
+
+async def tell_parties(
+    session: AsyncSession,
+    request: Request,
+    now: datetime,
+    build: Callable[[Translator], str],
+    *,
+    except_account: int | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    for account in await parties(session, request):
+        if account.id == except_account:
+            continue
+        enqueue(
+            session,
+            Outbound(chat_id=account.chat_id, text=build(translator(account.language))),
+            now,
+            not_before=not_before,
+        )
+
+
+# The resident's taps ------------------------------------------------------------------------
+
+
+def parse(data: str) -> tuple[str, int | None, list[str]]:
+    parts = data.split(":")
+    if len(parts) < 3:
+        return "", None, []
+    return parts[1], parse_id(parts[2]), parts[3:]
+
+
+async def role_of(ctx: Context, request: Request) -> str | None:
+    """The presser's part in the request: "reporter", "beneficiary", or None."""
+    if ctx.account is None:
+        return None
+    if request.reporter_account_id == ctx.account.id:
+        return BY_REPORTER
+    beneficiary = await ctx.session.get(Beneficiary, request.beneficiary_id)
+    if beneficiary is not None and beneficiary.account_id == ctx.account.id:
+        return BY_BENEFICIARY
+    return None
+
+
+def already_answered(ctx: Context, request: Request) -> None:
+    if request.verdict_by == BY_STAFF:
+        who = ctx._("a staff member, after a call")
+    elif ctx.account is not None and request.verdict_account_id == ctx.account.id:
+        who = ctx._("you")
+    else:
+        who = ctx._("your family")
+    ctx.answer(ctx._("Thank you, this has already been answered (by {who}).", who=who), alert=True)
+
+
+@router.button(RATE_PREFIX)
+async def on_rate_button(ctx: Context) -> None:
+    action, request_id, rest = parse(ctx.inbound.button_data)
+    request = (
+        await ctx.session.get(Request, request_id, with_for_update=True)
+        if request_id is not None
+        else None
+    )
+    role = await role_of(ctx, request) if request is not None else None
+    if request is None or role is None:
+        ctx.answer(ctx._("This request is not available."), alert=True)
+        return
+    if ctx.staff is not None and ctx.staff.id in await handled_by(ctx.session, request):
+        ctx.answer(ctx._("Staff cannot rate their own work."), alert=True)
+        return
+    if action == "o" and not rest:
+        await start_reopen(ctx, request)
+        return
+    if request.rated_at is not None:
+        already_answered(ctx, request)
+        return
+    if not waiting_for_verdict(request):
+        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+        return
+    if action == "s" and rest in (["y"], ["n"]):
+        ctx.reply(
+            ctx._(
+                "How satisfied are you with how <b>{ref}</b> was handled?", ref=request.reference
+            ),
+            satisfaction_buttons(ctx.t, RATE_PREFIX, request.id or 0, rest[0]),
+        )
+    elif action == "f" and len(rest) == 2 and rest[0] in "yn" and rest[1] in SATISFACTION_CODES:
+        await give_verdict(
+            ctx, request, rest[0] == "y", SATISFACTION_CODES[rest[1]], by=role, staff=None
+        )
+    else:
+        ctx.answer(ctx._("This button is no longer active."))
+
+
+@router.button(FOLLOW_UP_PREFIX)
+async def on_follow_up_button(ctx: Context) -> None:
+    action, request_id, rest = parse(ctx.inbound.button_data)
+    request = (
+        await ctx.session.get(Request, request_id, with_for_update=True)
+        if request_id is not None
+        else None
+    )
+    staff = ctx.staff
+    if request is None or staff is None or request.followup_staff_id != staff.id:
+        ctx.answer(ctx._("This follow-up is not yours."), alert=True)
+        return
+    if staff.id in await handled_by(ctx.session, request):
+        ctx.answer(ctx._("Staff cannot rate their own work."), alert=True)
+        return
+    if request.rated_at is not None:
+        already_answered(ctx, request)
+        return
+    if not waiting_for_verdict(request):
+        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+        return
+    if action == "s" and rest in (["y"], ["n"]):
+        ctx.reply(
+            ctx._("<b>{ref}</b>: how satisfied is the resident?", ref=request.reference),
+            satisfaction_buttons(ctx.t, FOLLOW_UP_PREFIX, request.id or 0, rest[0]),
+        )
+    elif action == "f" and len(rest) == 2 and rest[0] in "yn" and rest[1] in SATISFACTION_CODES:
+        await give_verdict(
+            ctx, request, rest[0] == "y", SATISFACTION_CODES[rest[1]], by=BY_STAFF, staff=staff
+        )
+    else:
+        ctx.answer(ctx._("This button is no longer active."))
+
+
+async def give_verdict(
+    ctx: Context,
+    request: Request,
+    solved: bool,
+    satisfaction: str,
+    *,
+    by: str,
+    staff: Staff | None,
+) -> None:
+    account_id = ctx.account.id if ctx.account is not None and staff is None else None
+    await record_verdict(
+        ctx.session,
+        request,
+        ctx.now,
+        solved=solved,
+        satisfaction=satisfaction,
+        by=by,
+        account_id=account_id,
+        staff_id=staff.id if staff else None,
+    )
+    ctx.answer(ctx._("Thank you!"))
+    # The others who were asked are told, once, that the answer is in.
+    await tell_parties(
+        ctx.session,
+        request,
+        ctx.now,
+        lambda t: t._(
+            "Thank you: <b>{ref}</b> has been answered already (by {who}); nothing more is "
+            "needed from you.",
+            ref=request.reference,
+            who=t._("a staff member, after a call") if staff else t._("your family"),
+        ),
+        except_account=account_id,
+        not_before=ctx.policy.quiet_hours.release(ctx.now, ctx.zone),
+    )
+    if needs_reopening(solved, satisfaction):
+        await reopen_and_announce(ctx, request, reason=None, by_staff=staff)
+        if staff is None:
+            ctx.go(FLOW, "reason", request_id=request.id)
+            await render_note(ctx)
+        else:
+            ctx.reply(ctx._("Recorded. {ref} has been reopened.", ref=request.reference))
+        return
+    await close_request(ctx.session, request, ctx.now)
+    if staff is None:
+        ctx.go(FLOW, "comment", request_id=request.id)
+        await render_note(ctx)
+    else:
+        ctx.reply(ctx._("Recorded. {ref} is closed.", ref=request.reference))
+
+
+async def reopen_and_announce(
+    ctx: Context, request: Request, *, reason: str | None, by_staff: Staff | None
+) -> None:
+    previous = (
+        await ctx.session.get(Staff, request.assignee_staff_id)
+        if request.assignee_staff_id
+        else None
+    )
+    route = await reopen(
+        ctx.session,
+        request,
+        ctx.now,
+        ctx.zone,
+        ctx.policy,
+        reason=reason,
+        actor_account_id=ctx.account.id if ctx.account and by_staff is None else None,
+    )
+    owner = route.staff if route is not None else previous
+    if owner is None:
+        return
+
+    def lead(t: Translator) -> str:
+        text = t._("🔁 Reopened: the resident says it is not solved or not satisfactory")
+        return text + (f": {escape(reason)}" if reason else "")
+
+    if previous is not None and owner.id == previous.id:
+        await refresh_task_card(ctx.session, ctx.zone, request, owner, ctx.now)
+        await tell_staff(ctx.session, owner, ctx.now, lead, request=request)
+        return
+    await announce_new_owner(
+        ctx.session,
+        ctx.zone,
+        request,
+        previous,
+        owner,
+        ctx.now,
+        lead=lead,
+        tell_previous=lambda t: t._(
+            "🔁 {ref} was reopened by the resident; it is now with {who}.",
+            ref=request.reference,
+            who=escape(staff_label(t, owner)),
+        ),
+        policy=ctx.policy,
+    )
+
+
+# The reason or comment after the verdict, and reopening from "My requests" -----------------
+
+
+async def start_reopen(ctx: Context, request: Request) -> None:
+    if not may_reopen_from_list(request, ctx.now):
+        ctx.answer(
+            ctx._("This request can no longer be reopened here; please report a new need."),
+            alert=True,
+        )
+        return
+    ctx.go(FLOW, "reopen", request_id=request.id)
+    await render_note(ctx)
+
+
+async def render_note(ctx: Context) -> None:
+    ref = Request(id=ctx.data["request_id"]).reference  # type: ignore[call-arg]
+    if ctx.step == "comment":
+        text = ctx._(
+            "Thank you! {ref} is closed. Would you like to add a comment? Type it or send a "
+            "voice message.",
+            ref=ref,
+        )
+        buttons = [[ctx.choice(ctx._("No, thanks"), "skip")]]
+    elif ctx.step == "reason":
+        text = ctx._(
+            "Thank you. {ref} has been reopened and goes to the level above. What is still "
+            "not right? Type it or send a voice message.",
+            ref=ref,
+        )
+        buttons = [[ctx.choice(ctx._("Skip"), "skip")]]
+    else:
+        text = ctx._(
+            "Why would you like to reopen {ref}? Type it or send a voice message.", ref=ref
+        )
+        buttons = [[ctx.choice(ctx._("✖ Cancel"), "cancel")]]
+    ctx.reply(text, buttons)
+
+
+async def on_note_choice(ctx: Context, value: str) -> None:
+    if value != "skip" or ctx.step not in ("comment", "reason"):
+        ctx.answer(ctx._("This button is no longer active."))
+        return
+    await ctx.end_flow()
+    show_menu(ctx, ctx._("Thank you!"))
+
+
+async def on_note(ctx: Context) -> None:
+    inbound = ctx.inbound
+    text = inbound.text.strip()
+    if inbound.kind not in ("text", "voice") or (inbound.kind == "text" and not text):
+        ctx.reply(ctx._("Please type a few words or send a voice message."))
+        return
+    if len(text) > MAX_NOTE:
+        ctx.reply(
+            ctx._(
+                "Please keep the note under {limit} characters (it is {length}).",
+                limit=MAX_NOTE,
+                length=len(text),
+            )
+        )
+        return
+    step = ctx.step
+    request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
+    await ctx.end_flow()
+    if request is None or ctx.account is None:
+        show_menu(ctx)
+        return
+    note = text or ctx._("(a voice message)")
+    if step == "reopen":
+        if await role_of(ctx, request) is None or not may_reopen_from_list(request, ctx.now):
+            show_menu(ctx, ctx._("This request can no longer be reopened here."))
+            return
+        await reopen_and_announce(ctx, request, reason=note, by_staff=None)
+    else:
+        if request.verdict_comment is None:
+            request.verdict_comment = note[:1000]
+            ctx.session.add(request)
+        add_event(
+            ctx.session,
+            request,
+            Action.COMMENT,
+            ctx.now,
+            from_status=request.status,
+            from_level=request.level,
+            actor_account_id=ctx.account.id,
+            note=note,
+        )
+    owner = (
+        await ctx.session.get(Staff, request.assignee_staff_id)
+        if request.assignee_staff_id
+        else None
+    )
+    if step in ("reason", "reopen") and owner is not None and owner.telegram_id is not None:
+        if inbound.kind == "voice" and inbound.file_id:
+            ctx.send(
+                Outbound(
+                    chat_id=owner.telegram_id,
+                    text=request.reference,
+                    media_kind="voice",
+                    media_file_id=inbound.file_id,
+                )
+            )
+        if step == "reason":
+            await tell_staff(
+                ctx.session,
+                owner,
+                ctx.now,
+                lambda t: t._(
+                    "💬 The resident's reason for reopening <b>{ref}</b>:\n{reason}",
+                    ref=request.reference,
+                    reason=escape(note),
+                ),
+                request=request,
+            )
+    if step == "reopen":
+        show_menu(ctx, ctx._("🔁 {ref} has been reopened. Thank you.", ref=request.reference))
+    else:
+        show_menu(ctx, ctx._("Thank you! Your words were passed on."))
+
+
+for _step in ("comment", "reason", "reopen"):
+    router.step(FLOW, _step, Step(render=render_note, on_choice=on_note_choice, on_input=on_note))
