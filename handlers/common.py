@@ -165,3 +165,27 @@ def menu_buttons(ctx: Context) -> list[list[Button]]:
 def show_menu(ctx: Context, lead: str | None = None) -> None:
     text = lead or ctx._("What would you like to do?")
     ctx.reply(text, menu_buttons(ctx))
+
+
+MAX_NOTE = 500
+
+
+def typed_note(ctx: Context, kinds: tuple[str, ...], refusal: str) -> str | None:
+    """The note the user sent (its text or caption, "" for a bare voice message or photo), or
+    None after telling them why it cannot be taken: a kind outside `kinds` or an empty text
+    (`refusal`, already translated), or a text over MAX_NOTE characters."""
+    inbound = ctx.inbound
+    text = inbound.text.strip()
+    if inbound.kind not in kinds or (inbound.kind == "text" and not text):
+        ctx.reply(refusal)
+        return None
+    if len(text) > MAX_NOTE:
+        ctx.reply(
+            ctx._(
+                "Please keep the note under {limit} characters (it is {length}).",
+                limit=MAX_NOTE,
+                length=len(text),
+            )
+        )
+        return None
+    return text

@@ -45,13 +45,13 @@ from handlers.common import (
     format_time,
     show_menu,
     staff_label,
+    typed_note,
 )
 from storage.models import Beneficiary, Request, Staff
 
 router = Router()
 FLOW = "task"
 ANSWER_FLOW = "answer"
-MAX_NOTE = 500
 OPEN = (Status.ASSIGNED, Status.IN_PROGRESS)
 
 
@@ -198,18 +198,8 @@ async def render_reason(ctx: Context) -> None:
 
 
 async def on_reason(ctx: Context) -> None:
-    note = ctx.inbound.text.strip()
-    if ctx.inbound.kind != "text" or not note:
-        ctx.reply(ctx._("Please type a short note."))
-        return
-    if len(note) > MAX_NOTE:
-        ctx.reply(
-            ctx._(
-                "Please keep the note under {limit} characters (it is {length}).",
-                limit=MAX_NOTE,
-                length=len(note),
-            )
-        )
+    note = typed_note(ctx, ("text",), ctx._("Please type a short note."))
+    if note is None:
         return
     step = ctx.step
     expected = OPEN if step == "decline_reason" else (Status.IN_PROGRESS,)
@@ -394,18 +384,12 @@ async def render_answer(ctx: Context) -> None:
 
 async def on_answer(ctx: Context) -> None:
     inbound = ctx.inbound
-    text = inbound.text.strip()
-    if inbound.kind not in ("text", "voice", "photo") or (inbound.kind == "text" and not text):
-        ctx.reply(ctx._("I can take text, a voice message or a photo here. Please try again."))
-        return
-    if len(text) > MAX_NOTE:
-        ctx.reply(
-            ctx._(
-                "Please keep the note under {limit} characters (it is {length}).",
-                limit=MAX_NOTE,
-                length=len(text),
-            )
-        )
+    text = typed_note(
+        ctx,
+        ("text", "voice", "photo"),
+        ctx._("I can take text, a voice message or a photo here. Please try again."),
+    )
+    if text is None:
         return
     request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
     await ctx.end_flow()

@@ -55,14 +55,13 @@ from bot.domain.verdicts import (
 from bot.i18n import N_, Translator, translator
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
-from handlers.common import show_menu, staff_label
+from handlers.common import show_menu, staff_label, typed_note
 from storage.models import Account, Beneficiary, Request, Staff
 from storage.outbox import enqueue
 
 RATE_PREFIX = "rv"
 FOLLOW_UP_PREFIX = "fu"
 FLOW = "verdict"
-MAX_NOTE = 500
 
 router = Router()
 
@@ -511,18 +510,10 @@ async def on_note_choice(ctx: Context, value: str) -> None:
 
 async def on_note(ctx: Context) -> None:
     inbound = ctx.inbound
-    text = inbound.text.strip()
-    if inbound.kind not in ("text", "voice") or (inbound.kind == "text" and not text):
-        ctx.reply(ctx._("Please type a few words or send a voice message."))
-        return
-    if len(text) > MAX_NOTE:
-        ctx.reply(
-            ctx._(
-                "Please keep the note under {limit} characters (it is {length}).",
-                limit=MAX_NOTE,
-                length=len(text),
-            )
-        )
+    text = typed_note(
+        ctx, ("text", "voice"), ctx._("Please type a few words or send a voice message.")
+    )
+    if text is None:
         return
     step = ctx.step
     request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
