@@ -27,7 +27,13 @@ from bot.domain.deadlines import (
     resume_clocks,
 )
 from bot.domain.lifecycle import Action, Status, TransitionRefused
-from bot.domain.requests import WHY_PASS_UP, add_event, open_tasks_of, reroute_up, transition
+from bot.domain.requests import (
+    WHY_PASS_UP,
+    note_event,
+    open_tasks_of,
+    reroute_up,
+    transition,
+)
 from bot.domain.verdicts import schedule_verdict
 from bot.i18n import Translator
 from handlers.base import Context, Router, Step, escape, parse_id
@@ -150,13 +156,11 @@ async def mark_urgent(ctx: Context, request_id: int) -> None:
         return
     change_priority(request, URGENT, ctx.now, ctx.zone, ctx.policy)
     ctx.session.add(request)
-    add_event(
+    note_event(
         ctx.session,
         request,
         Action.PRIORITY,
         ctx.now,
-        from_status=request.status,
-        from_level=request.level,
         actor_staff_id=ctx.staff.id,
         note="priority:urgent",
     )
@@ -296,13 +300,11 @@ async def ask_resident(ctx: Context, request: Request, question: str) -> None:
     staff = ctx.staff
     pause_clocks(request, ctx.now)
     ctx.session.add(request)
-    add_event(
+    note_event(
         ctx.session,
         request,
         Action.WAIT,
         ctx.now,
-        from_status=request.status,
-        from_level=request.level,
         actor_staff_id=staff.id,
         note=question,
     )
@@ -340,13 +342,11 @@ async def resume(ctx: Context, request_id: int) -> None:
         return
     resume_clocks(request, ctx.now, ctx.zone, ctx.policy)
     ctx.session.add(request)
-    add_event(
+    note_event(
         ctx.session,
         request,
         Action.RESUME,
         ctx.now,
-        from_status=request.status,
-        from_level=request.level,
         actor_staff_id=ctx.staff.id,
     )
     ctx.answer(ctx._("The clock runs again."))
@@ -404,13 +404,11 @@ async def on_answer(ctx: Context) -> None:
     if request.paused_at is not None:
         resume_clocks(request, ctx.now, ctx.zone, ctx.policy)
         ctx.session.add(request)
-    add_event(
+    note_event(
         ctx.session,
         request,
         Action.ANSWER,
         ctx.now,
-        from_status=request.status,
-        from_level=request.level,
         actor_account_id=ctx.account.id if ctx.account else None,
         note=text or None,
     )

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import Button, Outbound
 from bot.domain.deadlines import Policy
 from bot.domain.lifecycle import Action
-from bot.domain.requests import add_event
+from bot.domain.requests import note_event
 from bot.domain.verdicts import (
     ASK,
     BY_BENEFICIARY,
@@ -184,13 +184,11 @@ async def ask(
             now,
             not_before=policy.quiet_hours.release(now, zone),
         )
-    add_event(
+    note_event(
         session,
         request,
         Action.ASK_VERDICT,
         now,
-        from_status=request.status,
-        from_level=request.level,
         note="verdict:remind" if reminder else "verdict:ask",
     )
 
@@ -229,13 +227,11 @@ async def give_follow_up(
         now,
         not_before=policy.quiet_hours.release(now, zone),
     )
-    add_event(
+    note_event(
         session,
         request,
         Action.FOLLOW_UP,
         now,
-        from_status=request.status,
-        from_level=request.level,
         actor_staff_id=staff.id,
     )
 
@@ -531,13 +527,11 @@ async def on_note(ctx: Context) -> None:
         if request.verdict_comment is None:
             request.verdict_comment = note[:1000]
             ctx.session.add(request)
-        add_event(
+        note_event(
             ctx.session,
             request,
             Action.COMMENT,
             ctx.now,
-            from_status=request.status,
-            from_level=request.level,
             actor_account_id=ctx.account.id,
             note=note,
         )

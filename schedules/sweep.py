@@ -47,7 +47,7 @@ from bot.domain.requests import (
     WHY_ACCEPT_OVERDUE,
     WHY_NOBODY_ABOVE,
     WHY_RESOLVE_OVERDUE,
-    add_event,
+    note_event,
     reroute_up,
 )
 from bot.i18n import Translator
@@ -188,13 +188,11 @@ async def remind(
     if owner is not None and owner.telegram_id is not None:
         hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
         await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
-    add_event(
+    note_event(
         session,
         request,
         Action.REMIND,
         now,
-        from_status=request.status,
-        from_level=request.level,
         note=f"clock:{clock}",
     )
     reminder_done(request, clock, now, zone, policy)
@@ -272,13 +270,11 @@ async def overdue_at_top(
 ) -> None:
     """No one above can take it: the owner is told once, and the clock starts a new round (so
     they are reminded again rather than never)."""
-    add_event(
+    note_event(
         session,
         request,
         Action.OVERDUE,
         now,
-        from_status=request.status,
-        from_level=request.level,
         note=f"{why}\n{WHY_NOBODY_ABOVE}",
     )
     restart_clock(request, clock, now, zone, policy)

@@ -63,6 +63,31 @@ def add_event(
     return event
 
 
+def note_event(
+    session: AsyncSession,
+    request: Request,
+    action: Action,
+    at: datetime,
+    *,
+    actor_account_id: int | None = None,
+    actor_staff_id: int | None = None,
+    note: str | None = None,
+) -> RequestEvent:
+    """A timeline entry for something that leaves the request's status and level as they are
+    (a reminder, a question, a comment, a change of priority)."""
+    return add_event(
+        session,
+        request,
+        action,
+        at,
+        from_status=request.status,
+        from_level=request.level,
+        actor_account_id=actor_account_id,
+        actor_staff_id=actor_staff_id,
+        note=note,
+    )
+
+
 def skip_note(route: Route) -> str | None:
     """How the route climbed past empty levels, for the timeline (codes, not prose)."""
     if not route.skipped:

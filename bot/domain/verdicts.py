@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.deadlines import Policy, refresh_next_due, start_clocks
 from bot.domain.lifecycle import Action, Level, Status
-from bot.domain.requests import add_event, reroute_up, transition
+from bot.domain.requests import note_event, reroute_up, transition
 from bot.domain.routing import Route, route_request
 from storage.models import Request, RequestEvent, Staff
 
@@ -143,13 +143,11 @@ async def record_verdict(
     request.rated_at = now
     verdict_over(request)
     session.add(request)
-    return add_event(
+    return note_event(
         session,
         request,
         Action.VERDICT,
         now,
-        from_status=request.status,
-        from_level=request.level,
         actor_account_id=account_id,
         actor_staff_id=staff_id,
         note=f"solved:{'y' if solved else 'n'}\nsatisfaction:{satisfaction}\nby:{by}",
