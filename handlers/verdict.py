@@ -306,11 +306,7 @@ async def on_rate_button(ctx: Context) -> None:
     if action == "o" and not rest:
         await start_reopen(ctx, request)
         return
-    if request.rated_at is not None:
-        already_answered(ctx, request)
-        return
-    if not waiting_for_verdict(request):
-        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+    if not still_open_for_verdict(ctx, request):
         return
     if action == "s" and rest in (["y"], ["n"]):
         ctx.reply(
@@ -325,6 +321,17 @@ async def on_rate_button(ctx: Context) -> None:
         )
     else:
         ctx.answer(ctx._("This button is no longer active."))
+
+
+def still_open_for_verdict(ctx: Context, request: Request) -> bool:
+    """True while an answer can still be given; otherwise the presser is told why not."""
+    if request.rated_at is not None:
+        already_answered(ctx, request)
+        return False
+    if not waiting_for_verdict(request):
+        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+        return False
+    return True
 
 
 @router.button(FOLLOW_UP_PREFIX)
@@ -342,11 +349,7 @@ async def on_follow_up_button(ctx: Context) -> None:
     if staff.id in await handled_by(ctx.session, request):
         ctx.answer(ctx._("Staff cannot rate their own work."), alert=True)
         return
-    if request.rated_at is not None:
-        already_answered(ctx, request)
-        return
-    if not waiting_for_verdict(request):
-        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+    if not still_open_for_verdict(ctx, request):
         return
     if action == "s" and rest in (["y"], ["n"]):
         ctx.reply(
