@@ -33,6 +33,17 @@ SON = 910000002
 class Running:
     fake: FakeBotApi
     db: Database
+    stop_event: asyncio.Event
+    bot: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop the bot gracefully: a delivery under way finishes and is recorded first.
+
+        The fake sees a message before the sender has written "sent" on its row, so a test
+        that reads the outbox stops the bot first rather than racing the sender.
+        """
+        self.stop_event.set()
+        await asyncio.wait_for(self.bot, 30)
 
 
 @pytest.fixture(params=["ptb", "aiogram"])
@@ -56,7 +67,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         bot = asyncio.create_task(run_bot(settings, stop=stop))
         await fake.wait_until_polling()
         try:
-            yield Running(fake, db)
+            yield Running(fake, db, stop, bot)
         finally:
             stop.set()
             await asyncio.wait_for(bot, 30)
@@ -164,6 +175,7 @@ async def test_resident_report_reaches_grid_member_and_comes_back_resolved(
     await resident.expect("Result: Replaced the washer", after=mark)
 
     assert await events_of(db, 1) == ["create", "route", "accept", "resolve"]
+    await running.stop()
     async with db.session() as session:
         request = await session.get(Request, 1)
         assert request is not None and request.status == "resolved"
