@@ -171,6 +171,25 @@ class RequestEvent(SQLModel, table=True):
     to_level: str | None = Field(default=None, max_length=16)
     assignee_staff_id: int | None = Field(default=None, foreign_key="staff.id")
     note: str | None = Field(default=None, max_length=1000)
+    # A voice note that came with the entry (a verdict comment, a reopen reason), kept by
+    # Telegram's file_id so the timeline can send it again.
+    media_kind: str | None = Field(default=None, max_length=8)
+    media_file_id: str | None = Field(default=None, max_length=200)
+
+
+class BeneficiaryLink(SQLModel, table=True):
+    """A one-time code a resident forwards to a family member they registered, so that the
+    family member's own account is tied to the entry (and may then give the verdict)."""
+
+    __tablename__ = "beneficiary_links"
+
+    code: str = Field(primary_key=True, max_length=32)
+    beneficiary_id: int = Field(foreign_key="beneficiaries.id", index=True)
+    created_by_account_id: int = Field(foreign_key="accounts.id")
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    used_by_account_id: int | None = Field(default=None, foreign_key="accounts.id")
 
 
 class OutboxMessage(SQLModel, table=True):
