@@ -80,6 +80,9 @@ def enqueue(
             contact_phone=message.contact_phone,
             contact_name=message.contact_name,
             edit_ref=message.edit_ref if len(pieces) == 1 else None,
+            upload_kind=message.upload_kind if index == 0 else None,
+            upload_name=message.upload_name if index == 0 else "",
+            upload_bytes=message.upload_bytes if index == 0 else b"",
         )
         session.add(
             OutboxMessage(

@@ -50,6 +50,7 @@ METHOD_NAMES = (
     "answerCallbackQuery",
     "sendPhoto",
     "sendVoice",
+    "sendDocument",
     "sendContact",
     "sendChatAction",
     "getFile",
@@ -74,6 +75,12 @@ NO_TEXT_TO_EDIT = "Bad Request: there is no text in the message to edit"
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 CALLBACK_ANSWER_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
 WRONG_FILE_ID = "Bad Request: wrong file identifier/HTTP URL specified"
+IMAGE_PROCESS_FAILED = "Bad Request: IMAGE_PROCESS_FAILED"
+FILE_TOO_BIG = "Request Entity Too Large"
+MAX_PHOTO_UPLOAD = 10 * 1024 * 1024
+MAX_DOCUMENT_UPLOAD = 50 * 1024 * 1024
+# What an uploaded photo must start with for Telegram to read it as an image.
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF8", b"RIFF")
 INVALID_FILE_ID = "Bad Request: invalid file_id"
 POLL_CONFLICT = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance "
@@ -94,6 +101,7 @@ TEXT_PARAMS = frozenset(
         "file_id",
         "photo",
         "voice",
+        "document",
         "action",
         "url",
         "language_code",
@@ -185,6 +193,8 @@ class FakeFile:
     kind: str
     file_path: str
     content: bytes
+    file_name: str = ""
+    mime_type: str = ""
     width: int = 0
     height: int = 0
     duration: int = 0
@@ -554,6 +564,7 @@ class FakeBotApi:
             "answercallbackquery": self._answer_callback_query,
             "sendphoto": self._send_photo,
             "sendvoice": self._send_voice,
+            "senddocument": self._send_document,
             "sendcontact": self._send_contact,
             "sendchataction": self._send_chat_action,
             "getfile": self._get_file,
@@ -623,6 +634,10 @@ class FakeBotApi:
 
     def message(self, chat_id: int, message_id: int) -> StoredMessage:
         return self._messages[chat_id][message_id]
+
+    def file_of(self, stored: StoredMessage) -> FakeFile:
+        """The file a photo, voice or document message carries (an upload keeps its bytes)."""
+        return self._files[stored.file_id]
 
     def calls_of(self, method: str) -> list[RecordedCall]:
         wanted = method.lower()
@@ -928,6 +943,18 @@ class FakeBotApi:
             "file_size": len(photo.content),
         }
 
+    def _document_object(self, document: FakeFile) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "file_id": document.file_id,
+            "file_unique_id": document.file_unique_id,
+            "file_size": len(document.content),
+        }
+        if document.file_name:
+            body["file_name"] = document.file_name
+        if document.mime_type:
+            body["mime_type"] = document.mime_type
+        return body
+
     def _voice_object(self, voice: FakeFile) -> dict[str, Any]:
         return {
             "file_id": voice.file_id,
@@ -954,9 +981,11 @@ class FakeBotApi:
             message["photo"] = [self._photo_size(self._files[stored.file_id])]
         elif stored.kind == "voice":
             message["voice"] = self._voice_object(self._files[stored.file_id])
+        elif stored.kind == "document":
+            message["document"] = self._document_object(self._files[stored.file_id])
         elif stored.kind == "contact":
             message["contact"] = stored.contact
-        if stored.kind in ("photo", "voice") and stored.plain_text:
+        if stored.kind in ("photo", "voice", "document") and stored.plain_text:
             message["caption"] = stored.plain_text
             if stored.entities:
                 message["caption_entities"] = stored.entities
@@ -1093,7 +1122,7 @@ class FakeBotApi:
     def _media_file(self, params: dict[str, Any], kind: str) -> FakeFile:
         value = params.get(kind)
         if isinstance(value, UploadedFile):
-            return self._new_file(kind, value.content, width=800, height=600, duration=1)
+            return self._uploaded_file(kind, value)
         if isinstance(value, str) and value:
             known = self._files.get(value)
             if known is not None and known.kind == kind:
@@ -1101,6 +1130,24 @@ class FakeBotApi:
             if value.startswith(("http://", "https://")):
                 return self._new_file(kind, b"fetched " + value.encode(), width=800, height=600)
         raise bad_request(WRONG_FILE_ID)
+
+    def _uploaded_file(self, kind: str, upload: UploadedFile) -> FakeFile:
+        """Keep an uploaded file's bytes; refuse what Telegram refuses (a photo that is not
+        an image, a file over the upload limit)."""
+        limit = MAX_PHOTO_UPLOAD if kind == "photo" else MAX_DOCUMENT_UPLOAD
+        if len(upload.content) > limit:
+            raise ApiError(413, FILE_TOO_BIG)
+        if kind == "photo" and not upload.content.startswith(IMAGE_SIGNATURES):
+            raise bad_request(IMAGE_PROCESS_FAILED)
+        if not upload.content:
+            raise bad_request("Bad Request: file must be non-empty")
+        suffix = upload.filename.rsplit(".", 1)[-1] if "." in upload.filename else None
+        fake = self._new_file(
+            kind, upload.content, width=800, height=600, duration=1, extension=suffix
+        )
+        fake.file_name = upload.filename
+        fake.mime_type = upload.content_type
+        return fake
 
     def _stored_for_edit(self, params: dict[str, Any]) -> StoredMessage:
         chat_id = self._chat_of(params)
@@ -1264,6 +1311,9 @@ class FakeBotApi:
 
     async def _send_voice(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._send_media(params, "voice")
+
+    async def _send_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_media(params, "document")
 
     async def _send_contact(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_of(params)

@@ -13,12 +13,14 @@ import html
 import itertools
 import re
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from bot.channels.memory import MemorySender, ShownMessage
-from bot.channels.types import HandleResult, Inbound, InboundKind
+from bot.channels.types import HandleResult, Inbound, InboundKind, Outbound
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
 from bot.domain.deadlines import DEFAULT_POLICY, Policy
@@ -126,11 +128,16 @@ class ChatDriver:
 
 
 class Transcript:
-    """Prints a conversation the way a person reads a chat."""
+    """Prints a conversation the way a person reads a chat; a file the bot uploads (a chart,
+    a spreadsheet) is written under `upload_dir` (the system's temporary directory unless
+    given) and its path printed, since a terminal cannot show it."""
 
-    def __init__(self, driver: ChatDriver, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, driver: ChatDriver, out: TextIO = sys.stdout, upload_dir: Path | None = None
+    ) -> None:
         self.driver = driver
         self.out = out
+        self.upload_dir = upload_dir
         driver.sender.on_show = self.show_message
         driver.on_act = self.show_action
 
@@ -164,6 +171,8 @@ class Transcript:
             body = plain(message.text)
             if message.media_kind:
                 body = f"[{message.media_kind}] {body}"
+            if message.upload_kind:
+                body = f"[{message.upload_kind}: {self.save_upload(message)}]\n{body}".rstrip()
         print(head + ":", file=self.out)
         for line in body.splitlines():
             print(f"      {line}", file=self.out)
@@ -174,6 +183,16 @@ class Transcript:
             )
         if message.request_contact:
             print(f"      [{message.request_contact}] (type :contact PHONE)", file=self.out)
+
+    def save_upload(self, message: Outbound) -> Path:
+        suffix = Path(message.upload_name).suffix
+        stem = Path(message.upload_name).stem or "upload"
+        handle, name = tempfile.mkstemp(
+            prefix=f"huiyin-{stem}-", suffix=suffix, dir=self.upload_dir
+        )
+        with open(handle, "wb") as file:
+            file.write(message.upload_bytes)
+        return Path(name)
 
 
 async def run_console(driver: ChatDriver, user: int, out: TextIO = sys.stdout) -> None:

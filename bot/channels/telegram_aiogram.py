@@ -41,6 +41,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
+    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -231,6 +232,9 @@ class AiogramSender(BotApiSender):
 
     def delivery_errors(self, action: str) -> AbstractContextManager[None]:
         return _delivery_errors(action)
+
+    def input_file(self, name: str, content: bytes) -> BufferedInputFile:
+        return BufferedInputFile(content, filename=name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -116,10 +116,16 @@ class BotApiSender(ABC):
     def delivery_errors(self, action: str) -> AbstractContextManager[None]:
         """Turn the framework's errors into DeliveryRetry / DeliveryRefused / NotModified."""
 
+    @abstractmethod
+    def input_file(self, name: str, content: bytes) -> Any:
+        """The framework's object for a file uploaded from bytes (multipart)."""
+
     async def send(self, message: Outbound) -> int:
         markup = self.reply_markup(message)
         if message.contact_phone:
             return await self._send_contact(message, markup)
+        if message.upload_kind is not None:
+            return await self._send_upload(message, markup)
         if message.media_kind in MEDIA_KINDS and message.media_file_id:
             return await self._send_media(message, markup)
         if message.media_kind is not None:
@@ -175,28 +181,31 @@ class BotApiSender(ABC):
             )
         return sent.message_id
 
+    async def _send_upload(self, message: Outbound, markup: Any) -> int:
+        assert message.upload_kind is not None
+        upload = self.input_file(message.upload_name, message.upload_bytes)
+        return await self._send_file(message, markup, message.upload_kind, upload)
+
     async def _send_media(self, message: Outbound, markup: Any) -> int:
+        assert message.media_kind is not None
+        return await self._send_file(message, markup, message.media_kind, message.media_file_id)
+
+    async def _send_file(self, message: Outbound, markup: Any, kind: str, file: Any) -> int:
+        """A photo, voice message or document (`send_<kind>`, its file in the `<kind>`
+        parameter: a file id or an upload), the text as its caption when it fits."""
         caption_fits = visible_length(message.text) <= MAX_CAPTION
         caption = message.text if caption_fits and message.text.strip() else None
         # The buttons go on the last message, so a long text keeps them under itself.
-        media_markup = markup if caption_fits else None
-        with self.delivery_errors(f"send {message.media_kind} to {message.chat_id}"):
-            if message.media_kind == "photo":
-                sent = await self.bot.send_photo(
-                    chat_id=message.chat_id,
-                    photo=message.media_file_id,
-                    caption=caption,
-                    parse_mode=HTML if caption else None,
-                    reply_markup=media_markup,
-                )
-            else:
-                sent = await self.bot.send_voice(
-                    chat_id=message.chat_id,
-                    voice=message.media_file_id,
-                    caption=caption,
-                    parse_mode=HTML if caption else None,
-                    reply_markup=media_markup,
-                )
+        file_markup = markup if caption_fits else None
+        send = getattr(self.bot, f"send_{kind}")
+        with self.delivery_errors(f"send {kind} to {message.chat_id}"):
+            sent = await send(
+                chat_id=message.chat_id,
+                caption=caption,
+                parse_mode=HTML if caption else None,
+                reply_markup=file_markup,
+                **{kind: file},
+            )
         if caption_fits:
             return sent.message_id
         return await self._send_text(message.chat_id, message.text, markup)

@@ -25,6 +25,7 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     Message,
     MessageEntity,
@@ -177,6 +178,9 @@ class PtbSender(BotApiSender):
 
     def delivery_errors(self, action: str) -> AbstractContextManager[None]:
         return _delivery_errors(action)
+
+    def input_file(self, name: str, content: bytes) -> InputFile:
+        return InputFile(content, filename=name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ framework.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -20,6 +21,9 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_CALLBACK_ANSWER = 200
+
+UploadKind = Literal["photo", "document"]
+UPLOAD_KINDS: tuple[UploadKind, ...] = ("photo", "document")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +69,12 @@ class Outbound:
 
     `ref` names the message so a later `edit_ref` can change it in place; `media_kind` and
     `media_file_id` attach a photo or voice message the user sent earlier (the text becomes
-    its caption when it fits). With `contact_phone` the message is a phone contact card (the
-    text is not shown): Telegram refuses `tel:` links on buttons, and a contact card is what
-    a phone can dial with one tap. Texts are HTML; user-supplied parts must be escaped.
+    its caption when it fits). `upload_kind` ("photo" or "document"), `upload_name` and
+    `upload_bytes` send a file the bot made itself (a chart, a spreadsheet), uploaded as
+    `upload_name`, the text again its caption when it fits. With `contact_phone` the message
+    is a phone contact card (the text is not shown): Telegram refuses `tel:` links on buttons,
+    and a contact card is what a phone can dial with one tap. Texts are HTML; user-supplied
+    parts must be escaped.
     """
 
     chat_id: int
@@ -81,9 +88,19 @@ class Outbound:
     contact_name: str = ""
     ref: str | None = None
     edit_ref: str | None = None
+    upload_kind: UploadKind | None = None
+    upload_name: str = ""
+    upload_bytes: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.upload_kind is not None:
+            if self.upload_kind not in UPLOAD_KINDS:
+                raise ValueError(f"unknown upload kind {self.upload_kind!r}")
+            if not self.upload_name or not self.upload_bytes:
+                raise ValueError("an upload needs a file name and some bytes")
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "text": self.text,
             "buttons": [
                 [{"text": b.text, "data": b.data, "url": b.url} for b in row]
@@ -97,6 +114,12 @@ class Outbound:
             "contact_name": self.contact_name,
             "edit_ref": self.edit_ref,
         }
+        if self.upload_kind is not None:
+            # The outbox stores JSON, so the file travels base64-encoded (a chart is ~100 KB).
+            payload["upload_kind"] = self.upload_kind
+            payload["upload_name"] = self.upload_name
+            payload["upload_b64"] = base64.b64encode(self.upload_bytes).decode("ascii")
+        return payload
 
     @classmethod
     def from_payload(cls, chat_id: int, payload: dict[str, Any], ref: str | None) -> Outbound:
@@ -115,6 +138,9 @@ class Outbound:
             contact_name=payload.get("contact_name", ""),
             ref=ref,
             edit_ref=payload.get("edit_ref"),
+            upload_kind=payload.get("upload_kind"),
+            upload_name=payload.get("upload_name", ""),
+            upload_bytes=base64.b64decode(payload.get("upload_b64") or ""),
         )
 
 
