@@ -1,0 +1,329 @@
+"""The ledger (需求台账): one row per request an area received in a period, as an .xlsx workbook.
+
+`/export` in the chat and `huiyin export` at the terminal both write it with `write_ledger`.
+The first sheet is the ledger (columns in `COLUMNS`, described in docs/ledger.md); the second,
+when a report is given, the period's figures from `bot.domain.reports`.
+
+A district's month can be tens of thousands of requests, so rows are read in batches (keyset
+on the id, `BATCH` at a time) and streamed into an openpyxl write-only workbook: memory holds
+one batch, never the whole ledger.
+
+Phone numbers are masked (138****0001) except on requests the viewer holds (the ones whose
+task card shows the full number to them), or for the office admin at the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Literal
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from sqlalchemy import or_
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.domain.areas import Area
+from bot.domain.lifecycle import Action
+from bot.domain.metrics import DONE, NOT_COUNTED, responded_in_time
+from bot.domain.requests import WHY_RESOLVE_OVERDUE
+from bot.domain.verdicts import BY_BENEFICIARY, BY_REPORTER, BY_STAFF
+from bot.i18n import N_, Translator
+from handlers.common import (
+    LEVEL_LABELS,
+    NOTE_LABELS,
+    STATUS_LABELS,
+    category_label,
+    kind_label,
+    mask_phone,
+    unit_label,
+)
+from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, Unit
+
+BATCH = 1000
+DATE_FORMAT = "yyyy-mm-dd hh:mm"
+
+Kind = Literal["text", "datetime", "number"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str  # message id, shown in the viewer's language
+    width: float  # in characters; a CJK character counts about two
+    kind: Kind = "text"
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column(N_("Reference no."), 11),
+    Column(N_("Received at"), 17, "datetime"),
+    Column(N_("Accepted at"), 17, "datetime"),
+    Column(N_("Resolved at"), 17, "datetime"),
+    Column(N_("Closed at"), 17, "datetime"),
+    Column(N_("Type of need"), 12),
+    Column(N_("Category"), 16),
+    Column(N_("Beneficiary"), 12),
+    Column(N_("Phone"), 14),
+    Column(N_("Reported by"), 14),
+    Column(N_("Grid"), 22),
+    Column(N_("Assignee"), 12),
+    Column(N_("Level"), 14),
+    Column(N_("Status"), 14),
+    Column(N_("Priority"), 10),
+    Column(N_("Times reopened"), 9, "number"),
+    Column(N_("Accept deadline"), 17, "datetime"),
+    Column(N_("Resolve deadline"), 17, "datetime"),
+    Column(N_("Accepted on time"), 11),
+    Column(N_("Resolved on time"), 11),
+    Column(N_("Solved"), 10),
+    Column(N_("Satisfaction"), 12),
+    Column(N_("Verdict given by"), 14),
+    Column(N_("Verdict comment"), 40),
+)
+
+Outcome = Literal["met", "missed", "pending", ""]
+OUTCOME_LABELS: dict[str, str] = {
+    "met": N_("met"),
+    "missed": N_("missed"),
+    "pending": N_("pending"),
+}
+PRIORITY_NAMES: dict[str, str] = {
+    "urgent": NOTE_LABELS["priority:urgent"],
+    "complex": NOTE_LABELS["priority:complex"],
+    "normal": N_("normal"),
+}
+VERDICT_BY_LABELS: dict[str, str] = {
+    "resident": N_("the resident"),
+    "proxy": N_("family member (proxy)"),
+    BY_STAFF: N_("staff, after a call"),
+}
+
+
+def accept_outcome(request: Request, now: datetime) -> Outcome:
+    """Whether the first holder's accept deadline was met (the response rate's rule), missed
+    (accepted late, or not accepted and the deadline has passed), or is still ahead."""
+    if responded_in_time(request):
+        return "met"
+    if request.responded_at is not None:
+        return "missed"
+    if request.status in NOT_COUNTED:
+        return ""
+    if request.respond_by is not None and request.respond_by <= now:
+        return "missed"
+    return "pending"
+
+
+def resolve_outcome(request: Request, breached: bool, now: datetime) -> Outcome:
+    """Whether the request was resolved without a resolve deadline passing.
+
+    A holder's resolve deadline (`resolve_due_at`) is cleared when the request is resolved, so
+    a passed one is read from the timeline (`breached`: an escalation or an overdue notice "not
+    resolved in time"). Missed: a deadline passed at any level, or the current one has passed
+    and the sweep has not acted yet. Met: resolved or closed with none passed. Pending: open
+    with its deadline ahead (or its clock paused, or not started)."""
+    if breached:
+        return "missed"
+    if request.status in DONE:
+        return "met"
+    if request.status in NOT_COUNTED:
+        return ""
+    if (
+        request.paused_at is None
+        and request.resolve_due_at is not None
+        and request.resolve_due_at <= now
+    ):
+        return "missed"
+    return "pending"
+
+
+def verdict_by(request: Request, beneficiary: Beneficiary | None) -> str:
+    """ "resident", "proxy" (a family member who reported it) or "staff" (after a call)."""
+    if request.verdict_by == BY_BENEFICIARY:
+        return "resident"
+    if request.verdict_by == BY_REPORTER:
+        return "resident" if beneficiary is None or beneficiary.is_self else "proxy"
+    return request.verdict_by or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who the ledger is for: full phone numbers on the requests `staff_id` holds, or on all
+    of them for the office admin at the terminal (`all_phones`)."""
+
+    staff_id: int | None = None
+    all_phones: bool = False
+
+    def sees_phone(self, request: Request) -> bool:
+        return self.all_phones or (
+            self.staff_id is not None and request.assignee_staff_id == self.staff_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One request with what the ledger shows of it."""
+
+    request: Request
+    beneficiary: Beneficiary | None
+    reporter: Account | None
+    grid: Unit | None
+    assignee: Staff | None
+    resolve_breached: bool
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """Excel has no time zones: a naive local time, as the district reads it."""
+    return moment.astimezone(zone).replace(tzinfo=None) if moment else None
+
+
+def row_values(
+    row: LedgerRow, t: Translator, zone: ZoneInfo, viewer: Viewer, now: datetime
+) -> list[object]:
+    """The cells of one request, in the order of `COLUMNS`."""
+    request = row.request
+    beneficiary = row.beneficiary
+    phone = beneficiary.phone if beneficiary is not None else None
+    if phone and not viewer.sees_phone(request):
+        phone = mask_phone(phone)
+    outcomes = (accept_outcome(request, now), resolve_outcome(request, row.resolve_breached, now))
+    solved = (
+        "" if request.solved is None else NOTE_LABELS[f"solved:{'y' if request.solved else 'n'}"]
+    )
+    satisfaction = NOTE_LABELS.get(f"satisfaction:{request.satisfaction}", "")
+    by = verdict_by(request, beneficiary)
+    return [
+        request.reference,
+        _local(request.created_at, zone),
+        _local(request.accepted_at, zone),
+        _local(request.resolved_at, zone),
+        _local(request.closed_at, zone),
+        kind_label(t, request.kind),
+        category_label(t, request.category),
+        beneficiary.name if beneficiary is not None else "",
+        phone or "",
+        row.reporter.display_name if row.reporter is not None else "",
+        unit_label(t, row.grid) if row.grid is not None else request.grid_code,
+        row.assignee.name if row.assignee is not None else "",
+        t._(LEVEL_LABELS.get(request.level, request.level)),
+        t._(STATUS_LABELS.get(request.status, request.status)),
+        t._(PRIORITY_NAMES.get(request.priority, request.priority)),
+        request.reopen_count,
+        _local(request.respond_by, zone),
+        _local(request.resolve_due_at, zone),
+        *(t._(OUTCOME_LABELS[o]) if o else "" for o in outcomes),
+        t._(solved) if solved else "",
+        t._(satisfaction) if satisfaction else "",
+        t._(VERDICT_BY_LABELS[by]) if by in VERDICT_BY_LABELS else by,
+        request.verdict_comment or "",
+    ]
+
+
+async def ledger_rows(
+    session: AsyncSession, area: Area, start: datetime, end: datetime
+) -> AsyncIterator[LedgerRow]:
+    """The requests of `area` received in [start, end), oldest first, read `BATCH` at a time."""
+    assignee = aliased(Staff)
+    last_id = 0
+    while True:
+        query = (
+            select(Request, Beneficiary, Account, Unit, assignee)
+            .outerjoin(Beneficiary, col(Beneficiary.id) == col(Request.beneficiary_id))
+            .outerjoin(Account, col(Account.id) == col(Request.reporter_account_id))
+            .outerjoin(Unit, col(Unit.code) == col(Request.grid_code))
+            .outerjoin(assignee, col(assignee.id) == col(Request.assignee_staff_id))
+            .where(area.clause())
+            .where(col(Request.created_at) >= start, col(Request.created_at) < end)
+            .where(col(Request.id) > last_id)
+            .order_by(col(Request.id))
+            .limit(BATCH)
+        )
+        batch = list((await session.exec(query)).all())
+        if not batch:
+            return
+        ids = [request.id for request, *_ in batch if request.id is not None]
+        breached = await resolve_breaches(session, ids)
+        for request, beneficiary, reporter, grid, holder in batch:
+            yield LedgerRow(request, beneficiary, reporter, grid, holder, request.id in breached)
+        last_id = ids[-1]
+        if len(batch) < BATCH:
+            return
+
+
+async def resolve_breaches(session: AsyncSession, request_ids: Sequence[int]) -> set[int]:
+    """Which of the requests had a resolve deadline pass (escalated or flagged overdue)."""
+    if not request_ids:
+        return set()
+    rows = await session.exec(
+        select(RequestEvent.request_id)
+        .where(col(RequestEvent.request_id).in_(list(request_ids)))
+        .where(col(RequestEvent.action).in_([Action.ESCALATE.value, Action.OVERDUE.value]))
+        .where(
+            or_(
+                col(RequestEvent.note) == WHY_RESOLVE_OVERDUE,
+                col(RequestEvent.note).startswith(WHY_RESOLVE_OVERDUE + "\n"),
+            )
+        )
+        .distinct()
+    )
+    return set(rows.all())
+
+
+def _cell(sheet: WriteOnlyWorksheet, value: object, kind: Kind) -> object:
+    if kind == "datetime" and value is not None:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = DATE_FORMAT
+        return cell
+    return value
+
+
+def _header(sheet: WriteOnlyWorksheet, titles: Sequence[str]) -> list[WriteOnlyCell]:
+    cells = []
+    for title in titles:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        cells.append(cell)
+    return cells
+
+
+def _sheet_title(t: Translator, message: str) -> str:
+    # Excel refuses sheet names over 31 characters or with []:*?/\ in them.
+    title = t._(message)
+    return "".join(c for c in title if c not in "[]:*?/\\")[:31] or "Sheet"
+
+
+async def write_ledger(
+    session: AsyncSession,
+    area: Area,
+    start: datetime,
+    end: datetime,
+    target: str | Path | IO[bytes],
+    *,
+    t: Translator,
+    zone: ZoneInfo,
+    viewer: Viewer,
+    now: datetime,
+) -> int:
+    """Write the ledger workbook to `target` (a path or a binary file); return the number of
+    requests in it."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_sheet_title(t, N_("Ledger")))
+    for index, column in enumerate(COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.freeze_panes = "A2"
+    sheet.append(_header(sheet, [t._(column.header) for column in COLUMNS]))
+    count = 0
+    async for row in ledger_rows(session, area, start, end):
+        values = row_values(row, t, zone, viewer, now)
+        sheet.append([_cell(sheet, v, c.kind) for v, c in zip(values, COLUMNS, strict=True)])
+        count += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
+    book.save(target)
+    return count
