@@ -32,6 +32,7 @@ from handlers.common import (
     category_label,
     format_time,
     kind_label,
+    mask_phone,
     relation_label,
     staff_label,
     unit_label,
@@ -150,7 +151,7 @@ async def request_summary(
         if not beneficiary.is_self and beneficiary.relation:
             who += f" ({escape(relation_label(t, beneficiary.relation))})"
         if beneficiary.phone:
-            phone = beneficiary.phone if full_phone else mask(beneficiary.phone)
+            phone = beneficiary.phone if full_phone else mask_phone(beneficiary.phone)
             who += f" · ☎ {escape(phone)}"
         lines.append(t._("👤 For: {who}", who=who))
         if not beneficiary.is_self and reporter is not None:
@@ -174,10 +175,6 @@ async def request_summary(
     if request.result_note:
         lines.append(t._("✅ Result: {note}", note=escape(request.result_note)))
     return "\n".join(lines)
-
-
-def mask(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else phone
 
 
 def deadline_lines(t: Translator, zone: ZoneInfo, request: Request) -> list[str]:
