@@ -208,6 +208,16 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return report
 
     worker.every("sweep", settings.sweep_interval_seconds, sweep_deadlines)
+
+    from schedules.digest import send_digests
+
+    async def morning_digest() -> object:
+        report = await send_digests(db, clock, settings.zone, policy, settings.digest_at)
+        if report.sent:
+            worker.outbox.wake.set()
+        return report
+
+    worker.daily("digest", settings.digest_at, morning_digest)
     return worker
 
 

@@ -6,12 +6,14 @@ Build them with `load_settings()`; nothing here runs at import time.
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.calendar import parse_clock_time
 from bot.domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
@@ -39,6 +41,8 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # The morning digest to coordinators and town officers, on working days (schedules/digest.py).
+    digest_time: str = "08:30"
 
     @field_validator("bot_token")
     @classmethod
@@ -58,6 +62,12 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        parse_clock_time(value)
+        return value.strip()
 
     @field_validator("telegram_api_url")
     @classmethod
@@ -109,6 +119,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def digest_at(self) -> time:
+        return parse_clock_time(self.digest_time)
 
     @property
     def policy(self) -> Policy:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import time
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -36,6 +37,15 @@ class Tick:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Daily:
+    """A job run every day at `at`, local time (the job decides whether the day counts)."""
+
+    name: str
+    job: TickJob
+    at: time
+
+
 class Worker:
     def __init__(
         self,
@@ -53,9 +63,13 @@ class Worker:
         self.outbox = OutboxSender(db, sender, clock, limits=limits or SendLimits())
         self.outbox_interval = outbox_interval
         self.ticks: list[Tick] = []
+        self.dailies: list[Daily] = []
 
     def every(self, name: str, seconds: float, job: TickJob) -> None:
         self.ticks.append(Tick(name, job, seconds))
+
+    def daily(self, name: str, at: time, job: TickJob) -> None:
+        self.dailies.append(Daily(name, job, at))
 
     def build_scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone=self.zone)
@@ -72,9 +86,24 @@ class Worker:
                 # Run once at start too: after downtime, what fell due runs now, once.
                 next_run_time=self.clock.now(),
             )
+        for daily in self.dailies:
+            scheduler.add_job(
+                self._guarded(daily),
+                "cron",
+                hour=daily.at.hour,
+                minute=daily.at.minute,
+                timezone=self.zone,
+                id=daily.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                # Once at start as well: a bot that was down at that time catches up (the job
+                # knows whether today's run is still to do).
+                next_run_time=self.clock.now(),
+            )
         return scheduler
 
-    def _guarded(self, tick: Tick) -> Callable[[], Awaitable[None]]:
+    def _guarded(self, tick: Tick | Daily) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             try:
                 await tick.job()
