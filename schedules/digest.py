@@ -34,7 +34,7 @@ from bot.domain.areas import Area, area_of
 from bot.domain.calendar import MAX_DAYS, DayCalendar
 from bot.domain.deadlines import Policy
 from bot.domain.lifecycle import Status
-from bot.domain.metrics import NOT_COUNTED
+from bot.domain.metrics import conditions
 from bot.i18n import Translator
 from handlers.cards import staff_translator
 from handlers.common import format_time, unit_label
@@ -112,12 +112,13 @@ async def area_digest(
 ) -> Digest:
     """The four counts for `area` at `now`; "new" counts what came in since `since`, "due
     today" what falls due from now until `day_end` (local midnight)."""
+    # "New" and "overdue" are the figures of docs/metrics.md, so the digest and /stats agree.
+    figure = conditions(now)
     running = and_(col(Request.status).in_(OPEN), col(Request.paused_at).is_(None))
     due_soon = or_(
         and_(col(Request.accept_due_at) > now, col(Request.accept_due_at) < day_end),
         and_(col(Request.resolve_due_at) > now, col(Request.resolve_due_at) < day_end),
     )
-    passed = or_(col(Request.accept_due_at) <= now, col(Request.resolve_due_at) <= now)
     return Digest(
         new=await count(
             session,
@@ -125,12 +126,12 @@ async def area_digest(
             and_(
                 col(Request.created_at) >= since,
                 col(Request.created_at) <= now,
-                col(Request.status).not_in(sorted(NOT_COUNTED)),
+                figure["received"],
             ),
             col(Request.created_at),
         ),
         due_today=await count(session, area, and_(running, due_soon), col(Request.next_due_at)),
-        overdue=await count(session, area, and_(running, passed), col(Request.next_due_at)),
+        overdue=await count(session, area, figure["overdue"], col(Request.next_due_at)),
         awaiting_verdict=await count(
             session, area, col(Request.status) == Status.RESOLVED.value, col(Request.resolved_at)
         ),

@@ -19,6 +19,7 @@ from bot.domain.areas import Area, area_of, area_of_unit
 from bot.domain.deadlines import DEFAULT_POLICY
 from bot.domain.ledger import COLUMNS, Viewer, accept_outcome, resolve_outcome, write_ledger
 from bot.domain.lifecycle import Action
+from bot.domain.reports import parse_period
 from bot.domain.requests import submit_request, transition
 from bot.domain.verdicts import BY_REPORTER, close_request, record_verdict
 from bot.i18n import translator
@@ -27,11 +28,8 @@ from storage.database import Database
 from storage.models import Account, Beneficiary, Request, Staff
 
 ZONE = ZoneInfo("Asia/Shanghai")
-NOVEMBER = (
-    datetime(2026, 11, 1, tzinfo=ZONE).astimezone(UTC),
-    datetime(2026, 12, 1, tzinfo=ZONE).astimezone(UTC),
-)
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE).astimezone(UTC)
+NOVEMBER = parse_period("2026-11", NOW, ZONE)
 
 
 def local(month: int, day: int, hour: int, minute: int = 0) -> datetime:
@@ -179,12 +177,20 @@ async def district(db: Database) -> dict[str, int]:
 async def export(
     db: Database, area: Area, viewer: Viewer, language: str = "en"
 ) -> tuple[Worksheet, int]:
+    sheet, _, count = await export_book(db, area, viewer, language)
+    return sheet, count
+
+
+async def export_book(
+    db: Database, area: Area, viewer: Viewer, language: str = "en"
+) -> tuple[Worksheet, Worksheet, int]:
+    assert NOVEMBER is not None
     buffer = io.BytesIO()
     async with db.session() as session:
         count = await write_ledger(
             session,
             area,
-            *NOVEMBER,
+            NOVEMBER,
             buffer,
             t=translator(language),
             zone=ZONE,
@@ -193,7 +199,8 @@ async def export(
         )
     buffer.seek(0)
     book = load_workbook(buffer)
-    return book.worksheets[0], count
+    ledger, figures = book.worksheets
+    return ledger, figures, count
 
 
 def references(sheet: Worksheet) -> list[str]:
@@ -459,3 +466,67 @@ def test_deadline_outcomes() -> None:
         "pending"
     )
     assert resolve_outcome(request(status="cancelled", resolve_due_at=due), False, NOW) == ""
+
+
+async def test_the_second_sheet_has_the_figures(db: Database, district: dict[str, int]) -> None:
+    hu = await staff(db, "胡海涛")  # Jiangbei street: escalated, closed, late, liuyuan
+    async with db.session() as session:
+        area = await area_of(session, hu)
+    assert area is not None
+    _, figures, _ = await export_book(db, area, Viewer(staff_id=hu.id))
+    assert figures.title == "Statistics"
+    rows = [list(row) for row in figures.iter_rows(values_only=True)]
+    width = len(rows[2])
+    blank = [None] * width
+
+    def padded(*values: object) -> list[object]:
+        return [*values, *[None] * (width - len(values))]
+
+    assert rows[0] == padded("Jiangbei Street · 2026-11")
+    assert rows[1] == blank
+    assert rows[2] == [
+        "Unit or category",
+        "Requests received",
+        "Accepted",
+        "Resolved",
+        "Closed",
+        "Still open",
+        "Overdue",
+        "Response rate",
+        "Resolution rate",
+        "Satisfaction rate",
+    ]
+    # Received 4; accepted in time 2 (escalated, closed); resolved 2; rated 1, satisfied.
+    # Open and overdue: late and liuyuan, neither accepted by its deadline.
+    assert rows[3] == ["Total", 4, 2, 2, 1, 2, 2, 0.5, 0.5, 1.0]
+    assert rows[4] == blank
+    assert rows[5] == padded("By community")
+    assert rows[6] == ["Liuyuan Community", 1, 0, 0, 0, 1, 1, 0.0, 0.0, "—"]
+    assert rows[7] == ["Qianjin Community", 0, 0, 0, 0, 0, 0, "—", "—", "—"]
+    assert rows[8] == ["Tianhe Community", 3, 2, 2, 1, 1, 1, 2 / 3, 2 / 3, 1.0]
+    assert rows[9] == blank
+    assert rows[10] == padded("By category")
+    assert rows[11] == ["Home repairs (water, power)", 3, 1, 1, 1, 2, 2, 1 / 3, 1 / 3, 1.0]
+    assert rows[12] == ["Safety hazard", 1, 1, 1, 0, 0, 0, 1.0, 1.0, "—"]
+    assert rows[13] == blank
+    assert rows[14] == padded("Requests received per day")
+    assert rows[15] == padded("Date", "Requests received")
+    per_day = {row[0]: row[1] for row in rows[16:]}
+    assert len(per_day) == 30 and sum(per_day.values()) == 4  # type: ignore[arg-type]
+    assert per_day[datetime(2026, 11, 20)] == 2
+    assert per_day[datetime(2026, 11, 2)] == per_day[datetime(2026, 11, 10)] == 1
+    assert figures.cell(row=4, column=8).number_format == "0.0%"
+    assert figures.cell(row=17, column=1).number_format == "yyyy-mm-dd"
+    assert figures.cell(row=1, column=1).font.b
+
+
+async def test_a_department_sees_its_remit_only(db: Database, district: dict[str, int]) -> None:
+    luo = await staff(db, "罗斌")  # housing bureau: housing and repair
+    async with db.session() as session:
+        area = await area_of(session, luo)
+    assert area is not None
+    _, figures, _ = await export_book(db, area, Viewer(staff_id=luo.id), language="zh_CN")
+    rows = [list(row) for row in figures.iter_rows(values_only=True)]
+    assert rows[0][0] == "青石区 · 2026-11"
+    assert rows[1][0] == translator("zh_CN")._("Only the categories in your remit are counted.")
+    assert rows[4][:7] == ["合计", 3, 1, 1, 1, 2, 2]

@@ -1,8 +1,9 @@
 """The ledger (需求台账): one row per request an area received in a period, as an .xlsx workbook.
 
 `/export` in the chat and `huiyin export` at the terminal both write it with `write_ledger`.
-The first sheet is the ledger (columns in `COLUMNS`, described in docs/ledger.md); the second,
-when a report is given, the period's figures from `bot.domain.reports`.
+The first sheet is the ledger (columns in `COLUMNS`, described in docs/ledger.md); the second
+the period's figures (`bot.domain.reports.build_report`, defined in docs/metrics.md): the
+total, one level down, by category, and the requests received per day.
 
 A district's month can be tens of thousands of requests, so rows are read in batches (keyset
 on the id, `BATCH` at a time) and streamed into an openpyxl write-only workbook: memory holds
@@ -32,8 +33,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.areas import Area
-from bot.domain.lifecycle import Action
-from bot.domain.metrics import DONE, NOT_COUNTED, responded_in_time
+from bot.domain.lifecycle import Action, Level
+from bot.domain.metrics import DONE, NOT_COUNTED, Rates, responded_in_time
+from bot.domain.reports import Figures, Period, Report, build_report
 from bot.domain.requests import WHY_RESOLVE_OVERDUE
 from bot.domain.verdicts import BY_BENEFICIARY, BY_REPORTER, BY_STAFF
 from bot.i18n import N_, Translator
@@ -50,6 +52,8 @@ from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, U
 
 BATCH = 1000
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
+DAY_FORMAT = "yyyy-mm-dd"
+RATE_FORMAT = "0.0%"
 
 Kind = Literal["text", "datetime", "number"]
 
@@ -302,8 +306,7 @@ def _sheet_title(t: Translator, message: str) -> str:
 async def write_ledger(
     session: AsyncSession,
     area: Area,
-    start: datetime,
-    end: datetime,
+    period: Period,
     target: str | Path | IO[bytes],
     *,
     t: Translator,
@@ -311,8 +314,8 @@ async def write_ledger(
     viewer: Viewer,
     now: datetime,
 ) -> int:
-    """Write the ledger workbook to `target` (a path or a binary file); return the number of
-    requests in it."""
+    """Write the ledger workbook (the ledger, then the figures) to `target`, a path or a binary
+    file; return the number of requests in it."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(_sheet_title(t, N_("Ledger")))
     for index, column in enumerate(COLUMNS, start=1):
@@ -320,10 +323,110 @@ async def write_ledger(
     sheet.freeze_panes = "A2"
     sheet.append(_header(sheet, [t._(column.header) for column in COLUMNS]))
     count = 0
-    async for row in ledger_rows(session, area, start, end):
+    async for row in ledger_rows(session, area, period.start, period.end):
         values = row_values(row, t, zone, viewer, now)
         sheet.append([_cell(sheet, v, c.kind) for v, c in zip(values, COLUMNS, strict=True)])
         count += 1
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
+    report = await build_report(session, area, period, now, zone)
+    codes = [area.unit_code, *(code for code, _ in report.by_part)]
+    units = (await session.exec(select(Unit).where(col(Unit.code).in_(codes)))).all()
+    write_figures(book, report, t, {unit.code: unit for unit in units})
     book.save(target)
     return count
+
+
+FIGURE_COLUMNS: tuple[tuple[str, float], ...] = (
+    (N_("Unit or category"), 26),
+    (N_("Requests received"), 10),
+    (N_("Accepted"), 10),
+    (N_("Resolved"), 10),
+    (N_("Closed"), 10),
+    (N_("Still open"), 10),
+    (N_("Overdue"), 10),
+    (N_("Response rate"), 12),
+    (N_("Resolution rate"), 12),
+    (N_("Satisfaction rate"), 12),
+)
+
+
+def parts_heading(level: Level) -> str:
+    """What the parts of an area are called: the level below its unit."""
+    if level is Level.COMMUNITY:
+        return N_("By grid")
+    if level is Level.TOWN:
+        return N_("By community")
+    return N_("By town")
+
+
+def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
+    if value is None:
+        return "—"  # an empty denominator: undefined, never 0% or 100% (docs/metrics.md)
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.number_format = RATE_FORMAT
+    return cell
+
+
+def _figures_row(sheet: WriteOnlyWorksheet, name: str, figures: Figures) -> list[object]:
+    rates: Rates = figures.rates
+    return [
+        name,
+        figures.received,
+        figures.accepted,
+        figures.resolved,
+        figures.closed,
+        figures.open,
+        figures.overdue,
+        _rate(sheet, rates.response),
+        _rate(sheet, rates.resolution),
+        _rate(sheet, rates.satisfaction),
+    ]
+
+
+def _bold(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.font = Font(bold=True)
+    return cell
+
+
+def write_figures(book: Workbook, report: Report, t: Translator, units: dict[str, Unit]) -> None:
+    """The second sheet: the period's figures, as /stats shows them, for the same cohort."""
+    sheet = book.create_sheet(_sheet_title(t, N_("Statistics")))
+    for index, (_, width) in enumerate(FIGURE_COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    area = report.area
+    sheet.append(
+        [
+            _bold(
+                sheet,
+                t._(
+                    "{area} · {period}",
+                    area=unit_label(t, units.get(area.unit_code)),
+                    period=report.period.label,
+                ),
+            )
+        ]
+    )
+    if area.categories is not None:
+        sheet.append([t._("Only the categories in your remit are counted.")])
+    sheet.append([])
+    sheet.append(_header(sheet, [t._(title) for title, _ in FIGURE_COLUMNS]))
+    total = _figures_row(sheet, t._("Total"), report.total)
+    sheet.append([_bold(sheet, str(total[0])), *total[1:]])
+    sheet.append([])
+    sheet.append([_bold(sheet, t._(parts_heading(area.level)))])
+    for code, figures in report.by_part:
+        sheet.append(
+            _figures_row(sheet, unit_label(t, units.get(code)) if code in units else code, figures)
+        )
+    sheet.append([])
+    sheet.append([_bold(sheet, t._("By category"))])
+    for code, figures in report.by_category:
+        sheet.append(_figures_row(sheet, category_label(t, code), figures))
+    sheet.append([])
+    sheet.append([_bold(sheet, t._("Requests received per day"))])
+    sheet.append(_header(sheet, [t._("Date"), t._("Requests received")]))
+    for day, received in report.per_day:
+        cell = WriteOnlyCell(sheet, value=day)
+        cell.number_format = DAY_FORMAT
+        sheet.append([cell, received])
