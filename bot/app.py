@@ -75,7 +75,9 @@ async def _run_polling(
     settings: Settings, db: Database, clock: Clock, leadership: Leadership, stop: asyncio.Event
 ) -> None:
     assert settings.bot_token is not None
-    dispatcher = Dispatcher(db, clock, settings.zone, policy=settings.policy)
+    dispatcher = Dispatcher(
+        db, clock, settings.zone, policy=settings.policy, bot_username=settings.bot_username
+    )
     background: list[asyncio.Task[None]] = []
 
     async def start_delivery(sender: Sender) -> None:
@@ -113,7 +115,14 @@ async def _run_webhook(
     role: Role,
 ) -> None:
     assert settings.bot_token is not None
-    dispatcher = Dispatcher(db, clock, settings.zone, use_inbox=True, policy=settings.policy)
+    dispatcher = Dispatcher(
+        db,
+        clock,
+        settings.zone,
+        use_inbox=True,
+        policy=settings.policy,
+        bot_username=settings.bot_username,
+    )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
         dispatcher.direct_sender = app.sender

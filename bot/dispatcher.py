@@ -60,6 +60,7 @@ class Dispatcher:
         direct_sender: Sender | None = None,
         use_inbox: bool = False,
         policy: Policy = DEFAULT_POLICY,
+        bot_username: str = "",
     ) -> None:
         self.db = db
         self.clock = clock
@@ -72,6 +73,7 @@ class Dispatcher:
         # same transaction as the change makes a second delivery of the update a no-op.
         self.use_inbox = use_inbox
         self.policy = policy
+        self.bot_username = bot_username
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -168,6 +170,7 @@ class Dispatcher:
             state=state,
             policy=self.policy,
             steps=self.router.steps,
+            bot_username=self.bot_username,
         )
 
     async def _route(self, ctx: Context) -> None:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # The bot's @username, for the t.me links the bot itself hands out (a family member's
+    # personal link); without it the bot shows the `/start <code>` text to send instead.
+    bot_username: str = ""
     # The morning digest to coordinators and town officers, on working days (schedules/digest.py).
     digest_time: str = "08:30"
 
@@ -68,6 +71,14 @@ class Settings(BaseSettings):
     def _digest_time(cls, value: str) -> str:
         parse_clock_time(value)
         return value.strip()
+
+    @field_validator("bot_username")
+    @classmethod
+    def _bot_username(cls, value: str) -> str:
+        value = value.strip().removeprefix("@")
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{4,31}", value):
+            raise ValueError("must be the bot's username, such as huiyin_bot (5-32 letters)")
+        return value
 
     @field_validator("telegram_api_url")
     @classmethod

@@ -64,6 +64,8 @@ class Context:
     state: ConversationState | None
     policy: Policy = DEFAULT_POLICY
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    # For t.me links the bot hands out; "" when unknown (the console, tests).
+    bot_username: str = ""
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
 

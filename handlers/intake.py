@@ -3,7 +3,11 @@
     report:  kind ──► category ──► describe (text | voice | photo+caption) ──► confirm ──► submitted
                ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘
     family:  saved members? ──► choose one ─────────────────────────────────────► report: kind
-                 └─ add ─► name ─► relation ─► pick grid ─► phone (or skip) ─► saved ─┘
+                 ├─ add ─► name ─► relation ─► pick grid ─► phone (or skip) ─► saved ─┘
+                 └─ link ─► the members, each with a "personal link" button
+    `bl:<id>` (on "saved", and in that list): a personal link for the member to forward to
+              them (`/start b_<code>`, a t.me link when the bot's username is known); when
+              they open it, their own account is tied to the entry (handlers/onboarding.py)
 
 Cancel (button or /cancel) leaves any step without submitting; a /start mid-way resumes the step.
 """
@@ -14,13 +18,17 @@ import re
 
 from sqlmodel import col, select
 
+from bot.channels.types import Button
 from bot.domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
+from bot.domain.family_links import START_PREFIX, create_link
 from bot.domain.requests import submit_request
-from handlers.base import Context, Router, Step, escape
+from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import send_task_card
 from handlers.common import (
+    MENU_PREFIX,
     RELATIONS,
     category_label,
+    format_time,
     kind_label,
     relation_label,
     show_menu,
@@ -32,6 +40,7 @@ from storage.models import Beneficiary
 router = Router()
 REPORT = "report"
 FAMILY = "family"
+LINK_PREFIX = "bl"
 MAX_DESCRIPTION = 1000
 MAX_NAME = 30
 MAX_STORED_NAME = 50  # the width of `beneficiaries.name`; a Telegram name can be longer
@@ -282,6 +291,7 @@ async def render_choose(ctx: Context) -> None:
         for b in await family_members(ctx)
     ]
     rows.append([ctx.choice(ctx._("➕ Add a family member"), "add")])
+    rows.append([ctx.choice(ctx._("🔗 Let them answer on their own phone"), "link")])
     rows.append([ctx.choice(ctx._("✖ Cancel"), "cancel")])
     ctx.reply(ctx._("Who is the request for?"), rows)
 
@@ -290,6 +300,10 @@ async def on_choose(ctx: Context, value: str) -> None:
     if value == "add":
         ctx.go(FAMILY, "name")
         await render_name(ctx)
+        return
+    if value == "link":
+        await ctx.end_flow()
+        await show_link_choices(ctx)
         return
     chosen = next((b for b in await family_members(ctx) if f"b{b.id}" == value), None)
     if chosen is None:
@@ -392,9 +406,90 @@ async def save_family_member(ctx: Context, phone: str | None) -> None:
     ctx.reply(
         ctx._(
             "Saved {name}. Next time you can choose them straight away.", name=escape(member.name)
-        )
+        ),
+        [[link_button(ctx, member)]],
     )
     await start_report(ctx, member)
+
+
+# A family member's personal link ----------------------------------------------------------
+
+
+def link_button(ctx: Context, member: Beneficiary) -> Button:
+    return Button(
+        ctx._("🔗 A link for {name}'s own Telegram", name=member.name),
+        data=f"{LINK_PREFIX}:{member.id}",
+    )
+
+
+async def show_link_choices(ctx: Context) -> None:
+    """The resident's family members: linked ones marked, the others with a link button."""
+    members = await family_members(ctx)
+    lines = [
+        ctx._(
+            "A family member who uses Telegram can be linked to their entry: they then hear "
+            "about the requests you make for them and can say themselves whether they were "
+            "solved. Choose whom to send a personal link."
+        )
+    ]
+    rows: list[list[Button]] = []
+    for member in members:
+        if member.account_id is not None:
+            lines.append(ctx._("✅ {name} is linked.", name=escape(member.name)))
+        else:
+            rows.append([link_button(ctx, member)])
+    rows.append([Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home")])
+    ctx.reply("\n".join(lines), rows)
+
+
+@router.button(LINK_PREFIX)
+async def on_link_button(ctx: Context) -> None:
+    """Make a personal link for one of the presser's own family members (checked on press)."""
+    _, _, raw_id = ctx.inbound.button_data.partition(":")
+    member_id = parse_id(raw_id)
+    member = await ctx.session.get(Beneficiary, member_id) if member_id is not None else None
+    account = ctx.account
+    if (
+        member is None
+        or account is None
+        or account.id is None
+        or member.owner_account_id != account.id
+        or member.is_self
+    ):
+        ctx.answer(ctx._("This family member is not in your list."), alert=True)
+        return
+    if member.account_id is not None:
+        ctx.answer(ctx._("{name} is already linked.", name=member.name), alert=True)
+        return
+    link = await create_link(ctx.session, member, account.id, ctx.now)
+    start = START_PREFIX + link.code
+    ctx.reply(
+        ctx._(
+            "Here is a personal link for {name}. Forward the next message to them. It works "
+            "once, for them only, until {time}.",
+            name=escape(member.name),
+            time=format_time(link.expires_at, ctx.zone),
+        )
+    )
+    how = ctx._(
+        "Huiyin, the community help line: {proxy} registered you as a family member.",
+        proxy=escape(account.display_name or "?"),
+    )
+    if ctx.bot_username:
+        url = f"https://t.me/{ctx.bot_username}?start={start}"
+        ctx.reply(
+            how + "\n" + ctx._("Open this link to be linked: {url}", url=url),
+            [[Button(ctx._("Open Huiyin"), url=url)]],
+        )
+    else:
+        command = "<code>/start " + start + "</code>"
+        ctx.reply(
+            how
+            + "\n"
+            + ctx._(
+                "Open the Huiyin bot in Telegram and send it this line: {command}", command=command
+            )
+        )
 
 
 router.step(FAMILY, "choose", Step(render=render_choose, on_choice=on_choose))

@@ -27,7 +27,7 @@ from handlers.common import (
     show_menu,
     staff_label,
 )
-from handlers.verdict import RATE_PREFIX, solved_buttons
+from handlers.verdict import RATE_PREFIX, solved_buttons, voice_rows
 from storage.models import Request, RequestEvent, Staff
 
 router = Router()
@@ -47,10 +47,13 @@ async def show_my_requests(ctx: Context, offset: int = 0) -> None:
     buttons: list[list[Button]] = []
     for request in page[:PAGE]:
         status = ctx._(STATUS_LABELS.get(request.status, request.status))
-        lines.append(
+        line = (
             f"• <b>{request.reference}</b> {escape(category_label(ctx.t, request.category))}"
             f" — {status} ({format_time(request.created_at, ctx.zone)[:10]})"
         )
+        if request.reopen_count:
+            line += " · " + ctx._("🔁 Reopened {count} time(s)", count=request.reopen_count)
+        lines.append(line)
         buttons.append(
             [
                 Button(
@@ -92,6 +95,8 @@ async def describe_event(session: AsyncSession, t: Translator, event: RequestEve
             notes.append(t._(NOTE_LABELS[part]))
         elif part and event.action != "resolve":
             notes.append(escape(part))
+    if event.media_kind == "voice" and event.media_file_id:
+        notes.append(t._("🎤 a voice message"))
     if notes:
         label += " — " + "; ".join(notes)
     return label
@@ -101,11 +106,12 @@ async def show_timeline(ctx: Context, request: Request) -> None:
     assert request.id is not None
     text = await request_summary(ctx.session, ctx.t, ctx.zone, request, full_phone=True)
     lines = [text, "", ctx._("<b>Timeline</b>")]
-    for event in await timeline(ctx.session, request.id):
+    events = await timeline(ctx.session, request.id)
+    for event in events:
         lines.append(
             f"{format_time(event.at, ctx.zone)} · {await describe_event(ctx.session, ctx.t, event)}"
         )
-    buttons: list[list[Button]] = []
+    buttons: list[list[Button]] = voice_rows(ctx.t, ctx.zone, list(events))
     if waiting_for_verdict(request) and request.verdict_asked_at is not None:
         buttons.extend(list(row) for row in solved_buttons(ctx.t, RATE_PREFIX, request.id))
     elif may_reopen_from_list(request, ctx.now):

@@ -4,6 +4,8 @@
        │         └─decline─► nothing stored, "send /start when ready"
        ├─ /start g_<GRID>  (poster link): consent, then placed in that grid at once
        ├─ /start i_<CODE>  (invite from `huiyin invite`): bound to the roster entry
+       ├─ /start b_<CODE>  (a family member's personal link): consent, then tied to the entry
+       │                   the resident made for them (placed in its grid); the resident is told
        └─ already placed: main menu, or back to the step a resident left half-way
 
 Staff are recognised by the Telegram id in the roster, by an invite link, or by sharing their
@@ -16,10 +18,14 @@ import re
 
 from sqlmodel import col, select
 
+from bot.channels.types import Outbound
+from bot.domain.family_links import START_PREFIX, Outcome, check, find_link, spend
+from bot.i18n import translator
 from handlers.base import Context, Router, Step, escape
 from handlers.common import ROLE_LABELS, show_menu, unit_name
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
-from storage.models import Account, Invite, Staff, Unit
+from storage.models import Account, Beneficiary, BeneficiaryLink, Invite, Staff, Unit
+from storage.outbox import enqueue
 
 router = Router()
 FLOW = "onboarding"
@@ -51,6 +57,8 @@ async def start(ctx: Context) -> None:
     payload = ctx.inbound.args.strip()
     if payload.startswith("i_"):
         await redeem_invite(ctx, payload[2:])
+        return
+    if payload.startswith(START_PREFIX) and await open_family_link(ctx, payload[2:]):
         return
     preset = await grid_from_link(ctx, payload)
     if payload.startswith("g_") and preset is None:
@@ -100,9 +108,12 @@ async def on_consent(ctx: Context, value: str) -> None:
     if value != "yes":
         return
     preset = ctx.data.get("preset_grid")
+    link_code = ctx.data.get("link_code")
     account = ensure_account(ctx)
     account.consent_at = ctx.now
     ctx.session.add(account)
+    if link_code and await complete_family_link(ctx, link_code):
+        return
     if preset:
         await settle_home(ctx, preset)
     else:
@@ -123,6 +134,117 @@ async def settle_home(ctx: Context, grid_code: str) -> None:
 
 
 router.step(FLOW, CONSENT_STEP, Step(render=render_consent, on_choice=on_consent))
+
+
+# A family member's personal link ----------------------------------------------------------
+
+
+async def open_family_link(ctx: Context, code: str) -> bool:
+    """`/start b_<code>`: True when the link was taken up (linked, or consent asked first);
+    False after a polite refusal, when the usual /start goes on."""
+    found = await find_link(ctx.session, code, ctx.now)
+    if found is None:
+        refuse_family_link(ctx, Outcome.INVALID, None)
+        return False
+    link, beneficiary = found
+    outcome = check(link, beneficiary, ctx.account.id if ctx.account else None)
+    if outcome != Outcome.LINKED:
+        refuse_family_link(ctx, outcome, beneficiary)
+        return False
+    proxy = await ctx.session.get(Account, link.created_by_account_id)
+    ctx.reply(
+        ctx._(
+            "👋 {proxy} registered you on Huiyin as a family member and sent you this link. "
+            "Once you are linked, you will hear about the requests made for you and can say "
+            "yourself whether they were solved.",
+            proxy=escape(proxy.display_name if proxy and proxy.display_name else "?"),
+        )
+    )
+    consented = ctx.account is not None and ctx.account.consent_at is not None
+    if not consented and ctx.staff is None:
+        ctx.go(FLOW, CONSENT_STEP, preset_grid=None, link_code=code)
+        await render_consent(ctx)
+        return True
+    return await complete_family_link(ctx, code)
+
+
+def refuse_family_link(ctx: Context, outcome: Outcome, beneficiary: Beneficiary | None) -> None:
+    if outcome == Outcome.OWN_ENTRY:
+        text = ctx._(
+            "This is the link you made for {name}. Please forward it to them: it links their "
+            "own Telegram account, not yours.",
+            name=escape(beneficiary.name if beneficiary else "?"),
+        )
+    elif outcome == Outcome.ALREADY:
+        text = ctx._("You are already linked; nothing more is needed.")
+    elif outcome == Outcome.TAKEN:
+        text = ctx._(
+            "This family entry is already linked to another Telegram account. If that is "
+            "wrong, please ask the family member who sent the link."
+        )
+    else:
+        text = ctx._(
+            "This family link is not valid (it may have been used or expired). Please ask "
+            "the family member who sent it for a new one."
+        )
+    ctx.reply(text)
+
+
+async def complete_family_link(ctx: Context, code: str) -> bool:
+    """Tie the entry to this account, checking the link again (it may have been spent while
+    the consent question was open). False after a refusal."""
+    account = ensure_account(ctx)
+    await ctx.session.flush()
+    found = await find_link(ctx.session, code, ctx.now)
+    outcome = check(found[0], found[1], account.id) if found else Outcome.INVALID
+    if found is None or outcome != Outcome.LINKED:
+        if ctx.flow == FLOW:
+            await ctx.end_flow()
+        refuse_family_link(ctx, outcome, found[1] if found else None)
+        if account.home_grid_code is None:
+            ctx.reply(ctx._("First, tell us where you live."))
+            await show_picker(ctx, FLOW)
+        else:
+            show_menu(ctx)
+        return False
+    link, beneficiary = found
+    spend(ctx.session, link, beneficiary, account, ctx.now)
+    if ctx.flow == FLOW:
+        await ctx.end_flow()
+    await tell_proxy_linked(ctx, link, beneficiary)
+    lead = ctx._(
+        "✅ You are linked. When a request made for you is done, you will be asked whether "
+        "it is solved; you or your family may answer."
+    )
+    place = ctx._(
+        "📍 You are registered in {place}.",
+        place=escape(await place_path(ctx, account.home_grid_code or beneficiary.grid_code)),
+    )
+    show_menu(ctx, lead + "\n" + place)
+    return True
+
+
+async def tell_proxy_linked(ctx: Context, link: BeneficiaryLink, beneficiary: Beneficiary) -> None:
+    """The resident who sent the link hears once that it was taken up (the link is spent)."""
+    proxy = await ctx.session.get(Account, link.created_by_account_id)
+    if proxy is None:
+        return
+    t = translator(proxy.language)
+    enqueue(
+        ctx.session,
+        Outbound(
+            chat_id=proxy.chat_id,
+            text=t._(
+                "✅ {name} opened your link and is now linked on Huiyin. When a request for "
+                "them is done, both of you are asked; the first answer counts.",
+                name=escape(beneficiary.name),
+            ),
+        ),
+        ctx.now,
+        not_before=ctx.policy.quiet_hours.release(ctx.now, ctx.zone),
+    )
+
+
 router.step(FLOW, PICK_STEP, picker_step(settle_home))
 
 

@@ -9,13 +9,18 @@
     sweep: 24 h without an answer ──► one reminder, and the follow-up call to a grid member
     sweep: 72 h without an answer ──► closed as "not rated"
     My requests: "Reopen" on a request closed less than 7 days ago ──► a reason ──► reopened
+    follow-up recorded by staff ──► closed or reopened; an optional comment from the call
+
+A voice comment or reason is kept by its file_id on its timeline entry; the timeline offers
+it again with a `rv:p:<event id>` button (for the resident, and for staff of the request).
 
 Rating buttons are not step buttons (a resident may tap them days later): `rv:s:<id>:<y|n>`
 (solved?), `rv:f:<id>:<y|n>:<s|f|u>` (how satisfied; the verdict is stored with this tap, whole),
-`rv:o:<id>` (reopen from My requests). Follow-up buttons for staff: `fu:s:<id>:<y|n>` and
-`fu:f:<id>:<y|n>:<s|f|u>`. Each tap is checked against the presser (the reporter or the
-beneficiary; for `fu`, the staff member given the call), the request's state, and whether this
-round's verdict was already given: the first answer counts, the others are told so.
+`rv:o:<id>` (reopen from My requests), `rv:p:<event id>` (play a voice note). Follow-up
+buttons for staff: `fu:s:<id>:<y|n>` and `fu:f:<id>:<y|n>:<s|f|u>`. Each tap is checked
+against the presser (the reporter or the beneficiary; for `fu`, the staff member given the
+call), the request's state, and whether this round's verdict was already given: the first
+answer counts, the others are told so.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button, Outbound
+from bot.domain.areas import area_of
 from bot.domain.deadlines import Policy
 from bot.domain.lifecycle import Action
 from bot.domain.requests import note_event
@@ -55,13 +61,17 @@ from bot.domain.verdicts import (
 from bot.i18n import N_, Translator, translator
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
-from handlers.common import show_menu, staff_label, typed_note
-from storage.models import Account, Beneficiary, Request, Staff
+from handlers.common import format_time, show_menu, staff_label, typed_note
+from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
 from storage.outbox import enqueue
 
 RATE_PREFIX = "rv"
 FOLLOW_UP_PREFIX = "fu"
 FLOW = "verdict"
+VOICE = "voice"
+# After a follow-up call, the staff member's own note steps (the resident's are the others).
+STAFF_STEPS = ("staff_comment", "staff_reason")
+MAX_VOICE_BUTTONS = 3
 
 router = Router()
 
@@ -291,6 +301,9 @@ def already_answered(ctx: Context, request: Request) -> None:
 @router.button(RATE_PREFIX)
 async def on_rate_button(ctx: Context) -> None:
     action, request_id, rest = parse(ctx.inbound.button_data)
+    if action == "p" and not rest:
+        await play_voice(ctx, request_id)
+        return
     request = (
         await ctx.session.get(Request, request_id, with_for_update=True)
         if request_id is not None
@@ -401,22 +414,21 @@ async def give_verdict(
     )
     if needs_reopening(solved, satisfaction):
         await reopen_and_announce(ctx, request, reason=None, by_staff=staff)
-        if staff is None:
-            ctx.go(FLOW, "reason", request_id=request.id)
-            await render_note(ctx)
-        else:
-            ctx.reply(ctx._("Recorded. {ref} has been reopened.", ref=request.reference))
+        ctx.go(FLOW, "reason" if staff is None else "staff_reason", request_id=request.id)
+        await render_note(ctx)
         return
     await close_request(ctx.session, request, ctx.now)
-    if staff is None:
-        ctx.go(FLOW, "comment", request_id=request.id)
-        await render_note(ctx)
-    else:
-        ctx.reply(ctx._("Recorded. {ref} is closed.", ref=request.reference))
+    ctx.go(FLOW, "comment" if staff is None else "staff_comment", request_id=request.id)
+    await render_note(ctx)
 
 
 async def reopen_and_announce(
-    ctx: Context, request: Request, *, reason: str | None, by_staff: Staff | None
+    ctx: Context,
+    request: Request,
+    *,
+    reason: str | None,
+    by_staff: Staff | None,
+    voice_file_id: str | None = None,
 ) -> None:
     previous = (
         await ctx.session.get(Staff, request.assignee_staff_id)
@@ -431,6 +443,7 @@ async def reopen_and_announce(
         ctx.policy,
         reason=reason,
         actor_account_id=ctx.account.id if ctx.account and by_staff is None else None,
+        voice_file_id=voice_file_id,
     )
     owner = route.staff if route is not None else previous
     if owner is None:
@@ -438,7 +451,8 @@ async def reopen_and_announce(
 
     def lead(t: Translator) -> str:
         text = t._("🔁 Reopened: the resident says it is not solved or not satisfactory")
-        return text + (f": {escape(reason)}" if reason else "")
+        said = reason or (t._("(a voice message)") if voice_file_id else "")
+        return text + (f": {escape(said)}" if said else "")
 
     if previous is not None and owner.id == previous.id:
         await refresh_task_card(ctx.session, ctx.zone, request, owner, ctx.now)
@@ -458,6 +472,61 @@ async def reopen_and_announce(
             who=escape(staff_label(t, owner)),
         ),
         policy=ctx.policy,
+    )
+
+
+# Voice notes on the timeline ----------------------------------------------------------------
+
+
+def voice_rows(t: Translator, zone: ZoneInfo, events: list[RequestEvent]) -> list[list[Button]]:
+    """A button for each of the latest voice notes on a timeline, to hear it again."""
+    voiced = [e for e in events if e.media_kind == VOICE and e.media_file_id and e.id]
+    return [
+        [
+            Button(
+                t._("🎤 Play the voice note of {time}", time=format_time(event.at, zone)),
+                data=f"{RATE_PREFIX}:p:{event.id}",
+            )
+        ]
+        for event in voiced[-MAX_VOICE_BUTTONS:]
+    ]
+
+
+async def may_hear(ctx: Context, request: Request) -> bool:
+    """The reporter and the beneficiary; staff who held the request, acted on it or were given
+    its follow-up call; and staff whose area covers it."""
+    if await role_of(ctx, request) is not None:
+        return True
+    staff = ctx.staff
+    if staff is None or staff.id is None:
+        return False
+    if staff.id == request.followup_staff_id or staff.id in await handled_by(
+        ctx.session, request
+    ):
+        return True
+    area = await area_of(ctx.session, staff)
+    return area is not None and area.covers(request)
+
+
+async def play_voice(ctx: Context, event_id: int | None) -> None:
+    event = await ctx.session.get(RequestEvent, event_id) if event_id is not None else None
+    request = await ctx.session.get(Request, event.request_id) if event is not None else None
+    if (
+        event is None
+        or request is None
+        or event.media_kind != VOICE
+        or not event.media_file_id
+        or not await may_hear(ctx, request)
+    ):
+        ctx.answer(ctx._("This voice note is not available."), alert=True)
+        return
+    ctx.send(
+        Outbound(
+            chat_id=ctx.chat_id,
+            text=f"{request.reference} · {format_time(event.at, ctx.zone)}",
+            media_kind=VOICE,
+            media_file_id=event.media_file_id,
+        )
     )
 
 
@@ -491,6 +560,20 @@ async def render_note(ctx: Context) -> None:
             ref=ref,
         )
         buttons = [[ctx.choice(ctx._("Skip"), "skip")]]
+    elif ctx.step == "staff_comment":
+        text = ctx._(
+            "Recorded. {ref} is closed. Did the resident say anything worth keeping? Type it "
+            "or send a voice message (optional).",
+            ref=ref,
+        )
+        buttons = [[ctx.choice(ctx._("Skip"), "skip")]]
+    elif ctx.step == "staff_reason":
+        text = ctx._(
+            "Recorded. {ref} has been reopened. What does the resident say is still not "
+            "right? Type it or send a voice message (optional).",
+            ref=ref,
+        )
+        buttons = [[ctx.choice(ctx._("Skip"), "skip")]]
     else:
         text = ctx._(
             "Why would you like to reopen {ref}? Type it or send a voice message.", ref=ref
@@ -500,7 +583,7 @@ async def render_note(ctx: Context) -> None:
 
 
 async def on_note_choice(ctx: Context, value: str) -> None:
-    if value != "skip" or ctx.step not in ("comment", "reason"):
+    if value != "skip" or ctx.step not in ("comment", "reason", *STAFF_STEPS):
         ctx.answer(ctx._("This button is no longer active."))
         return
     await ctx.end_flow()
@@ -514,46 +597,61 @@ async def on_note(ctx: Context) -> None:
     )
     if text is None:
         return
-    step = ctx.step
+    step = ctx.step or ""
     request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
     await ctx.end_flow()
     if request is None or ctx.account is None:
         show_menu(ctx)
         return
-    note = text or ctx._("(a voice message)")
+    staff = ctx.staff if step in STAFF_STEPS else None
+    if step in STAFF_STEPS and (
+        staff is None or request.followup_staff_id != staff.id or request.verdict_by != BY_STAFF
+    ):
+        show_menu(ctx, ctx._("This follow-up is not yours."))
+        return
+    voice = inbound.file_id if inbound.kind == VOICE and inbound.file_id else None
     if step == "reopen":
         if await role_of(ctx, request) is None or not may_reopen_from_list(request, ctx.now):
             show_menu(ctx, ctx._("This request can no longer be reopened here."))
             return
-        await reopen_and_announce(ctx, request, reason=note, by_staff=None)
+        await reopen_and_announce(
+            ctx, request, reason=text or None, by_staff=None, voice_file_id=voice
+        )
     else:
         if request.verdict_comment is None:
-            request.verdict_comment = note[:1000]
+            request.verdict_comment = (text or ctx._("(a voice message)"))[:1000]
             ctx.session.add(request)
-        note_event(
+        # A comment taken down by staff after the call is marked so on the timeline.
+        parts = ["by:staff" if staff else "", text]
+        event = note_event(
             ctx.session,
             request,
             Action.COMMENT,
             ctx.now,
-            actor_account_id=ctx.account.id,
-            note=note,
+            actor_account_id=None if staff else ctx.account.id,
+            actor_staff_id=staff.id if staff else None,
+            note="\n".join(p for p in parts if p) or None,
         )
+        if voice:
+            event.media_kind = VOICE
+            event.media_file_id = voice
     owner = (
         await ctx.session.get(Staff, request.assignee_staff_id)
         if request.assignee_staff_id
         else None
     )
-    if step in ("reason", "reopen") and owner is not None and owner.telegram_id is not None:
-        if inbound.kind == "voice" and inbound.file_id:
+    passed_on = step in ("reason", "reopen", "staff_reason")
+    if passed_on and owner is not None and owner.telegram_id is not None:
+        if voice:
             ctx.send(
                 Outbound(
                     chat_id=owner.telegram_id,
                     text=request.reference,
-                    media_kind="voice",
-                    media_file_id=inbound.file_id,
+                    media_kind=VOICE,
+                    media_file_id=voice,
                 )
             )
-        if step == "reason":
+        if step != "reopen":
             await tell_staff(
                 ctx.session,
                 owner,
@@ -561,15 +659,17 @@ async def on_note(ctx: Context) -> None:
                 lambda t: t._(
                     "💬 The resident's reason for reopening <b>{ref}</b>:\n{reason}",
                     ref=request.reference,
-                    reason=escape(note),
+                    reason=escape(text or t._("(a voice message)")),
                 ),
                 request=request,
             )
     if step == "reopen":
         show_menu(ctx, ctx._("🔁 {ref} has been reopened. Thank you.", ref=request.reference))
+    elif staff is not None:
+        show_menu(ctx, ctx._("Noted on the request's timeline. Thank you!"))
     else:
         show_menu(ctx, ctx._("Thank you! Your words were passed on."))
 
 
-for _step in ("comment", "reason", "reopen"):
+for _step in ("comment", "reason", "reopen", *STAFF_STEPS):
     router.step(FLOW, _step, Step(render=render_note, on_choice=on_note_choice, on_input=on_note))

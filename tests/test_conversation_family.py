@@ -156,7 +156,7 @@ async def test_saved_member_is_offered_next_time_and_the_reporter_hears_back(
 
     (chooser,) = await harness.press(worker, "m:family")
     assert chooser.text == t._("Who is the request for?")
-    assert values(chooser) == [f"b{member.id}", "add", "cancel"]
+    assert values(chooser) == [f"b{member.id}", "add", "link", "cancel"]
     assert chooser.buttons[0].text == f"Chen Guilan ({t._('Mother')})"
 
     await choose(harness, worker, f"b{member.id}")

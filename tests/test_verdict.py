@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from bot.domain.deadlines import DEFAULT_POLICY
 from handlers.common import staff_label
 from schedules.sweep import sweep
-from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff
+from storage.models import Account, Beneficiary, OutboxMessage, Request, RequestEvent, Staff
 from tests.harness import Harness
 from tests.test_conversation_escalation import (
     ZONE,
@@ -342,8 +342,20 @@ async def test_follow_up_call_recorded_by_a_grid_member(harness: Harness) -> Non
     (how,) = shown
     assert how.text == "<b>HY000001</b>: how satisfied is the resident?"
     (done,) = await harness.press(LI, "fu:f:1:y:f")
-    assert done.text == "Recorded. HY000001 is closed."
+    assert done.text == (
+        "Recorded. HY000001 is closed. Did the resident say anything worth keeping? Type it "
+        "or send a voice message (optional)."
+    )
+    assert values(done) == ["skip"]
+    (noted,) = await harness.say(LI, "She says the plumber was very kind")
+    assert noted.text == "Noted on the request's timeline. Thank you!"
     request = await request_row(harness)
+    assert request.verdict_comment == "She says the plumber was very kind"
+    comment = [e for e in await events(harness) if e.action == "comment"]
+    assert [(e.note, e.actor_account_id) for e in comment] == [
+        ("by:staff\nShe says the plumber was very kind", None)
+    ]
+    assert comment[0].actor_staff_id == verdict_staff_id(await events(harness))
     assert (request.status, request.satisfaction, request.verdict_by) == (
         "closed",
         "fairly",
@@ -363,6 +375,14 @@ async def test_follow_up_call_recorded_by_a_grid_member(harness: Harness) -> Non
     (timeline,) = await harness.press(RESIDENT, "v:1")
     assert "recorded by staff after a call" in timeline.text
     assert "Follow-up call given to 李" in timeline.text
+    assert (
+        "The resident's comment — recorded by staff after a call; She says the plumber was "
+        "very kind" in timeline.text
+    )
+
+
+def verdict_staff_id(timeline: list[RequestEvent]) -> int | None:
+    return next(e.actor_staff_id for e in timeline if e.action == "verdict")
 
 
 async def link_mother(harness: Harness) -> None:

@@ -170,10 +170,12 @@ async def reopen(
     *,
     reason: str | None,
     actor_account_id: int | None = None,
+    voice_file_id: str | None = None,
 ) -> Route | None:
     """Back to work one level up (the community's coordinator after the grid, and so on), with
     fresh clocks; at the top, or with no one above, the same holder has it again. Returns the
-    new holder's route, or None when it stayed where it was."""
+    new holder's route, or None when it stayed where it was. A reason given as a voice message
+    is kept on the reopening's timeline entry by its file_id."""
     request.reopen_count += 1
     verdict_over(request)
     route = await reroute_up(
@@ -206,6 +208,10 @@ async def reopen(
     ).first()
     if event is not None and actor_account_id is not None:
         event.actor_account_id = actor_account_id
+        session.add(event)
+    if event is not None and voice_file_id:
+        event.media_kind = "voice"
+        event.media_file_id = voice_file_id
         session.add(event)
     session.add(request)
     return route
