@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from bot import charts
 from bot.channels.types import HandleResult, Inbound, Sender
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.clock import Clock, SystemClock
@@ -55,6 +56,7 @@ async def run_bot(
         raise ValueError("--role web needs --webhook URL: polling has one consumer per bot")
     stop = stop or asyncio.Event()
     clock = clock or SystemClock()
+    charts.use_font(settings.chart_font)
     _stop_on_signals(stop)
     db = Database(settings.database_url)
     try:

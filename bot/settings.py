@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     bot_username: str = ""
     # The morning digest to coordinators and town officers, on working days (schedules/digest.py).
     digest_time: str = "08:30"
+    # A font file with Chinese glyphs for the /stats chart (bot/charts.py); without it an
+    # installed CJK font is looked for, and failing that the chart is drawn in English.
+    chart_font: Path | None = None
 
     @field_validator("bot_token")
     @classmethod
@@ -115,6 +118,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (try Asia/Shanghai)") from exc
         return value
+
+    @field_validator("chart_font", mode="before")
+    @classmethod
+    def _chart_font(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            return None
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no font file at {path} (a .ttf, .otf or .ttc with Chinese glyphs)")
+        return path
 
     @field_validator("policy_file", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from matplotlib.image import imread
 
 from bot import charts
 from bot.domain.metrics import Rates
+from bot.settings import SettingsError, load_settings
 
 TEXTS = charts.ChartTexts(
     title="江北街道 · 2026-11",
@@ -107,3 +108,12 @@ def test_the_configured_font_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_pa
         assert charts.chart_font() == found
     finally:
         charts.use_font(None)
+
+
+def test_the_font_setting_names_a_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="HUIYIN_CHART_FONT: no font file at"):
+        load_settings(_env_file=None, chart_font=str(tmp_path / "missing.ttf"))
+    font = tmp_path / "font.ttf"
+    font.write_bytes(b"\0")
+    assert load_settings(_env_file=None, chart_font=str(font)).chart_font == font
+    assert load_settings(_env_file=None, chart_font="").chart_font is None
