@@ -5,6 +5,7 @@ huiyin demo [--lang en]         the sample district and a scripted scenario, as 
 huiyin console --as ROLE|ID     chat with the bot in this terminal
 huiyin import DIR               load units.csv and people.csv (refused whole on any bad row)
 huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
+huiyin export --unit CODE --period 2026-11 --out FILE   an area's ledger as an .xlsx file
 huiyin db upgrade|downgrade REV migrate the database
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from bot.clock import SystemClock
+from bot.clock import Clock, SystemClock
 from bot.settings import Settings, SettingsError, load_settings
 from storage.database import Database
 from storage.models import Invite, Staff
@@ -80,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("phone", help="the person's phone number as in people.csv")
     invite.add_argument("--days", type=int, default=7, help="days the link stays valid")
     invite.add_argument("--bot-username", default="", help="your bot's username, for a t.me link")
+    export = verbs.add_parser("export", help="write an area's ledger (需求台账) as an .xlsx file")
+    export.add_argument("--unit", required=True, help="a district, town or community code")
+    export.add_argument(
+        "--period",
+        default="month",
+        help="today, week, month (so far) or YYYY-MM; month if left out",
+    )
+    export.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
+    export.add_argument("--lang", choices=["zh", "en"], default="zh")
     db = verbs.add_parser("db", help="database migrations")
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
     db_verbs.add_parser("upgrade", help="migrate to the newest schema")
@@ -152,6 +162,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await invite_command(db, args.phone, args.days, args.bot_username)
         if args.verb == "console":
             return await console_command(db, settings, args.who, args.lang)
+        if args.verb == "export":
+            return await export_command(
+                db, settings, args.unit, args.period, args.out, args.lang, SystemClock()
+            )
     finally:
         await db.dispose()
     return 2
@@ -200,6 +214,58 @@ async def invite_command(db: Database, phone: str, days: int, bot_username: str)
     else:
         print(f"  https://t.me/<your bot's username>?start={start}")
     print(f"  (or send the bot: /start {start})")
+    return 0
+
+
+async def export_command(
+    db: Database,
+    settings: Settings,
+    unit: str,
+    period_text: str,
+    out: Path,
+    language: str,
+    clock: Clock,
+) -> int:
+    """The ledger of a unit's area, as the district office sees it: full phone numbers."""
+    from bot.domain.areas import area_of_unit
+    from bot.domain.ledger import Viewer, write_ledger
+    from bot.domain.reports import parse_period
+    from bot.i18n import translator
+
+    now = clock.now()
+    period = parse_period(period_text, now, settings.zone)
+    if period is None:
+        print(
+            f"--period {period_text!r}: use today, week, month or YYYY-MM (a month that has "
+            "begun).",
+            file=sys.stderr,
+        )
+        return 2
+    async with db.session() as session:
+        area = await area_of_unit(session, unit)
+        if area is None:
+            print(
+                f"--unit {unit!r}: no district, town or community with that code. "
+                "The codes are in units.csv.",
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            with out.open("wb") as target:
+                count = await write_ledger(
+                    session,
+                    area,
+                    period,
+                    target,
+                    t=translator("en" if language == "en" else "zh_CN"),
+                    zone=settings.zone,
+                    viewer=Viewer(all_phones=True),
+                    now=now,
+                )
+        except OSError as error:
+            print(f"--out {out}: cannot write it ({error.strerror or error}).", file=sys.stderr)
+            return 1
+    print(f"Wrote {out}: the ledger of {unit} for {period.label}, {count} request(s).")
     return 0
 
 

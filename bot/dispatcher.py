@@ -23,7 +23,17 @@ from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
 from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from bot.i18n import pick_language, translator
-from handlers import coordinator, intake, menu, my_requests, onboarding, stats, tasks, verdict
+from handlers import (
+    coordinator,
+    export,
+    intake,
+    menu,
+    my_requests,
+    onboarding,
+    stats,
+    tasks,
+    verdict,
+)
 from handlers.base import STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
 from handlers.common import show_menu
@@ -42,6 +52,7 @@ def build_router() -> Router:
     for module in (onboarding, menu, intake, my_requests, tasks, verdict, coordinator):
         router.include(module.router)
     router.include(stats.router)
+    router.include(export.router)
     return router
 
 

@@ -110,6 +110,10 @@ async def staff(db: Database, name: str) -> Staff:
 
 @pytest.fixture
 async def district(db: Database) -> dict[str, int]:
+    return await make_district(db)
+
+
+async def make_district(db: Database) -> dict[str, int]:
     """Requests across the district, in and out of November, in each state the ledger shows.
 
     escalated  Tianhe 1, safety: accepted in time, not resolved within 24 h, escalated to the

@@ -1,0 +1,214 @@
+"""/export in the chat and `huiyin export` at the terminal: the area's ledger as an .xlsx file,
+scoped to the viewer, refused politely to those without an area and for bad periods, and
+replaced by a polite answer when the file would be over Telegram's upload limit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from openpyxl.workbook.workbook import Workbook
+
+import handlers.export as export_module
+from bot.channels.memory import ShownMessage
+from bot.cli import build_parser, export_command, main
+from bot.clock import ManualClock
+from bot.i18n import translator
+from bot.settings import load_settings
+from storage.database import Database
+from storage.roster import sample_district_dir
+from tests.harness import Harness
+from tests.test_ledger import NOW, district, make_district  # noqa: F401 - the fixture
+
+XU = 700000011  # coordinator, Tianhe community
+HU = 700000017  # town officer, Jiangbei street
+LUO = 700000022  # housing bureau (housing; repair)
+WANG = 700000001  # grid member, Tianhe Grid 1
+
+
+def workbook(shown: ShownMessage) -> Workbook:
+    assert shown.message.upload_kind == "document"
+    return load_workbook(io.BytesIO(shown.message.upload_bytes))
+
+
+def references(book: Workbook) -> list[str]:
+    return [str(row[0]) for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)]
+
+
+def ref(request_id: int) -> str:
+    return f"HY{request_id:06d}"
+
+
+async def ask(harness: Harness, user: int, text: str) -> list[ShownMessage]:
+    """What `user` sees in answer to `text` (the task cards the district's escalations left
+    waiting in the outbox are delivered first)."""
+    await harness.outbox.deliver_due()
+    return await harness.say(user, text)
+
+
+async def test_a_coordinator_gets_the_communitys_ledger(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    (shown,) = await ask(harness, XU, "/export 2026-11")
+    zh = translator("zh_CN")
+    assert shown.message.upload_name == "huiyin-ledger-QS-JB-TH-2026-11.xlsx"
+    assert shown.text == zh._(
+        "📒 Ledger of {area}, {period}: {count} requests. The second sheet has the figures.",
+        area="天河社区",
+        period="2026-11",
+        count=3,
+    )
+    book = workbook(shown)
+    assert [sheet.title for sheet in book.worksheets] == ["需求台账", "统计"]
+    assert references(book) == [ref(district[k]) for k in ("escalated", "closed", "late")]
+    phones = [row[8] for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)]
+    # Xu holds the escalated request: its number in full; the others masked.
+    assert phones == ["13800001111", "138****2222", "139****3333"]
+
+
+async def test_a_town_officer_this_month_in_english(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    harness.languages[HU] = "en"
+    (shown,) = await ask(harness, HU, "/export")  # this month so far
+    assert shown.message.upload_name == "huiyin-ledger-QS-JB-2026-11.xlsx"
+    assert shown.text.startswith("📒 Ledger of Jiangbei Street, 2026-11: 4 requests.")
+    book = workbook(shown)
+    assert book.worksheets[0]["A1"].value == "Reference no."
+    assert references(book) == [
+        ref(district[k]) for k in ("escalated", "closed", "late", "liuyuan")
+    ]
+    (empty,) = await ask(harness, HU, "/export today")
+    assert empty.message.upload_kind is None
+    assert empty.text == (
+        "No requests were received in Jiangbei Street in 2026-11-30: there is no ledger to send."
+    )
+    (week,) = await ask(harness, HU, "/export week")  # Monday: this week is today
+    assert week.text == (
+        "No requests were received in Jiangbei Street in 2026-11-30 – 2026-11-30: there is no "
+        "ledger to send."
+    )
+
+
+def test_file_names_are_plain() -> None:
+    assert export_module.file_name("QS-JB", "2026-11-23 – 2026-11-29") == (
+        "huiyin-ledger-QS-JB-2026-11-23_to_2026-11-29.xlsx"
+    )
+    assert export_module.file_name("QS", "2026-11-30") == "huiyin-ledger-QS-2026-11-30.xlsx"
+
+
+async def test_a_department_sees_its_remit(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    harness.languages[LUO] = "en"
+    (shown,) = await ask(harness, LUO, "/export 本月")
+    assert references(workbook(shown)) == [ref(district[k]) for k in ("closed", "late", "liuyuan")]
+    assert shown.text.endswith("\nOnly the categories in your remit are counted.")
+
+
+async def test_refusals_are_polite(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    harness.languages[WANG] = harness.languages[XU] = "en"
+    (refused,) = await ask(harness, WANG, "/export")
+    assert refused.text == (
+        "/export is for community coordinators, town officers, district departments and the "
+        "district admin."
+    )
+    usage = (
+        "Usage: /export [today|week|month|YYYY-MM]. For example: /export 2026-10 (a month "
+        "that has begun), or /export week."
+    )
+    for bad in ("/export yesterday", "/export 2027-01", "/export 2026-13", "/export <b>"):
+        (answer,) = await ask(harness, XU, bad)
+        assert answer.text == usage and answer.message.upload_kind is None
+
+
+async def test_over_the_upload_limit_asks_for_less(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(export_module, "MAX_UPLOAD_BYTES", 1024)
+    harness.languages[XU] = "en"
+    (answer,) = await ask(harness, XU, "/export 2026-11")
+    assert answer.message.upload_kind is None
+    assert answer.text.startswith("The ledger of Tianhe Community for 2026-11 (3 requests) is ")
+    assert "than the 0 MB Telegram lets a bot send" in answer.text
+    assert "/export week" in answer.text and "huiyin export" in answer.text
+
+
+# The terminal -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("HUIYIN_DATABASE_URL", url)
+    monkeypatch.delenv("HUIYIN_BOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", str(sample_district_dir())]) == 0
+    return url
+
+
+async def cli_export(url: str, *args: str) -> int:
+    """`huiyin export ARGS` on the district's requests, at the test's time."""
+    parsed = build_parser().parse_args(["export", *args])
+    db = Database(url)
+    try:
+        ids = await make_district(db)
+        assert ids
+        return await export_command(
+            db,
+            load_settings(_env_file=None, database_url=url),
+            parsed.unit,
+            parsed.period,
+            parsed.out,
+            parsed.lang,
+            ManualClock(NOW),
+        )
+    finally:
+        await db.dispose()
+
+
+def test_the_terminal_writes_the_whole_file_with_full_numbers(
+    cli_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ledger.xlsx"
+    code = asyncio.run(
+        cli_export(cli_database, "--unit", "QS-JB", "--period", "2026-11", "--out", str(out))
+    )
+    assert code == 0
+    assert capsys.readouterr().out.strip() == (
+        f"Wrote {out}: the ledger of QS-JB for 2026-11, 4 request(s)."
+    )
+    book = load_workbook(out)
+    assert book.worksheets[0]["A1"].value == "编号"
+    rows = list(book.worksheets[0].iter_rows(min_row=2, values_only=True))
+    assert [row[8] for row in rows] == ["13800001111", "13800002222", "13900003333", None]
+    assert book.worksheets[1]["A4"].value == "合计"
+
+
+def test_the_terminal_refuses_bad_arguments(
+    cli_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ledger.xlsx"
+    assert main(["export", "--unit", "QS-NOPE", "--period", "2026-11", "--out", str(out)]) == 1
+    assert "--unit 'QS-NOPE'" in capsys.readouterr().err
+    assert main(["export", "--unit", "QS-JB-TH-01", "--out", str(out)]) == 1  # a grid
+    assert main(["export", "--unit", "QS", "--period", "2026-13", "--out", str(out)]) == 2
+    assert "--period '2026-13'" in capsys.readouterr().err
+    assert not out.exists()
+    missing = tmp_path / "no-such-folder" / "ledger.xlsx"
+    code = asyncio.run(
+        cli_export(cli_database, "--unit", "QS", "--period", "2026-11", "--out", str(missing))
+    )
+    assert code == 1
+    assert "cannot write it" in capsys.readouterr().err
