@@ -112,7 +112,9 @@ async def on_consent(ctx: Context, value: str) -> None:
     account = ensure_account(ctx)
     account.consent_at = ctx.now
     ctx.session.add(account)
-    if link_code and await complete_family_link(ctx, link_code):
+    if link_code:
+        # Linked, or refused with the menu or the place picker shown: either way, done here.
+        await complete_family_link(ctx, link_code)
         return
     if preset:
         await settle_home(ctx, preset)

@@ -500,9 +500,7 @@ async def may_hear(ctx: Context, request: Request) -> bool:
     staff = ctx.staff
     if staff is None or staff.id is None:
         return False
-    if staff.id == request.followup_staff_id or staff.id in await handled_by(
-        ctx.session, request
-    ):
+    if staff.id == request.followup_staff_id or staff.id in await handled_by(ctx.session, request):
         return True
     area = await area_of(ctx.session, staff)
     return area is not None and area.covers(request)
@@ -600,10 +598,10 @@ async def on_note(ctx: Context) -> None:
     step = ctx.step or ""
     request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
     await ctx.end_flow()
-    if request is None or ctx.account is None:
+    staff = ctx.staff if step in STAFF_STEPS else None
+    if request is None or (ctx.account is None and staff is None):
         show_menu(ctx)
         return
-    staff = ctx.staff if step in STAFF_STEPS else None
     if step in STAFF_STEPS and (
         staff is None or request.followup_staff_id != staff.id or request.verdict_by != BY_STAFF
     ):
@@ -628,7 +626,7 @@ async def on_note(ctx: Context) -> None:
             request,
             Action.COMMENT,
             ctx.now,
-            actor_account_id=None if staff else ctx.account.id,
+            actor_account_id=ctx.account.id if ctx.account and not staff else None,
             actor_staff_id=staff.id if staff else None,
             note="\n".join(p for p in parts if p) or None,
         )

@@ -236,6 +236,23 @@ async def test_forged_expired_own_and_taken_links_are_refused(harness: Harness) 
     refused, _consent = await harness.say(MOTHER, f"/start b_{code}")
     assert refused.text == invalid
 
+    # Spent by someone else while a newcomer's consent question was open: refused after
+    # agreeing, then asked where they live (once), as any newcomer.
+    third = await make_link(harness)
+    newcomer = 900005
+    harness.languages[newcomer] = "zh-hans"
+    await harness.say(newcomer, f"/start b_{third}")
+    async with harness.db.transaction() as session:
+        link = await session.get(BeneficiaryLink, third)
+        assert link is not None
+        link.used_at = harness.clock.now()
+        session.add(link)
+    shown = await choose(harness, newcomer, "yes")
+    assert [m.text for m in shown[:2]] == [invalid, t._("First, tell us where you live.")]
+    assert len(shown) == 3 and values(shown[2])[:2] == ["QS-FM", "QS-JB"]
+    newcomer_account = await account(harness, newcomer)
+    assert newcomer_account.consent_at is not None and newcomer_account.home_grid_code is None
+
     # Two links for the same entry: the first one used wins, the second is refused.
     first, second = await make_link(harness), await make_link(harness)
     assert first != second
