@@ -25,8 +25,8 @@ from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from bot.i18n import pick_language, translator
 from handlers import (
     coordinator,
-    export,
     intake,
+    lookup,
     menu,
     my_requests,
     onboarding,
@@ -49,10 +49,9 @@ OPEN_TO_NEWCOMERS = frozenset({"start", "help", "join", "cancel"})
 
 def build_router() -> Router:
     router = Router()
-    for module in (onboarding, menu, intake, my_requests, tasks, verdict, coordinator):
+    for module in (onboarding, menu, intake, my_requests, tasks, verdict, coordinator, lookup):
         router.include(module.router)
     router.include(stats.router)
-    router.include(export.router)
     return router
 
 
