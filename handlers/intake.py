@@ -427,9 +427,9 @@ async def show_link_choices(ctx: Context) -> None:
     members = await family_members(ctx)
     lines = [
         ctx._(
-            "A family member who uses Telegram can be linked to their entry: they then hear "
-            "about the requests you make for them and can say themselves whether they were "
-            "solved. Choose whom to send a personal link."
+            "A family member who uses Telegram can be linked to their entry: when a request "
+            "you made for them is done, they are asked too whether it was solved. Choose "
+            "whom to send a personal link."
         )
     ]
     rows: list[list[Button]] = []

@@ -157,8 +157,8 @@ async def open_family_link(ctx: Context, code: str) -> bool:
     ctx.reply(
         ctx._(
             "👋 {proxy} registered you on Huiyin as a family member and sent you this link. "
-            "Once you are linked, you will hear about the requests made for you and can say "
-            "yourself whether they were solved.",
+            "Once you are linked, you will be asked yourself whether the requests made for "
+            "you were solved.",
             proxy=escape(proxy.display_name if proxy and proxy.display_name else "?"),
         )
     )

@@ -113,8 +113,8 @@ async def test_the_mother_opens_her_link_and_answers_first(family: Harness) -> N
     tm = tr(harness, MOTHER)
     assert welcome.text == tm._(
         "👋 {proxy} registered you on Huiyin as a family member and sent you this link. "
-        "Once you are linked, you will hear about the requests made for you and can say "
-        "yourself whether they were solved.",
+        "Once you are linked, you will be asked yourself whether the requests made for "
+        "you were solved.",
         proxy=f"user{RESIDENT}",
     )
     assert values(consent) == ["yes", "no"]
