@@ -94,11 +94,12 @@ async def export_command(ctx: Context) -> None:
             )
         )
         return
-    caption = ctx._(
-        "📒 Ledger of {area}, {period}: {count} requests. The second sheet has the figures.",
+    caption = ctx.t.ngettext(
+        "📒 Ledger of {area}, {period}: {n} request. The second sheet has the figures.",
+        "📒 Ledger of {area}, {period}: {n} requests. The second sheet has the figures.",
+        count,
         area=escape(place),
         period=escape(period.label),
-        count=count,
     )
     if area.categories is not None:
         caption += "\n" + ctx._("Only the categories in your remit are counted.")

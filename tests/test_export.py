@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,15 @@ from bot.settings import load_settings
 from storage.database import Database
 from storage.roster import sample_district_dir
 from tests.harness import Harness
-from tests.test_ledger import NOW, district, make_district  # noqa: F401 - the fixture
+from tests.test_e2e_telegram import Running, chat_of, running  # noqa: F401 - the fixture
+from tests.test_ledger import (  # noqa: F401 - the fixture
+    NOW,
+    ZONE,
+    account,
+    district,
+    make_district,
+    submit,
+)
 
 XU = 700000011  # coordinator, Tianhe community
 HU = 700000017  # town officer, Jiangbei street
@@ -56,12 +65,14 @@ async def test_a_coordinator_gets_the_communitys_ledger(
     (shown,) = await ask(harness, XU, "/export 2026-11")
     zh = translator("zh_CN")
     assert shown.message.upload_name == "huiyin-ledger-QS-JB-TH-2026-11.xlsx"
-    assert shown.text == zh._(
-        "📒 Ledger of {area}, {period}: {count} requests. The second sheet has the figures.",
+    assert shown.text == zh.ngettext(
+        "📒 Ledger of {area}, {period}: {n} request. The second sheet has the figures.",
+        "📒 Ledger of {area}, {period}: {n} requests. The second sheet has the figures.",
+        3,
         area="天河社区",
         period="2026-11",
-        count=3,
     )
+    assert shown.text == "📒 天河社区需求台账（2026-11）：共 3 件。第二个工作表是统计数据。"
     book = workbook(shown)
     assert [sheet.title for sheet in book.worksheets] == ["需求台账", "统计"]
     assert references(book) == [ref(district[k]) for k in ("escalated", "closed", "late")]
@@ -212,3 +223,30 @@ def test_the_terminal_refuses_bad_arguments(
     )
     assert code == 1
     assert "cannot write it" in capsys.readouterr().err
+
+
+# Through Telegram ---------------------------------------------------------------------------------
+
+
+async def test_the_file_arrives_through_telegram(
+    running: Running,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The real python-telegram-bot and aiogram stacks upload the workbook with sendDocument."""
+    fake, db = running.fake, running.db
+    fake.known_chat(WANG)  # the grid member gets the task card
+    now = datetime.now(UTC)
+    resident = await account(db, 900001, "Li Ming", "QS-JB-TH-01", now)
+    request_id = await submit(db, now, resident, grid="QS-JB-TH-01", phone="13800001111")
+    today = now.astimezone(ZONE).date().isoformat()
+    mark = len(fake.calls)
+    fake.push_text(XU, "/export today", language_code="en")
+    call = await fake.wait_for("sendDocument", lambda c: chat_of(c) == XU, after=mark)
+    assert call.ok
+    document = fake.messages(XU)[-1]
+    assert document.kind == "document"
+    assert document.plain_text.startswith(f"📒 Ledger of Tianhe Community, {today}: 1 request.")
+    upload = fake.file_of(document)
+    assert upload.file_name == f"huiyin-ledger-QS-JB-TH-{today}.xlsx"
+    rows = list(load_workbook(io.BytesIO(upload.content)).worksheets[0].iter_rows(values_only=True))
+    assert rows[0][0] == "Reference no." and len(rows) == 2
+    assert (rows[1][0], rows[1][8]) == (ref(request_id), "138****1111")  # Wang holds it
