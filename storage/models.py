@@ -90,6 +90,8 @@ class Request(SQLModel, table=True):
         Index("ix_requests_grid_created", "grid_code", "created_at"),
         # The deadline sweep reads only this: the earliest pending reminder or deadline.
         Index("ix_requests_next_due", "next_due_at"),
+        # Reports (/stats, the export) read the requests received in a period.
+        Index("ix_requests_created", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
