@@ -16,6 +16,7 @@ from bot.channels.memory import ShownMessage
 from bot.domain.deadlines import DEFAULT_POLICY, pause_clocks
 from bot.domain.lifecycle import Action
 from bot.domain.requests import note_event, submit_request, transition
+from bot.domain.verdicts import close_request, record_verdict
 from bot.i18n import Translator, translator
 from handlers.common import LEVEL_LABELS, NOTE_LABELS, STATUS_LABELS, staff_label
 from handlers.lookup import PAGE, find_clause, like, span
@@ -389,6 +390,33 @@ async def test_a_forged_status_button_shows_nothing(harness: Harness, district: 
         assert harness.results[-1].callback_alert
     assert await harness.press(WANG, f"s:{district.tap}") == []
     assert harness.last_answer == "This request is not available."
+
+
+async def test_the_verdict_shows_on_the_card(harness: Harness, district: District) -> None:
+    async with harness.db.transaction() as session:
+        for request_id, satisfaction in ((district.discount, "fairly"), (district.escort, None)):
+            request = await session.get(Request, request_id)
+            assert request is not None
+            await transition(session, request, Action.RESOLVE, harness.clock.now(), note="Done")
+            if satisfaction is not None:
+                await record_verdict(
+                    session,
+                    request,
+                    harness.clock.now(),
+                    solved=True,
+                    satisfaction=satisfaction,
+                    by="reporter",
+                )
+                request.verdict_comment = "Quick, <thanks>"
+            await close_request(session, request, harness.clock.now())
+    (rated,) = await harness.say(XU, f"/status {ref(district.discount)}")
+    assert "⭐ Verdict: solved · fairly satisfied · by the reporter" in rated.text.split("\n")
+    assert "💬 Comment: Quick, &lt;thanks&gt;" in rated.text.split("\n")
+    assert rated.buttons == []  # closed: nothing to do
+    (unrated,) = await harness.say(XU, f"/status {ref(district.escort)}")
+    assert "⭐ Verdict: not rated in time" in unrated.text.split("\n")
+    (open_one,) = await harness.say(XU, f"/status {ref(district.gas)}")
+    assert "⭐" not in open_one.text
 
 
 async def test_the_timeline_keeps_the_last_twenty_entries(
