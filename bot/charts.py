@@ -167,9 +167,15 @@ def stats_chart(
     properties = FontProperties(fname=str(font)) if font is not None else FontProperties()
     small = properties.copy()
     small.set_size(8)
-    figure = Figure(figsize=(9, 7.5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(9, 7.5), dpi=100)
     FigureCanvasAgg(figure)
-    rates_axes, days_axes = figure.subplots(2, 1, height_ratios=(3, 2))
+    # Fixed margins: a layout engine would measure every label first, which doubles the time.
+    rates_axes, days_axes = figure.subplots(
+        2,
+        1,
+        height_ratios=(3, 2),
+        gridspec_kw={"left": 0.08, "right": 0.98, "top": 0.9, "bottom": 0.06, "hspace": 0.4},
+    )
     figure.suptitle(texts.title, fontproperties=properties, fontsize=14)
 
     series = (
@@ -198,8 +204,12 @@ def stats_chart(
     rates_axes.set_ylim(0, 115)
     rates_axes.set_ylabel("%")
     rates_axes.set_xticks(range(len(parts)), [label for label, _ in parts])
+    crowded = len(parts) > 6
     for tick in rates_axes.get_xticklabels():
-        tick.set_fontproperties(small if len(parts) > 6 else properties)
+        tick.set_fontproperties(small if crowded else properties)
+        if crowded:
+            tick.set_rotation(30)
+            tick.set_horizontalalignment("right")
     rates_axes.legend(prop=properties, loc="upper right", ncols=3, frameon=False)
     if not parts:
         rates_axes.text(
