@@ -15,6 +15,7 @@ task card shows the full number to them), or for the office admin at the termina
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -322,17 +323,30 @@ async def write_ledger(
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A2"
     sheet.append(_header(sheet, [t._(column.header) for column in COLUMNS]))
+
+    def append(rows: list[LedgerRow]) -> None:
+        for row in rows:
+            values = row_values(row, t, zone, viewer, now)
+            sheet.append([_cell(sheet, v, c.kind) for v, c in zip(values, COLUMNS, strict=True)])
+
+    # Writing cells is most of the work (a few tenths of a millisecond a row): each batch is
+    # written in a thread, so the event loop keeps serving other chats meanwhile.
     count = 0
+    pending: list[LedgerRow] = []
     async for row in ledger_rows(session, area, period.start, period.end):
-        values = row_values(row, t, zone, viewer, now)
-        sheet.append([_cell(sheet, v, c.kind) for v, c in zip(values, COLUMNS, strict=True)])
-        count += 1
+        pending.append(row)
+        if len(pending) >= BATCH:
+            await asyncio.to_thread(append, pending)
+            count, pending = count + len(pending), []
+    if pending:
+        await asyncio.to_thread(append, pending)
+        count += len(pending)
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
     report = await build_report(session, area, period, now, zone)
     codes = [area.unit_code, *(code for code, _ in report.by_part)]
     units = (await session.exec(select(Unit).where(col(Unit.code).in_(codes)))).all()
     write_figures(book, report, t, {unit.code: unit for unit in units})
-    book.save(target)
+    await asyncio.to_thread(book.save, target)
     return count
 
 
