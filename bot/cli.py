@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="today, week, month (so far) or YYYY-MM; month if left out",
     )
     export.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
-    export.add_argument("--lang", choices=["zh", "en"], default="zh")
+    export.add_argument(
+        "--lang", choices=["zh", "en"], default="zh", help="the headers and labels' language"
+    )
     db = verbs.add_parser("db", help="database migrations")
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
     db_verbs.add_parser("upgrade", help="migrate to the newest schema")
