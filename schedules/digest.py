@@ -12,7 +12,9 @@ default) every day, and once at start; the job itself decides:
 - exactly once per person per day, even across restarts and with two workers: the digest is
   an outbox row with `ref_key` "digest:<YYYY-MM-DD>", written in a transaction that first
   locks the person's roster row (on SQLite, the database's write lock) and skips them if the
-  row for today is there already.
+  row for today is there already. (Someone who had nothing to hear at the digest time has no
+  row; a catch-up run after a restart later that morning sends them one if there is now
+  something, and that is then their one digest of the day.)
 
 Quiet hours do not apply: this goes to staff, at the start of their working day.
 """
