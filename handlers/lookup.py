@@ -83,7 +83,8 @@ MIN_PHONE_DIGITS = 4
 OPEN = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 # Open requests with a holder: these have clocks, and can be passed up.
 HELD = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
-MISSED = (f"{WHY_ACCEPT_OVERDUE}%", f"{WHY_RESOLVE_OVERDUE}%")
+# The first line of the note of an escalation or "overdue" entry for a missed deadline.
+MISSED = (WHY_ACCEPT_OVERDUE, WHY_RESOLVE_OVERDUE)
 PHONE_NOISE = re.compile(r"[\s\-+()]")
 
 
@@ -294,14 +295,14 @@ def overdue_query(area: Area, now: datetime) -> Subquery:
     and the first deadline it missed since it was last (re)opened (`missed`), either None."""
     running_due = func.coalesce(col(Request.accept_due_at), col(Request.resolve_due_at))
     running = case(
-        (and_(col(Request.paused_at).is_(None), running_due < now), running_due), else_=None
+        (and_(col(Request.paused_at).is_(None), running_due <= now), running_due), else_=None
     )
     missed = (
         select(func.min(RequestEvent.at))
         .where(
             col(RequestEvent.request_id) == col(Request.id),
             col(RequestEvent.action).in_((Action.ESCALATE.value, Action.OVERDUE.value)),
-            or_(*(col(RequestEvent.note).like(pattern) for pattern in MISSED)),
+            or_(*(col(RequestEvent.note).startswith(why, autoescape=True) for why in MISSED)),
             # A reopened request starts a new round: what it missed before resolution is past.
             or_(
                 col(Request.resolved_at).is_(None),

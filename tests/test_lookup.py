@@ -16,7 +16,7 @@ from bot.channels.memory import ShownMessage
 from bot.domain.deadlines import DEFAULT_POLICY, pause_clocks
 from bot.domain.lifecycle import Action
 from bot.domain.requests import note_event, submit_request, transition
-from bot.domain.verdicts import close_request, record_verdict
+from bot.domain.verdicts import close_request, record_verdict, reopen
 from bot.i18n import Translator, translator
 from handlers.common import LEVEL_LABELS, NOTE_LABELS, STATUS_LABELS, staff_label
 from handlers.lookup import PAGE, find_clause, like, span
@@ -516,6 +516,24 @@ async def test_overdue_reads_the_history_once_swept(harness: Harness, district: 
         await transition(session, request, Action.RESOLVE, harness.clock.now(), note="Fixed")
     (answer,) = await harness.say(XU, "/overdue")
     assert opened(answer) == ids(district.gas)
+
+
+async def test_a_reopened_request_starts_a_new_round(harness: Harness, district: District) -> None:
+    """What the tap request missed before it was resolved is behind it once the resident
+    reopens it: with fresh clocks at the level above, it is not overdue."""
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, district.tap)
+        assert request is not None
+        await transition(session, request, Action.ACCEPT, harness.clock.now())
+        await transition(session, request, Action.RESOLVE, harness.clock.now(), note="Fixed")
+    harness.clock.advance(timedelta(hours=2))
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, district.tap)
+        assert request is not None
+        await reopen(session, request, harness.clock.now(), ZONE, DEFAULT_POLICY, reason="Leaks")
+    assert (await request_row(harness, district.tap)).status == "assigned"
+    answer = (await harness.say(HU, "/overdue"))[-1]
+    assert opened(answer) == ids(district.light, district.gas)
 
 
 async def test_nothing_overdue(harness: Harness, district: District) -> None:
