@@ -25,6 +25,7 @@ from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from bot.i18n import pick_language, translator
 from handlers import (
     coordinator,
+    export,
     intake,
     lookup,
     menu,
@@ -52,6 +53,7 @@ def build_router() -> Router:
     for module in (onboarding, menu, intake, my_requests, tasks, verdict, coordinator, lookup):
         router.include(module.router)
     router.include(stats.router)
+    router.include(export.router)
     return router
 
 
