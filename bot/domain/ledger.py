@@ -272,7 +272,7 @@ async def resolve_breaches(session: AsyncSession, request_ids: Sequence[int]) ->
         .where(
             or_(
                 col(RequestEvent.note) == WHY_RESOLVE_OVERDUE,
-                col(RequestEvent.note).startswith(WHY_RESOLVE_OVERDUE + "\n"),
+                col(RequestEvent.note).startswith(WHY_RESOLVE_OVERDUE + "\n", autoescape=True),
             )
         )
         .distinct()
