@@ -18,14 +18,10 @@ act on the request (`handlers.coordinator.may_reassign`, or they hold it). Lists
 /overdue pages carry their offset (`ov:<offset>`); /find keeps its text in the conversation
 state and pages with step buttons, so the text never travels in button data.
 
-Overdue: the sweep moves a request up as soon as a deadline passes and the next holder's clocks
-start afresh, so "past a deadline" is read from the request's history as well as its clocks. A
-request is overdue from the earliest of: its running deadline, once passed (the accept deadline
-until it is accepted, then the resolve deadline), and the first deadline it missed since it was
-last (re)opened (an escalation or an "overdue" entry in the timeline). A request waiting on the
-resident (clock paused) counts only for deadlines it missed before the pause, since its clock
-stands still. Requests nobody could be reached for (status "new") have no clocks; /reassign
-lists them.
+Overdue is the one definition of docs/metrics.md (`bot.domain.metrics.overdue_since`), so
+/overdue lists exactly what /stats and the morning digest count: an open request whose round of
+work missed a deadline (kept through escalations, since the resident is still waiting), a request
+never accepted past its first accept deadline, or a holder's running deadline just passed.
 """
 
 from __future__ import annotations
@@ -36,23 +32,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, false, func, or_
+from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button
 from bot.domain.areas import Area, area_of
-from bot.domain.lifecycle import Action, Status, TransitionRefused, level_above
+from bot.domain.lifecycle import Status, level_above
+from bot.domain.metrics import overdue_since
 from bot.domain.requests import (
-    WHY_ACCEPT_OVERDUE,
-    WHY_PASS_UP,
-    WHY_RESOLVE_OVERDUE,
-    reroute_up,
     timeline,
 )
 from bot.i18n import Translator
 from handlers.base import Context, Router, Step, escape, parse_id
-from handlers.cards import announce_new_owner, request_summary
+from handlers.cards import request_summary
 from handlers.common import (
     EVENT_LABELS,
     LEVEL_LABELS,
@@ -68,6 +61,7 @@ from handlers.common import (
 from handlers.coordinator import PREFIX as REASSIGN_PREFIX
 from handlers.coordinator import holder, may_reassign
 from handlers.my_requests import VIEW_PREFIX, describe_event
+from handlers.tasks import pass_up
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, parse_reference
 
 router = Router()
@@ -83,8 +77,6 @@ MIN_PHONE_DIGITS = 4
 OPEN = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 # Open requests with a holder: these have clocks, and can be passed up.
 HELD = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
-# The first line of the note of an escalation or "overdue" entry for a missed deadline.
-MISSED = (WHY_ACCEPT_OVERDUE, WHY_RESOLVE_OVERDUE)
 PHONE_NOISE = re.compile(r"[\s\-+()]")
 
 
@@ -290,50 +282,14 @@ def pager(ctx: Context, page: Page, data: Callable[[str, int], Button]) -> list[
 # /overdue ------------------------------------------------------------------------------------
 
 
-def overdue_query(area: Area, now: datetime) -> Subquery:
-    """Each open, held request of the area with the running deadline it has passed (`running`)
-    and the first deadline it missed since it was last (re)opened (`missed`), either None."""
-    running_due = func.coalesce(col(Request.accept_due_at), col(Request.resolve_due_at))
-    running = case(
-        (and_(col(Request.paused_at).is_(None), running_due <= now), running_due), else_=None
-    )
-    missed = (
-        select(func.min(RequestEvent.at))
-        .where(
-            col(RequestEvent.request_id) == col(Request.id),
-            col(RequestEvent.action).in_((Action.ESCALATE.value, Action.OVERDUE.value)),
-            or_(*(col(RequestEvent.note).startswith(why, autoescape=True) for why in MISSED)),
-            # A reopened request starts a new round: what it missed before resolution is past.
-            or_(
-                col(Request.resolved_at).is_(None),
-                col(RequestEvent.at) > col(Request.resolved_at),
-            ),
-        )
-        .correlate(Request)
-        .scalar_subquery()
-    )
-    return (
-        select(col(Request.id).label("id"), running.label("running"), missed.label("missed"))
-        .where(area.clause(), col(Request.status).in_(HELD))
-        .subquery()
-    )
-
-
 async def overdue_page(session: AsyncSession, area: Area, now: datetime, offset: int) -> Page:
     """The area's overdue requests, PAGE from `offset`, longest overdue first."""
-    rows = overdue_query(area, now)
-    since = case(
-        (rows.c.missed.is_(None), rows.c.running),
-        (rows.c.running.is_(None), rows.c.missed),
-        (rows.c.missed <= rows.c.running, rows.c.missed),
-        else_=rows.c.running,
-    )
-    overdue = or_(rows.c.running.is_not(None), rows.c.missed.is_not(None))
-    total = (await session.exec(select(func.count()).select_from(rows).where(overdue))).one()
+    since = overdue_since(now)
+    overdue = and_(area.clause(), since.is_not(None))
+    total = (await session.exec(select(func.count()).where(overdue))).one()
     offset = clamp(offset, total)
     found = await session.exec(
         select(Request, since.label("since"))
-        .join(rows, rows.c.id == col(Request.id))
         .where(overdue)
         .order_by(since, col(Request.id))
         .offset(offset)
@@ -615,68 +571,6 @@ async def on_pass_up_reason(ctx: Context) -> None:
         ctx.reply(problem + "\n" + ctx._("Nothing was changed."))
         return
     await pass_up(ctx, request, reason)
-
-
-async def pass_up(ctx: Context, request: Request, reason: str) -> None:
-    """One level up from the request's level, recorded as done by the viewer."""
-    staff = ctx.staff
-    assert staff is not None
-    previous = await holder(ctx.session, request)
-    own = previous is not None and previous.id == staff.id
-    # The holder passing up a request not yet accepted declines it, as on the task card;
-    # otherwise (accepted, or someone above moving it) it is an escalation by hand.
-    decline = own and request.status == Status.ASSIGNED
-    try:
-        route = await reroute_up(
-            ctx.session,
-            request,
-            Action.DECLINE if decline else Action.ESCALATE,
-            ctx.now,
-            actor_staff=staff,
-            reason=reason,
-            why=None if decline else WHY_PASS_UP,
-            zone=ctx.zone,
-            policy=ctx.policy,
-        )
-    except TransitionRefused:
-        route = None
-    if route is None:
-        ctx.reply(
-            ctx._(
-                "There is nobody above to pass this to; please handle it or call the "
-                "district office."
-            )
-        )
-        return
-    owner = route.staff
-    ctx.reply(
-        ctx._(
-            "↩ {ref} was passed to {who}.",
-            ref=request.reference,
-            who=escape(staff_label(ctx.t, owner)),
-        )
-    )
-    await announce_new_owner(
-        ctx.session,
-        ctx.zone,
-        request,
-        previous,
-        owner,
-        ctx.now,
-        lead=lambda t: t._(
-            "↩ Passed on by {name}: {reason}", name=escape(staff.name), reason=escape(reason)
-        ),
-        tell_previous=None
-        if previous is None or own
-        else lambda t: t._(
-            "⬆ {ref} was passed up to {who} by {name}: {reason}",
-            ref=request.reference,
-            who=escape(staff_label(t, owner)),
-            name=escape(staff.name),
-            reason=escape(reason),
-        ),
-        policy=ctx.policy,
-    )
 
 
 router.step(

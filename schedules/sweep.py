@@ -36,6 +36,7 @@ from bot.domain.deadlines import (
     Policy,
     breached_clock,
     due_reminders,
+    mark_missed,
     refresh_next_due,
     reminder_done,
     restart_clock,
@@ -209,6 +210,7 @@ async def escalate(
 ) -> None:
     """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
     assert request.id is not None
+    mark_missed(request, clock, now)
     previous = await session.get(Staff, request.assignee_staff_id)
     from_level = request.level
     why = WHY_ACCEPT_OVERDUE if clock == "accept" else WHY_RESOLVE_OVERDUE

@@ -124,6 +124,9 @@ class Request(SQLModel, table=True):
     resolve_reminder_stage: int = Field(default=0)
     paused_at: datetime | None = None
     next_due_at: datetime | None = None
+    # The first deadline this round of work missed (set by the sweep when a deadline passes,
+    # kept through escalations, cleared when the resident reopens it): what "overdue" reads.
+    overdue_since: datetime | None = None
     # Response (bot/domain/metrics.py): the first holder's accept deadline, the first acceptance.
     respond_by: datetime | None = None
     responded_at: datetime | None = None

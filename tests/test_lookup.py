@@ -461,8 +461,8 @@ async def test_the_timeline_keeps_the_last_twenty_entries(
 async def test_overdue_lists_the_area_longest_overdue_first(
     harness: Harness, district: District, viewer: int, expected: str
 ) -> None:
-    """The three missed their accept deadline on Tuesday at 11:00 (when the sweep moved them
-    up); the urgent gas request is late since 12:00. Accepted requests on time, and the paused
+    """The three missed their accept deadline on Tuesday at 10:00 (the sweep moved them up at
+    11:00); the urgent gas request is late since 12:00. Accepted requests on time, and the paused
     one, are not overdue."""
     (answer,) = await harness.say(viewer, "/overdue")
     names = expected.split()
@@ -481,10 +481,10 @@ async def test_overdue_lines_mask_phones_and_offer_actions(
     assert answer.text.split("\n")[1:] == [
         f"• <b>{ref(district.tap)}</b> Home repairs (water, power) — Waiting to be accepted",
         f"   👤 王秀兰 ☎ 139****0001 · 📍 Tianhe Grid 1 · {await label(harness, XU, t)}",
-        "   ⏰ overdue 2 h 0 min (since 2026-12-01 11:00)",
+        "   ⏰ overdue 3 h 0 min (since 2026-12-01 10:00)",
         f"• <b>{ref(district.light)}</b> Home repairs (water, power) — Waiting to be accepted",
         f"   👤 赵阿姨 ☎ 139****0003 · 📍 Liuyuan Grid 1 · {await label(harness, SUN, t)}",
-        "   ⏰ overdue 2 h 0 min (since 2026-12-01 11:00)",
+        "   ⏰ overdue 3 h 0 min (since 2026-12-01 10:00)",
         f"• <b>{ref(district.gas)}</b> Safety hazard — Waiting to be accepted",
         f"   👤 王秀兰 ☎ 139****0001 · 📍 Tianhe Grid 1 · {await label(harness, WANG, t)}",
         "   ⏰ overdue 1 h 0 min (since 2026-12-01 12:00)",
@@ -501,14 +501,14 @@ async def test_overdue_lines_mask_phones_and_offer_actions(
 
 
 async def test_overdue_reads_the_history_once_swept(harness: Harness, district: District) -> None:
-    """The sweep moves the gas request up at once; it stays overdue from its first missed
-    deadline, not from the new holder's fresh clock. Once resolved it leaves the list."""
+    """The sweep moves the gas request up at once; it stays overdue from the deadline it
+    missed, not from the new holder's fresh clock. Once resolved it leaves the list."""
     await sweep(harness.db, harness.clock, ZONE, DEFAULT_POLICY)
     assert (await request_row(harness, district.gas)).level == "community"
     answer = (await harness.say(XU, "/overdue"))[-1]  # after Xu's new task card
     assert opened(answer) == ids(district.tap, district.gas)
-    assert "⏰ overdue 2 h 0 min (since 2026-12-01 11:00)" in answer.text
-    assert "⏰ overdue 0 min (since 2026-12-01 13:00)" in answer.text
+    assert "⏰ overdue 3 h 0 min (since 2026-12-01 10:00)" in answer.text
+    assert "⏰ overdue 1 h 0 min (since 2026-12-01 12:00)" in answer.text
     async with harness.db.transaction() as session:
         request = await session.get(Request, district.tap)
         assert request is not None
@@ -852,7 +852,7 @@ async def test_chinese_status_overdue_and_find(harness: Harness, district: Distr
 
     (overdue,) = await harness.say(XU, "/overdue")
     assert overdue.text.startswith("<b>您负责的区域里有 2 件超时需求</b>，超时最久的在前")
-    assert "⏰ 已超时 2小时0分钟（自 2026-12-01 11:00 起）" in overdue.text
+    assert "⏰ 已超时 3小时0分钟（自 2026-12-01 10:00 起）" in overdue.text
 
     (found,) = await harness.say(XU, "/find 李大")
     assert found.text.startswith("您负责的区域里有 <b>2 件需求</b>与“李大”相符")
@@ -867,3 +867,14 @@ def test_spans_read_naturally() -> None:
     assert span(en, timedelta(days=3, hours=4, minutes=59)) == "3 d 4 h"
     assert span(zh, timedelta(days=3, hours=4)) == "3天4小时"
     assert span(en, timedelta(seconds=-5)) == "0 min"
+
+
+async def test_help_shows_the_area_commands_only_to_those_with_an_area(harness: Harness) -> None:
+    (coordinator,) = [m for m in await harness.say(XU, "/help") if "/help" in m.text]
+    for command in ("/status", "/overdue", "/find", "/stats", "/export", "/reassign"):
+        assert command in coordinator.text
+    (member,) = [m for m in await harness.say(WANG, "/help") if "/help" in m.text]
+    assert "/tasks" in member.text and "/status" not in member.text
+    (resident,) = [m for m in await harness.say(RESIDENT, "/help") if "/help" in m.text]
+    assert "/join" in resident.text and "/tasks" not in resident.text
+    assert "/status" not in resident.text

@@ -146,6 +146,7 @@ async def run(db: Database, clock: ManualClock) -> SweepReport:
 async def test_reminder_then_escalation_each_once(db: Database, clock: ManualClock) -> None:
     request_id = await submit(db, clock)  # Monday 30 Nov 10:00
     assert (await run(db, clock)).total == 0
+    assert (await load(db, request_id)).overdue_since is None
 
     clock.set(at(11, 30, 16, 44))
     assert (await run(db, clock)).total == 0
@@ -166,6 +167,8 @@ async def test_reminder_then_escalation_each_once(db: Database, clock: ManualClo
     assert request.level_assigned_at == at(12, 1, 10)
     assert request.accept_due_at == at(12, 2, 10)  # a full working day for the coordinator
     assert request.resolve_due_at == at(12, 10, 10)
+    # Overdue from the deadline it missed, whatever the new holder's clocks say.
+    assert request.overdue_since == at(12, 1, 10)
     assert await actions(db, request_id) == ["create", "route", "remind", "escalate"]
     escalation = (await events(db, request_id))[-1]
     assert escalation.note == "why:accept_overdue"
@@ -210,6 +213,7 @@ async def test_no_one_above_the_top_tells_the_owner_once_per_round(
     request = await load(db, request_id)
     assert request.assignee_staff_id == await staff_id(db, CAO)
     assert request.accept_due_at == at(12, 8, 10)  # a new round, so it is not forgotten
+    assert request.overdue_since == at(12, 1, 10)  # late since the first missed deadline
     assert (await events(db, request_id))[-1].note == "why:accept_overdue\nwhy:nobody_above"
     warnings = [m for m in await outbox(db, CAO) if "⚠" in m.payload["text"]]
     assert len(warnings) == 1

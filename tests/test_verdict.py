@@ -169,6 +169,11 @@ async def test_resolved_in_the_evening_is_asked_the_next_morning(harness: Harnes
 async def test_not_solved_reopens_at_community_level_then_satisfied(resolved: Harness) -> None:
     harness = resolved
     t = tr(harness, RESIDENT)
+    async with harness.db.transaction() as session:
+        late = await session.get(Request, 1)
+        assert late is not None
+        late.overdue_since = at(11, 30, 9)  # as if this round had missed a deadline
+        session.add(late)
     harness.clock.set(at(11, 30, 11))
     await tick(harness)
     await harness.press(RESIDENT, "rv:s:1:n")
@@ -190,6 +195,7 @@ async def test_not_solved_reopens_at_community_level_then_satisfied(resolved: Ha
 
     request = await request_row(harness)
     assert (request.status, request.level, request.reopen_count) == ("assigned", "community", 1)
+    assert request.overdue_since is None  # a new round of work, on time so far
     assert (request.solved, request.satisfaction) == (False, "not_satisfied")
     tw = tr(harness, WANG)
     assert harness.texts(WANG)[-1] == tw._(

@@ -602,6 +602,14 @@ def breached_clock(request: Request, now: datetime) -> ClockName | None:
     return None
 
 
+def mark_missed(request: Request, clock: ClockName, now: datetime) -> None:
+    """A deadline passed: the request is overdue from then until the round of work ends (an
+    escalation gives the next holder fresh clocks, but the resident is still waiting)."""
+    if request.overdue_since is None:
+        due = request.accept_due_at if clock == "accept" else request.resolve_due_at
+        request.overdue_since = due or now
+
+
 def due_reminders(request: Request, now: datetime) -> list[ClockName]:
     if request.paused_at is not None:
         return []

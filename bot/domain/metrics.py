@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, case, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,16 +85,33 @@ def responded_in_time(request: Request) -> bool:
     )
 
 
+def overdue_since(now: datetime) -> ColumnElement[datetime | None]:
+    """Since when an open request has been overdue (None: it is not), as an SQL expression.
+
+    The earliest of: the first deadline this round of work missed (`Request.overdue_since`,
+    kept through escalations); the first holder's accept deadline, passed and never accepted
+    (a request nobody could take has no clocks of its own); the holder's running deadline,
+    passed but not yet seen by the sweep. Each later candidate can only be later than the one
+    before it, so the first that is set is the earliest.
+    """
+    running = col(Request.paused_at).is_(None)
+    running_due = func.coalesce(col(Request.accept_due_at), col(Request.resolve_due_at))
+    return case(
+        (col(Request.status).not_in(sorted(OPEN)), None),
+        (col(Request.overdue_since).is_not(None), col(Request.overdue_since)),
+        (
+            and_(col(Request.responded_at).is_(None), col(Request.respond_by) <= now),
+            col(Request.respond_by),
+        ),
+        (and_(running, running_due <= now), running_due),
+        else_=None,
+    )
+
+
 def conditions(now: datetime) -> dict[str, ColumnElement[bool]]:
     """Each figure of `Counts` as a condition on one row of `requests`; `now` decides overdue."""
     received = col(Request.status).not_in(sorted(NOT_COUNTED))
     is_open = col(Request.status).in_(sorted(OPEN))
-    running = col(Request.paused_at).is_(None)
-    past_deadline = or_(
-        and_(running, col(Request.accept_due_at) <= now),
-        and_(running, col(Request.resolve_due_at) <= now),
-        and_(col(Request.responded_at).is_(None), col(Request.respond_by) <= now),
-    )
     rated = col(Request.satisfaction).is_not(None)
     return {
         "received": received,
@@ -108,7 +125,7 @@ def conditions(now: datetime) -> dict[str, ColumnElement[bool]]:
         "resolved": col(Request.status).in_(sorted(DONE)),
         "closed": col(Request.status) == Status.CLOSED.value,
         "open": is_open,
-        "overdue": and_(is_open, past_deadline),
+        "overdue": overdue_since(now).is_not(None),
         "rated": and_(received, rated),
         "satisfied": and_(received, col(Request.satisfaction).in_(SATISFIED_ANSWERS)),
     }

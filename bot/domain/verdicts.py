@@ -177,6 +177,7 @@ async def reopen(
     new holder's route, or None when it stayed where it was. A reason given as a voice message
     is kept on the reopening's timeline entry by its file_id."""
     request.reopen_count += 1
+    request.overdue_since = None  # a new round of work, with its own deadlines
     verdict_over(request)
     route = await reroute_up(
         session,
