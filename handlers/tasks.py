@@ -26,12 +26,11 @@ from bot.domain.deadlines import (
     pause_clocks,
     resume_clocks,
 )
-from bot.domain.lifecycle import Action, Status, TransitionRefused
+from bot.domain.lifecycle import Action, Status
 from bot.domain.requests import (
-    WHY_PASS_UP,
     note_event,
     open_tasks_of,
-    reroute_up,
+    pass_up_by_hand,
     transition,
 )
 from bot.domain.verdicts import schedule_verdict
@@ -53,6 +52,7 @@ from handlers.common import (
     staff_label,
     typed_note,
 )
+from handlers.coordinator import holder
 from storage.models import Beneficiary, Request, Staff
 
 router = Router()
@@ -246,25 +246,15 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
 
 
 async def pass_up(ctx: Context, request: Request, reason: str) -> None:
-    """Claiming level by level: this level cannot meet the need; the level above has it now."""
+    """Claiming level by level: this level cannot meet the need; the level above has it now.
+    Done by the holder (from the task card) or by someone above (from /status)."""
     staff = ctx.staff
     assert staff is not None
-    policy = ctx.policy
-    accepted = request.status == Status.IN_PROGRESS
-    try:
-        route = await reroute_up(
-            ctx.session,
-            request,
-            Action.ESCALATE if accepted else Action.DECLINE,
-            ctx.now,
-            actor_staff=staff,
-            reason=reason,
-            why=WHY_PASS_UP if accepted else None,
-            zone=ctx.zone,
-            policy=policy,
-        )
-    except TransitionRefused:
-        route = None
+    previous = await holder(ctx.session, request)
+    own = previous is not None and previous.id == staff.id
+    route = await pass_up_by_hand(
+        ctx.session, request, staff, reason, ctx.now, zone=ctx.zone, policy=ctx.policy
+    )
     if route is None:
         ctx.reply(
             ctx._(
@@ -273,24 +263,34 @@ async def pass_up(ctx: Context, request: Request, reason: str) -> None:
             )
         )
         return
+    owner = route.staff
     ctx.reply(
         ctx._(
             "↩ {ref} was passed to {who}.",
             ref=request.reference,
-            who=escape(staff_label(ctx.t, route.staff)),
+            who=escape(staff_label(ctx.t, owner)),
         )
     )
     await announce_new_owner(
         ctx.session,
         ctx.zone,
         request,
-        staff,
-        route.staff,
+        previous,
+        owner,
         ctx.now,
         lead=lambda t: t._(
             "↩ Passed on by {name}: {reason}", name=escape(staff.name), reason=escape(reason)
         ),
-        policy=policy,
+        tell_previous=None
+        if previous is None or own
+        else lambda t: t._(
+            "⬆ {ref} was passed up to {who} by {name}: {reason}",
+            ref=request.reference,
+            who=escape(staff_label(t, owner)),
+            name=escape(staff.name),
+            reason=escape(reason),
+        ),
+        policy=ctx.policy,
     )
 
 

@@ -19,7 +19,7 @@ from bot.domain.deadlines import (
     stop_accept_clock,
     stop_clocks,
 )
-from bot.domain.lifecycle import Action, Level, Status, level_above, next_status
+from bot.domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
 from bot.domain.routing import Route, route_request
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
 
@@ -236,6 +236,37 @@ async def reroute_up(
     )
     start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
     return route
+
+
+async def pass_up_by_hand(
+    session: AsyncSession,
+    request: Request,
+    staff: Staff,
+    reason: str,
+    now: datetime,
+    *,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
+) -> Route | None:
+    """Claiming level by level: `staff` says this level cannot meet the need, and the level
+    above has it at once. The holder passing up a request not yet accepted declines it; after
+    accepting, or when someone above moves it, it is an escalation by hand. None: no one above
+    can take it, and nothing changed."""
+    decline = request.assignee_staff_id == staff.id and request.status == Status.ASSIGNED
+    try:
+        return await reroute_up(
+            session,
+            request,
+            Action.DECLINE if decline else Action.ESCALATE,
+            now,
+            actor_staff=staff,
+            reason=reason,
+            why=None if decline else WHY_PASS_UP,
+            zone=zone,
+            policy=policy,
+        )
+    except TransitionRefused:
+        return None
 
 
 async def reassign(
