@@ -19,6 +19,7 @@ import re
 from sqlmodel import col, select
 
 from bot.channels.types import Outbound
+from bot.domain.areas import area_of
 from bot.domain.family_links import START_PREFIX, Outcome, check, find_link, spend
 from bot.i18n import translator
 from handlers.base import Context, Router, Step, escape
@@ -371,7 +372,7 @@ async def on_contact(ctx: Context) -> None:
 
 @router.command("help")
 async def show_help(ctx: Context) -> None:
-    ctx.reply(
+    parts = [
         ctx._(
             "<b>How Huiyin works</b>\n"
             "• Tap “Report a need”, choose what it is about, describe it by text, voice or "
@@ -381,10 +382,22 @@ async def show_help(ctx: Context) -> None:
             "• The grid member for the area gets your request at once; you are told when it "
             "is accepted and when it is done.\n"
             "• “My requests” shows where each request stands.\n\n"
-            "Commands: /start menu · /cancel stop what you are doing · /help this text\n"
-            "Staff: /join links your roster entry · /tasks your open tasks · "
-            "/reassign moves a request within your area"
+            "Commands: /start menu · /cancel stop what you are doing · /help this text"
         )
-    )
+    ]
+    if ctx.staff is None:
+        parts.append(ctx._("Staff: /join links your roster entry"))
+    else:
+        parts.append(ctx._("Staff: /tasks your open tasks"))
+    # Only those with an area are shown the commands that work on one (bot.domain.areas).
+    if await area_of(ctx.session, ctx.staff) is not None:
+        parts.append(
+            ctx._(
+                "Your area: /status REF a request and its history · /overdue what is late · "
+                "/find TEXT search requests · /stats [period] [unit] figures and a chart · "
+                "/export [period] the ledger as a spreadsheet · /reassign move a request"
+            )
+        )
+    ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)
