@@ -253,6 +253,8 @@ async def main() -> None:
         await recreate(url)
         db = Database(url)
         await seed(db, args.requests)
+    else:
+        await db.upgrade()  # a kept database follows the schema of the code being measured
     print(f"{await count_requests(db):,} requests in {make_url(url).database}")
     await measure(db, args.runs)
     peak = await traced_peak(db)
