@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
 RECOVERY_SECONDS = 30.0
+# Ledgers asked for with /export are looked for this often (a cheap indexed read).
+EXPORT_POLL_SECONDS = 2.0
 
 
 async def run_bot(
@@ -229,6 +231,16 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return report
 
     worker.daily("digest", settings.digest_at, morning_digest)
+
+    from schedules.exports import run_exports
+
+    async def exports() -> object:
+        answered = await run_exports(db, clock, settings.zone)
+        if answered:
+            worker.outbox.wake.set()
+        return answered
+
+    worker.every("exports", EXPORT_POLL_SECONDS, exports)
     return worker
 
 

@@ -10,24 +10,39 @@ department the district within its remit's categories, the district admin the di
 docs/ledger.md), phone numbers masked except on the requests the viewer holds; the second
 sheet the period's figures. A file over Telegram's upload limit is not sent: the viewer is
 asked for a shorter period, or to have the district office run `huiyin export`.
+
+    /export ──► area and period checked, requests counted ──► "⏳ preparing" + an export job
+    worker (schedules/exports.py) ──► workbook built ──► the document, through the outbox
+
+A district's month takes seconds to write, so the workbook is not built while the update is
+handled (every other chat would wait): the command leaves a row in `export_jobs`, and the
+worker builds and sends it, once, even across a restart.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Outbound
 from bot.domain.areas import area_of
-from bot.domain.ledger import Viewer, write_ledger
+from bot.domain.ledger import Viewer, ledger_size, write_ledger
 from bot.domain.reports import parse_period
+from bot.i18n import Translator, translator
 from handlers.base import Context, Router, escape
 from handlers.common import unit_name
+from storage.models import ExportJob, Staff
 
 router = Router()
 
 # The Bot API takes files of up to 50 MB from a bot (sendDocument, multipart upload).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_PERIOD_TEXT = 50  # ExportJob.period
 
 
 def file_name(unit_code: str, label: str) -> str:
@@ -40,16 +55,12 @@ def file_name(unit_code: str, label: str) -> str:
 async def export_command(ctx: Context) -> None:
     staff = ctx.staff
     area = await area_of(ctx.session, staff)
-    if staff is None or area is None:
-        ctx.reply(
-            ctx._(
-                "/export is for community coordinators, town officers, district departments "
-                "and the district admin."
-            )
-        )
+    if staff is None or staff.id is None or area is None:
+        ctx.reply(refusal(ctx.t))
         return
-    period = parse_period(ctx.inbound.args, ctx.now, ctx.zone)
-    if period is None:
+    period_text = ctx.inbound.args.strip()
+    period = parse_period(period_text, ctx.now, ctx.zone)
+    if period is None or len(period_text) > MAX_PERIOD_TEXT:
         ctx.reply(
             ctx._(
                 "Usage: /export [today|week|month|YYYY-MM]. For example: /export 2026-10 "
@@ -58,30 +69,90 @@ async def export_command(ctx: Context) -> None:
         )
         return
     place = await unit_name(ctx.session, ctx.t, area.unit_code)
+    count = await ledger_size(ctx.session, area, period.start, period.end)
+    if count == 0:
+        ctx.reply(nothing_to_send(ctx.t, place, period.label))
+        return
+    waiting = await ctx.session.exec(
+        select(ExportJob.id).where(
+            ExportJob.staff_id == staff.id,
+            ExportJob.period == period_text,
+            col(ExportJob.finished_at).is_(None),
+        )
+    )
+    if waiting.first() is not None:
+        ctx.reply(ctx._("That ledger is already being prepared; it will arrive here shortly."))
+        return
+    ctx.session.add(
+        ExportJob(
+            chat_id=ctx.chat_id,
+            staff_id=staff.id,
+            language=ctx.t.language,
+            period=period_text,
+            requested_at=ctx.now,
+        )
+    )
+    ctx.reply(
+        ctx.t.ngettext(
+            "⏳ Preparing the ledger of {area}, {period} ({n} request); it will arrive here "
+            "shortly.",
+            "⏳ Preparing the ledger of {area}, {period} ({n} requests); it will arrive here "
+            "shortly.",
+            count,
+            area=escape(place),
+            period=escape(period.label),
+        )
+    )
+
+
+def refusal(t: Translator) -> str:
+    return t._(
+        "/export is for community coordinators, town officers, district departments and the "
+        "district admin."
+    )
+
+
+def nothing_to_send(t: Translator, place: str, label: str) -> str:
+    return t._(
+        "No requests were received in {area} in {period}: there is no ledger to send.",
+        area=escape(place),
+        period=escape(label),
+    )
+
+
+async def ledger_message(
+    session: AsyncSession, job: ExportJob, zone: ZoneInfo, now: datetime
+) -> Outbound:
+    """What answers an export job: the workbook as a document, or why there is none. The area
+    is read again now, so someone who lost their post since asking gets nothing."""
+    t = translator(job.language)
+
+    def text(message: str) -> Outbound:
+        return Outbound(chat_id=job.chat_id, text=message)
+
+    staff = await session.get(Staff, job.staff_id)
+    area = await area_of(session, staff)
+    period = parse_period(job.period, job.requested_at, zone)
+    if staff is None or area is None or period is None:
+        return text(refusal(t))
+    place = await unit_name(session, t, area.unit_code)
     buffer = io.BytesIO()
     count = await write_ledger(
-        ctx.session,
+        session,
         area,
         period,
         buffer,
-        t=ctx.t,
-        zone=ctx.zone,
+        t=t,
+        zone=zone,
         viewer=Viewer(staff_id=staff.id),
-        now=ctx.now,
+        now=now,
     )
     if count == 0:
-        ctx.reply(
-            ctx._(
-                "No requests were received in {area} in {period}: there is no ledger to send.",
-                area=escape(place),
-                period=escape(period.label),
-            )
-        )
-        return
+        return text(nothing_to_send(t, place, period.label))
     data = buffer.getvalue()
     if len(data) > MAX_UPLOAD_BYTES:
-        ctx.reply(
-            ctx._(
+        return text(
+            t._(
                 "The ledger of {area} for {period} ({count} requests) is {size} MB, more than "
                 "the {limit} MB Telegram lets a bot send. Please ask for a shorter period, for "
                 "example /export week, or ask the district office for the whole file "
@@ -93,8 +164,7 @@ async def export_command(ctx: Context) -> None:
                 limit=MAX_UPLOAD_BYTES // 1024 // 1024,
             )
         )
-        return
-    caption = ctx.t.ngettext(
+    caption = t.ngettext(
         "📒 Ledger of {area}, {period}: {n} request. The second sheet has the figures.",
         "📒 Ledger of {area}, {period}: {n} requests. The second sheet has the figures.",
         count,
@@ -102,13 +172,11 @@ async def export_command(ctx: Context) -> None:
         period=escape(period.label),
     )
     if area.categories is not None:
-        caption += "\n" + ctx._("Only the categories in your remit are counted.")
-    ctx.send(
-        Outbound(
-            chat_id=ctx.chat_id,
-            text=caption,
-            upload_kind="document",
-            upload_name=file_name(area.unit_code, period.label),
-            upload_bytes=data,
-        )
+        caption += "\n" + t._("Only the categories in your remit are counted.")
+    return Outbound(
+        chat_id=job.chat_id,
+        text=caption,
+        upload_kind="document",
+        upload_name=file_name(area.unit_code, period.label),
+        upload_bytes=data,
     )

@@ -263,6 +263,25 @@ class InboxUpdate(SQLModel, table=True):
     processed_at: datetime | None = None
 
 
+class ExportJob(SQLModel, table=True):
+    """A ledger asked for in the chat, built by the worker rather than while the update is
+    handled: a district's month takes seconds, and no one else's message should wait for it.
+    The row outlives a restart, so a ledger asked for is always sent, once."""
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (Index("ix_export_jobs_pending", "finished_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    staff_id: int = Field(foreign_key="staff.id")
+    language: str = Field(max_length=8)
+    period: str = Field(max_length=50)  # as typed after /export, read again at `requested_at`
+    requested_at: datetime
+    claimed_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = Field(default=0)
+
+
 class WorkerLease(SQLModel, table=True):
     """Who runs the background work now, and when it last said it was alive (for /healthz)."""
 

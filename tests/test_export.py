@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from openpyxl.workbook.workbook import Workbook
+from sqlmodel import col, select
 
 import handlers.export as export_module
+import schedules.exports as exports_module
 from bot.channels.memory import ShownMessage
+from bot.channels.types import Inbound
 from bot.cli import build_parser, export_command, main
 from bot.clock import ManualClock
 from bot.i18n import translator
 from bot.settings import load_settings
+from schedules.exports import run_exports
 from storage.database import Database
+from storage.models import ExportJob, OutboxMessage
 from storage.roster import sample_district_dir
 from tests.harness import Harness
 from tests.test_e2e_telegram import Running, chat_of, running  # noqa: F401 - the fixture
@@ -62,7 +67,8 @@ async def test_a_coordinator_gets_the_communitys_ledger(
     harness: Harness,
     district: dict[str, int],  # noqa: F811
 ) -> None:
-    (shown,) = await ask(harness, XU, "/export 2026-11")
+    preparing, shown = await ask(harness, XU, "/export 2026-11")
+    assert preparing.text == "⏳ 正在生成天河社区需求台账（2026-11，共 3 件），稍后会发到这里。"
     zh = translator("zh_CN")
     assert shown.message.upload_name == "huiyin-ledger-QS-JB-TH-2026-11.xlsx"
     assert shown.text == zh.ngettext(
@@ -86,7 +92,11 @@ async def test_a_town_officer_this_month_in_english(
     district: dict[str, int],  # noqa: F811
 ) -> None:
     harness.languages[HU] = "en"
-    (shown,) = await ask(harness, HU, "/export")  # this month so far
+    preparing, shown = await ask(harness, HU, "/export")  # this month so far
+    assert preparing.text == (
+        "⏳ Preparing the ledger of Jiangbei Street, 2026-11 (4 requests); it will arrive here "
+        "shortly."
+    )
     assert shown.message.upload_name == "huiyin-ledger-QS-JB-2026-11.xlsx"
     assert shown.text.startswith("📒 Ledger of Jiangbei Street, 2026-11: 4 requests.")
     book = workbook(shown)
@@ -118,7 +128,7 @@ async def test_a_department_sees_its_remit(
     district: dict[str, int],  # noqa: F811
 ) -> None:
     harness.languages[LUO] = "en"
-    (shown,) = await ask(harness, LUO, "/export 本月")
+    _, shown = await ask(harness, LUO, "/export 本月")
     assert references(workbook(shown)) == [ref(district[k]) for k in ("closed", "late", "liuyuan")]
     assert shown.text.endswith("\nOnly the categories in your remit are counted.")
 
@@ -149,11 +159,113 @@ async def test_over_the_upload_limit_asks_for_less(
 ) -> None:
     monkeypatch.setattr(export_module, "MAX_UPLOAD_BYTES", 1024)
     harness.languages[XU] = "en"
-    (answer,) = await ask(harness, XU, "/export 2026-11")
+    _, answer = await ask(harness, XU, "/export 2026-11")
     assert answer.message.upload_kind is None
     assert answer.text.startswith("The ledger of Tianhe Community for 2026-11 (3 requests) is ")
     assert "than the 0 MB Telegram lets a bot send" in answer.text
     assert "/export week" in answer.text and "huiyin export" in answer.text
+
+
+# The export job ---------------------------------------------------------------------------------
+
+
+async def pending_jobs(db: Database) -> list[ExportJob]:
+    async with db.session() as session:
+        rows = await session.exec(select(ExportJob).where(col(ExportJob.finished_at).is_(None)))
+        return list(rows.all())
+
+
+async def documents(harness: Harness, user: int) -> list[ShownMessage]:
+    return [m for m in harness.sender.messages(user) if m.message.upload_kind == "document"]
+
+
+async def test_the_update_only_queues_the_job_and_a_restart_loses_nothing(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    """The update's transaction writes a job, not the workbook; a worker started later (after
+    a restart) sends the ledger once, and a second run finds nothing to do."""
+    harness.languages[XU] = "en"
+    await harness.outbox.deliver_due()
+    await harness.dispatcher.handle(command(XU, "/export 2026-11"))  # no worker runs
+    [job] = await pending_jobs(harness.db)
+    assert (job.chat_id, job.period, job.language, job.claimed_at) == (XU, "2026-11", "en", None)
+    async with harness.db.session() as session:
+        queued = (await session.exec(select(OutboxMessage))).all()
+    assert not [m for m in queued if m.payload.get("upload_kind")]
+
+    harness.clock.advance(timedelta(hours=3))  # the bot was down meanwhile
+    assert await run_exports(harness.db, harness.clock, ZONE) == 1
+    assert await run_exports(harness.db, harness.clock, ZONE) == 0
+    await harness.outbox.deliver_due()
+    [document] = await documents(harness, XU)
+    assert document.text.startswith("📒 Ledger of Tianhe Community, 2026-11: 3 requests.")
+    assert await pending_jobs(harness.db) == []
+
+
+async def test_asking_again_while_it_is_prepared_queues_nothing_more(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    harness.languages[XU] = "en"
+    await harness.dispatcher.handle(command(XU, "/export 2026-11"))
+    await harness.dispatcher.handle(command(XU, "/export 2026-11"))
+    await harness.outbox.deliver_due()
+    assert harness.texts(XU)[-1] == (
+        "That ledger is already being prepared; it will arrive here shortly."
+    )
+    assert len(await pending_jobs(harness.db)) == 1
+
+
+async def test_a_worker_that_died_building_is_taken_over_then_given_up_politely(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness.languages[XU] = "en"
+    await harness.dispatcher.handle(command(XU, "/export 2026-11"))
+    claimed = await exports_module.claim_next(harness.db, harness.clock)  # then the worker dies
+    assert claimed is not None
+    assert await run_exports(harness.db, harness.clock, ZONE) == 0  # its claim is fresh
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(exports_module, "ledger_message", broken)
+    for _ in range(exports_module.MAX_ATTEMPTS - 1):
+        harness.clock.advance(exports_module.CLAIM_TIMEOUT + timedelta(seconds=1))
+        assert await run_exports(harness.db, harness.clock, ZONE) == 0
+    harness.clock.advance(exports_module.CLAIM_TIMEOUT + timedelta(seconds=1))
+    assert await run_exports(harness.db, harness.clock, ZONE) == 1
+    await harness.outbox.deliver_due()
+    assert harness.texts(XU)[-1].startswith("Sorry, the ledger could not be prepared.")
+    assert await pending_jobs(harness.db) == []
+
+
+async def test_two_workers_at_once_send_the_ledger_once(
+    harness: Harness,
+    district: dict[str, int],  # noqa: F811
+) -> None:
+    await harness.dispatcher.handle(command(XU, "/export 2026-11"))
+    answered = await asyncio.gather(
+        run_exports(harness.db, harness.clock, ZONE), run_exports(harness.db, harness.clock, ZONE)
+    )
+    assert sorted(answered) == [0, 1]
+    await harness.outbox.deliver_due()
+    assert len(await documents(harness, XU)) == 1
+
+
+def command(user: int, text: str) -> Inbound:
+    name, _, args = text[1:].partition(" ")
+    return Inbound(
+        kind="command",
+        user_id=user,
+        chat_id=user,
+        text=text,
+        command=name,
+        args=args,
+        language="en",
+    )
 
 
 # The terminal -----------------------------------------------------------------------------------

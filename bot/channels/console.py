@@ -24,6 +24,7 @@ from bot.channels.types import HandleResult, Inbound, InboundKind, Outbound
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
 from bot.domain.deadlines import DEFAULT_POLICY, Policy
+from schedules.exports import run_exports
 from schedules.outbox import OutboxSender
 from storage.database import Database
 
@@ -48,6 +49,7 @@ class ChatDriver:
     ) -> None:
         self.db = db
         self.clock = clock
+        self.zone = zone
         self.sender = sender or MemorySender()
         self.dispatcher = Dispatcher(db, clock, zone, policy=policy)
         self.outbox = OutboxSender(db, self.sender, clock)
@@ -74,6 +76,8 @@ class ChatDriver:
         if self.on_act:
             self.on_act(inbound)
         self.results.append(await self.dispatcher.handle(inbound))
+        # The worker's part, at once: ledgers asked for are built, then everything delivered.
+        await run_exports(self.db, self.clock, self.zone)
         await self.outbox.deliver_due()
         return self.sender.messages(chat_id)[before:]
 

@@ -28,7 +28,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -230,6 +230,17 @@ def row_values(
     ]
 
 
+def in_ledger(area: Area, start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The requests a ledger lists: those of `area` received in [start, end)."""
+    return and_(area.clause(), col(Request.created_at) >= start, col(Request.created_at) < end)
+
+
+async def ledger_size(session: AsyncSession, area: Area, start: datetime, end: datetime) -> int:
+    """How many rows the ledger will have (one count, before anything is built)."""
+    statement = select(func.count()).select_from(Request).where(in_ledger(area, start, end))
+    return int((await session.exec(statement)).one())
+
+
 async def ledger_rows(
     session: AsyncSession, area: Area, start: datetime, end: datetime
 ) -> AsyncIterator[LedgerRow]:
@@ -243,8 +254,7 @@ async def ledger_rows(
             .outerjoin(Account, col(Account.id) == col(Request.reporter_account_id))
             .outerjoin(Unit, col(Unit.code) == col(Request.grid_code))
             .outerjoin(assignee, col(assignee.id) == col(Request.assignee_staff_id))
-            .where(area.clause())
-            .where(col(Request.created_at) >= start, col(Request.created_at) < end)
+            .where(in_ledger(area, start, end))
             .where(col(Request.id) > last_id)
             .order_by(col(Request.id))
             .limit(BATCH)
