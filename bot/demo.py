@@ -6,16 +6,33 @@ from __future__ import annotations
 import sys
 import tempfile
 import tomllib
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.channels.console import ChatDriver, Transcript
-from bot.clock import SystemClock
+from bot.clock import ManualClock
+from bot.domain.calendar import ChineseWorkdays
+from bot.domain.deadlines import DEFAULT_POLICY
+from schedules.sweep import sweep
 from storage.database import Database
 from storage.roster import import_roster, sample_district_dir
 
 SCENARIO = Path(__file__).with_name("demo_scenario.toml")
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def demo_start(now: datetime) -> datetime:
+    """10:00 on the next working day (today's, if it is one and 10:00 is still ahead): the
+    scenario then runs in office hours, whenever the demo is played."""
+    day = now.astimezone(ZONE).date()
+    if now.astimezone(ZONE).time() >= time(10):
+        day += timedelta(days=1)
+    workdays = ChineseWorkdays()
+    while not workdays.is_workday(day):
+        day += timedelta(days=1)
+    return datetime.combine(day, time(10), ZONE).astimezone(UTC)
 
 
 def localised(value: Any, language: str) -> str:
@@ -32,7 +49,9 @@ async def run_demo(
             await db.upgrade()
             summary = await import_roster(db, roster_dir or sample_district_dir())
             print(f"Sample district loaded: {summary}", file=out)
-            driver = ChatDriver(db, SystemClock(), ZoneInfo("Asia/Shanghai"))
+            # The demo's own clock, so that "an hour later" takes no hour.
+            clock = ManualClock(demo_start(datetime.now(UTC)))
+            driver = ChatDriver(db, clock, ZONE)
             telegram_language = "en" if language == "en" else "zh-hans"
             actors: dict[str, int] = {}
             for key, actor in scenario["actors"].items():
@@ -61,3 +80,8 @@ async def play(
         await driver.press(user, step["press"])
         if driver.last_answer:
             print(f"   ⚠ {driver.last_answer}", file=out)
+    elif "advance_minutes" in step:
+        assert isinstance(driver.clock, ManualClock)
+        driver.clock.advance(timedelta(minutes=int(step["advance_minutes"])))
+        await sweep(driver.db, driver.clock, driver.zone, DEFAULT_POLICY)  # the worker's tick
+        await driver.outbox.deliver_due()

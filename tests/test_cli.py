@@ -102,6 +102,11 @@ async def test_demo_plays_the_whole_loop() -> None:
     assert "Reported by: Li Ming" in transcript
     assert "This task is not assigned to you." in transcript
     assert driver.sender.messages(700000008), "the second grid member got the family request"
+    # An hour later (the demo's own clock) the verdict, then the coordinator's questions.
+    assert "Thank you! HY000001 is closed." in transcript
+    assert "⭐ Verdict: solved · satisfied · by the reporter" in transcript
+    assert "📊 Tianhe Community ·" in transcript
+    assert "[photo: " in transcript
 
 
 async def test_demo_in_chinese_reads_in_chinese() -> None:
