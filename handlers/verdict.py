@@ -550,7 +550,7 @@ async def render_note(ctx: Context) -> None:
             "voice message.",
             ref=ref,
         )
-        buttons = [[ctx.choice(ctx._("No, thanks"), "skip")]]
+        buttons = [[ctx.choice(ctx._("No comment, thanks"), "skip")]]
     elif ctx.step == "reason":
         text = ctx._(
             "Thank you. {ref} has been reopened and goes to the level above. What is still "

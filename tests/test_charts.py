@@ -25,7 +25,7 @@ TEXTS = charts.ChartTexts(
     resolution="解决率",
     satisfaction="满意率",
     requests="件数",
-    no_data="暂无诉求",
+    no_data="暂无需求",
 )
 PARTS = [
     ("天河社区", Rates(50, 46, 40, 30, 27)),
