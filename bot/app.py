@@ -24,7 +24,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot import charts
-from bot.channels.types import HandleResult, Inbound, Sender
+from bot.channels.telegram_common import BotApiSender
+from bot.channels.types import DeliveryRefused, DeliveryRetry, HandleResult, Inbound, Sender
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
@@ -85,6 +86,7 @@ async def _run_polling(
     background: list[asyncio.Task[None]] = []
 
     async def start_delivery(sender: Sender) -> None:
+        await introduce(sender, dispatcher, settings)
         worker = build_worker(db, sender, clock, settings)
         dispatcher.on_commit = worker.outbox.wake.set
         dispatcher.direct_sender = sender
@@ -130,6 +132,7 @@ async def _run_webhook(
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
         dispatcher.direct_sender = app.sender
+        await introduce(app.sender, dispatcher, settings)
         path = urlsplit(webhook_url).path or "/"
         server = WebhookServer(db=db, clock=clock, app=app, path=path, secret=secret)
         stop_serving = await serve(server.web_app(), settings.webhook_host, settings.webhook_port)
@@ -196,6 +199,22 @@ async def open_telegram_app(
         from bot.channels.telegram_ptb import open_ptb_app as opener
     async with opener(settings.bot_token, settings.telegram_api_url, handle) as app:
         yield app
+
+
+async def introduce(sender: Sender, dispatcher: Dispatcher, settings: Settings) -> None:
+    """Tell Telegram the command menu, and learn the bot's username for t.me links (unless
+    HUIYIN_BOT_USERNAME names it). Neither is worth refusing to start over."""
+    if not isinstance(sender, BotApiSender):
+        return
+    from handlers.menu import command_menus
+
+    try:
+        username = await sender.introduce(command_menus())
+    except (DeliveryRetry, DeliveryRefused) as error:
+        log.warning("could not set the command menu or read the bot's name: %s", error)
+        return
+    if not settings.bot_username and username:
+        dispatcher.bot_username = username
 
 
 def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:

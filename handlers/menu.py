@@ -1,7 +1,9 @@
-"""The main menu's buttons (`m:<item>`): each starts its conversation afresh."""
+"""The main menu's buttons (`m:<item>`): each starts its conversation afresh; and the command
+list Telegram shows behind the chat's menu button (`command_menus`, set when the bot starts)."""
 
 from __future__ import annotations
 
+from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
 from handlers.base import Context, Router, parse_id
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.intake import start_family, start_report
@@ -40,3 +42,18 @@ async def menu(ctx: Context) -> None:
 @router.command("my")
 async def my(ctx: Context) -> None:
     await show_my_requests(ctx)
+
+
+def command_menu(t: Translator) -> list[tuple[str, str]]:
+    return [
+        ("start", t._("Open the main menu")),
+        ("my", t._("My requests and where they stand")),
+        ("help", t._("How Huiyin works")),
+        ("cancel", t._("Stop what you are doing")),
+    ]
+
+
+def command_menus() -> dict[str | None, list[tuple[str, str]]]:
+    """The command list per Telegram language: English for English-speaking users, and the
+    district's language (Simplified Chinese) for everyone else (None)."""
+    return {None: command_menu(translator(DEFAULT_LANGUAGE)), "en": command_menu(translator("en"))}

@@ -251,3 +251,19 @@ async def test_family_member_far_away_reports_for_a_parent(running: Running) -> 
         assert request is not None
         assert request.grid_code == "QS-FM-MJ-02" and request.status == "in_progress"
     assert await events_of(db, 1) == ["create", "route", "accept"]
+
+    # A personal link for his mother's own Telegram names the bot as getMe told it.
+    mark = len(fake.calls)
+    await son.tap("bl")
+    link = await son.expect("https://t.me/huiyin_test_bot?start=b_", after=mark)
+    assert link.ok and "陈淑芬" in str(fake.messages(SON)[-2].text)
+
+
+async def test_the_command_menu_is_set_in_both_languages(running: Running) -> None:
+    """At start the bot tells Telegram its command list: Chinese for everyone, English for
+    English-speaking users; and reads its own username (getMe) for t.me links."""
+    menus = {language: commands for (_scope, language), commands in running.fake.commands.items()}
+    assert [c["command"] for c in menus[""]] == ["start", "my", "help", "cancel"]
+    assert menus[""][0]["description"] == "打开主菜单"
+    assert menus["en"][0]["description"] == "Open the main menu"
+    assert any(c.method == "getMe" for c in running.fake.calls)

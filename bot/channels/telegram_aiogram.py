@@ -41,6 +41,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
+    BotCommand,
     BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
@@ -235,6 +236,9 @@ class AiogramSender(BotApiSender):
 
     def input_file(self, name: str, content: bytes) -> BufferedInputFile:
         return BufferedInputFile(content, filename=name)
+
+    def bot_command(self, name: str, description: str) -> BotCommand:
+        return BotCommand(command=name, description=description)
 
 
 # --------------------------------------------------------------------------------------------

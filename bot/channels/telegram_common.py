@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -119,6 +120,23 @@ class BotApiSender(ABC):
     @abstractmethod
     def input_file(self, name: str, content: bytes) -> Any:
         """The framework's object for a file uploaded from bytes (multipart)."""
+
+    @abstractmethod
+    def bot_command(self, name: str, description: str) -> Any:
+        """The framework's BotCommand."""
+
+    async def introduce(self, menus: Mapping[str | None, Sequence[tuple[str, str]]]) -> str:
+        """Set the command menu Telegram shows, per language (None: everyone else), and return
+        the bot's username (for t.me links)."""
+        for language, commands in menus.items():
+            with self.delivery_errors("setMyCommands"):
+                await self.bot.set_my_commands(
+                    [self.bot_command(name, text) for name, text in commands],
+                    language_code=language,
+                )
+        with self.delivery_errors("getMe"):
+            me = await self.bot.get_me()
+        return str(me.username or "")
 
     async def send(self, message: Outbound) -> int:
         markup = self.reply_markup(message)

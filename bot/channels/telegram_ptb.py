@@ -23,6 +23,7 @@ from typing import Any
 
 from telegram import (
     Bot,
+    BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -181,6 +182,9 @@ class PtbSender(BotApiSender):
 
     def input_file(self, name: str, content: bytes) -> InputFile:
         return InputFile(content, filename=name)
+
+    def bot_command(self, name: str, description: str) -> BotCommand:
+        return BotCommand(name, description)
 
 
 # --------------------------------------------------------------------------------------------
