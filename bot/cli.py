@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("phone", help="the person's phone number as in people.csv")
     invite.add_argument("--days", type=int, default=7, help="days the link stays valid")
     invite.add_argument("--bot-username", default="", help="your bot's username, for a t.me link")
-    export = verbs.add_parser("export", help="write an area's ledger (需求台账) as an .xlsx file")
+    export = verbs.add_parser(
+        "export",
+        help="write an area's ledger (one row per request, and its figures) as an .xlsx file",
+    )
     export.add_argument("--unit", required=True, help="a district, town or community code")
     export.add_argument(
         "--period",

@@ -1,7 +1,7 @@
-"""/export: the viewer's area's ledger (需求台账) for a period, as an .xlsx file in the chat.
+"""/export: the viewer's area's ledger for a period, as an .xlsx file in the chat.
 
     /export                    this month so far
-    /export today|week|month   today, this week so far, this month so far (今天/本周/本月 too)
+    /export today|week|month   today, this week so far, this month so far (or the same in Chinese)
     /export 2026-10            a calendar month
 
 Who sees what: a community coordinator their community, a town officer their town, a district

@@ -1,7 +1,7 @@
 """/stats: the figures of the viewer's area for a period, as text and as a chart.
 
     /stats                     this month so far, the viewer's whole area
-    /stats today|week|month    today, this week so far, this month so far (今天/本周/本月 too)
+    /stats today|week|month    today, this week so far, this month so far (or the same in Chinese)
     /stats 2026-10             a calendar month
     /stats [PERIOD] UNIT       one town or community inside the viewer's area (code or name)
 

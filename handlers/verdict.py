@@ -1,4 +1,4 @@
-"""After the work: the resident's verdict, the follow-up call (回访), and reopening.
+"""After the work: the resident's verdict, the follow-up call, and reopening.
 
     sweep: resolved + 1 h (out of quiet hours) ──► "Is it solved?" to the reporter and to the
            beneficiary (when they use the bot); a follow-up call to a grid member when the
@@ -206,7 +206,7 @@ async def ask(
 async def give_follow_up(
     session: AsyncSession, request: Request, now: datetime, zone: ZoneInfo, policy: Policy
 ) -> None:
-    """A grid member who did not handle the request is asked to call the resident (回访) and
+    """A grid member who did not handle the request is asked to call the resident and
     record the answer with the buttons; once per round."""
     if request.followup_staff_id is not None:
         return
