@@ -26,6 +26,7 @@ from storage.outbox import OUTBOX_CHANNEL
 log = logging.getLogger(__name__)
 
 TickJob = Callable[[], Awaitable[object]]
+STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class Worker:
         self.outbox_interval = outbox_interval
         self.ticks: list[Tick] = []
         self.dailies: list[Daily] = []
+        # Ticks running now: stopping waits for them, so none is cut off mid-transaction or
+        # left running after the database it uses is closed.
+        self._running: set[asyncio.Task[None]] = set()
 
     def every(self, name: str, seconds: float, job: TickJob) -> None:
         self.ticks.append(Tick(name, job, seconds))
@@ -105,10 +109,16 @@ class Worker:
 
     def _guarded(self, tick: Tick | Daily) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
             try:
                 await tick.job()
             except Exception:
                 log.exception("tick %s failed; it runs again at its next time", tick.name)
+            finally:
+                if task is not None:
+                    self._running.discard(task)
 
         return run
 
@@ -120,7 +130,22 @@ class Worker:
             try:
                 await self.outbox.run(stop, self.outbox_interval)
             finally:
+                # No new runs, then let those under way finish: APScheduler's shutdown would
+                # cancel them mid-transaction.
+                scheduler.pause()
+                await self._finish_running_ticks()
                 scheduler.shutdown(wait=False)
+
+    async def _finish_running_ticks(self) -> None:
+        """Let the ticks under way finish (each is one short transaction, an export at most a
+        few seconds); any still going after STOP_GRACE_SECONDS is cancelled, and awaited."""
+        if not self._running:
+            return
+        _done, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def _woken_by_other_processes(self) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlmodel import col, select
 
 import schedules.sweep as sweep_module
@@ -402,3 +403,55 @@ async def test_the_worker_sweeps_once_as_it_starts(db: Database) -> None:
     assert len(reports) == 1
     assert reports[0].actions == [(request_id, "escalate:grid->community")]
     assert await actions(db, request_id) == ["create", "route", "escalate"]
+
+
+async def test_stopping_the_worker_waits_for_the_ticks_under_way(db: Database) -> None:
+    """A tick still running when the worker stops is finished before the worker returns, not
+    left behind to meet a closed database (which once hung the test run at the event loop's
+    close)."""
+    clock = ManualClock(datetime.now(UTC))
+    worker = build_worker(db, MemorySender(), clock, load_settings(_env_file=None))
+    started, release = asyncio.Event(), asyncio.Event()
+    returned: list[bool] = []
+    worker_had_returned: list[bool] = []
+
+    async def slow() -> object:
+        started.set()
+        await release.wait()
+        worker_had_returned.append(bool(returned))
+        return None
+
+    worker.ticks = [Tick("slow", slow, 3600)]
+    worker.dailies = []
+    shut = asyncio.Event()
+    build = worker.build_scheduler
+
+    def observed_scheduler() -> AsyncIOScheduler:
+        """The scheduler, telling when the worker begins to stop it (pausing or shutting)."""
+        scheduler = build()
+        pause, shutdown = scheduler.pause, scheduler.shutdown
+
+        def pause_observed() -> None:
+            pause()
+            shut.set()
+
+        def shutdown_observed(wait: bool = True) -> None:
+            shutdown(wait=wait)
+            shut.set()
+
+        scheduler.pause = pause_observed  # type: ignore[method-assign]
+        scheduler.shutdown = shutdown_observed  # type: ignore[method-assign]
+        return scheduler
+
+    worker.build_scheduler = observed_scheduler  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    running.add_done_callback(lambda _task: returned.append(True))
+    await asyncio.wait_for(started.wait(), timeout=20)
+    stop.set()
+    await asyncio.wait_for(shut.wait(), timeout=20)  # the worker is stopping
+    for _ in range(10):  # nothing but bookkeeping is left between here and returning
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(running, timeout=20)
+    assert worker_had_returned == [False]
