@@ -38,7 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button
 from bot.domain.areas import Area, area_of
-from bot.domain.lifecycle import Status, level_above
+from bot.domain.lifecycle import HELD_STATUSES, OPEN_STATUSES, Status, level_above
 from bot.domain.metrics import overdue_since
 from bot.domain.requests import (
     timeline,
@@ -74,9 +74,6 @@ PAGE = 10
 TIMELINE_SHOWN = 20
 MIN_FIND, MAX_FIND = 2, 50
 MIN_PHONE_DIGITS = 4
-OPEN = (Status.NEW.value, Status.ASSIGNED.value, Status.IN_PROGRESS.value)
-# Open requests with a holder: these have clocks, and can be passed up.
-HELD = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 PHONE_NOISE = re.compile(r"[\s\-+()]")
 
 
@@ -102,7 +99,7 @@ async def may_act(session: AsyncSession, staff: Staff, request: Request) -> bool
 
 
 def passable(request: Request) -> bool:
-    return request.status in HELD and level_above(request.level) is not None
+    return request.status in HELD_STATUSES and level_above(request.level) is not None
 
 
 async def in_area(ctx: Context, request_id: int | None, *, lock: bool = False) -> Request | None:
@@ -201,12 +198,12 @@ async def show_status(ctx: Context, request: Request) -> None:
 async def status_buttons(ctx: Context, staff: Staff, request: Request) -> list[list[Button]]:
     rid = request.id
     row: list[Button] = []
-    if request.status in OPEN and await may_reassign(ctx.session, staff, request):
+    if request.status in OPEN_STATUSES and await may_reassign(ctx.session, staff, request):
         row.append(Button(ctx._("🔄 Reassign"), data=f"{REASSIGN_PREFIX}:{rid}"))
     if passable(request) and await may_act(ctx.session, staff, request):
         row.append(Button(ctx._("⬆ Pass up"), data=f"{PASS_UP_PREFIX}:{rid}"))
     rows = [row] if row else []
-    if request.assignee_staff_id == staff.id and request.status in HELD:
+    if request.assignee_staff_id == staff.id and request.status in HELD_STATUSES:
         rows.append([Button(ctx._("Open the task"), data=f"{VIEW_PREFIX}:{rid}")])
     return rows
 
@@ -509,7 +506,7 @@ async def pass_up_refusal(ctx: Context, request: Request) -> str | None:
             "Nobody holds {ref} yet; give it to someone with /reassign {ref}.",
             ref=request.reference,
         )
-    if request.status not in HELD:
+    if request.status not in HELD_STATUSES:
         return ctx._("{ref} is no longer open.", ref=request.reference)
     if not await may_act(ctx.session, ctx.staff, request):
         return ctx._(

@@ -35,7 +35,7 @@ from bot.clock import Clock
 from bot.domain.areas import Area, area_of
 from bot.domain.calendar import MAX_DAYS, DayCalendar
 from bot.domain.deadlines import Policy
-from bot.domain.lifecycle import Status
+from bot.domain.lifecycle import HELD_STATUSES, Status
 from bot.domain.metrics import conditions
 from bot.i18n import Translator
 from handlers.cards import staff_translator
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 DIGEST_ROLES = ("coordinator", "town_officer")
 MAX_REFERENCES = 5
-OPEN = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 
 
 def digest_key(day: date) -> str:
@@ -116,7 +115,10 @@ async def area_digest(
     today" what falls due from now until `day_end` (local midnight)."""
     # "New" and "overdue" are the figures of docs/metrics.md, so the digest and /stats agree.
     figure = conditions(now)
-    running = and_(col(Request.status).in_(OPEN), col(Request.paused_at).is_(None))
+    running = and_(
+        col(Request.status).in_(sorted(s.value for s in HELD_STATUSES)),
+        col(Request.paused_at).is_(None),
+    )
     due_soon = or_(
         and_(col(Request.accept_due_at) > now, col(Request.accept_due_at) < day_end),
         and_(col(Request.resolve_due_at) > now, col(Request.resolve_due_at) < day_end),

@@ -69,6 +69,8 @@ LADDER: tuple[Level, ...] = (
 )
 
 OPEN_STATUSES: frozenset[Status] = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS})
+# Open with someone holding it: these run clocks, and can be passed up.
+HELD_STATUSES: frozenset[Status] = frozenset({Status.ASSIGNED, Status.IN_PROGRESS})
 
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.NEW, Action.ROUTE): Status.ASSIGNED,
