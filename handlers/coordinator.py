@@ -19,13 +19,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import Button
+from bot.domain.areas import area_of, units_below
 from bot.domain.lifecycle import LADDER, Level, Status
 from bot.domain.requests import reassign
 from bot.domain.routing import ROLE_AT_LEVEL, units_on_ladder
 from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import announce_new_owner
 from handlers.common import category_label, staff_label
-from storage.models import Request, Staff, Unit, parse_reference
+from storage.models import Request, Staff, parse_reference
 
 router = Router()
 PREFIX = "r"
@@ -60,12 +61,7 @@ async def may_reassign(session: AsyncSession, staff: Staff, request: Request) ->
 
 async def units_under(session: AsyncSession, code: str) -> list[str]:
     """`code` and every unit below it."""
-    found, frontier = [code], [code]
-    while frontier:
-        rows = await session.exec(select(Unit.code).where(col(Unit.parent_code).in_(frontier)))
-        frontier = list(rows.all())
-        found.extend(frontier)
-    return found
+    return [code, *(unit.code for unit in await units_below(session, code))]
 
 
 async def candidates(session: AsyncSession, staff: Staff, request: Request) -> list[Staff]:
@@ -103,12 +99,10 @@ async def candidates(session: AsyncSession, staff: Staff, request: Request) -> l
 
 async def reassignable(session: AsyncSession, staff: Staff) -> list[Request]:
     """The open requests `staff` may reassign, the soonest due first."""
-    query = select(Request).where(col(Request.status).in_(OPEN))
-    level = LEVEL_OF_ROLE.get(staff.role)
-    if level in (Level.COMMUNITY, Level.TOWN):
-        query = query.where(col(Request.grid_code).in_(await units_under(session, staff.unit_code)))
-    elif level is Level.DEPARTMENT:
-        query = query.where(col(Request.category).in_(staff.post_list))
+    area = await area_of(session, staff)
+    if area is None:
+        return []
+    query = select(Request).where(col(Request.status).in_(OPEN), area.clause())
     rows = await session.exec(
         query.order_by(
             col(Request.next_due_at).is_(None), col(Request.next_due_at), col(Request.id)
