@@ -7,7 +7,7 @@ so that adding a value is a code change, not a migration.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index
@@ -41,6 +41,13 @@ class Staff(SQLModel, table=True):
     unit_code: str = Field(foreign_key="units.code", index=True)
     posts: str = Field(default="", max_length=500)
     active: bool = Field(default=True)
+    # Reachability (bot/domain/reach.py): Telegram lets a bot write only to someone who has
+    # opened it. `opened_at` is when this person first wrote to the bot as this roster entry;
+    # `refused_at` and `refused_reason` say Telegram has refused a message to them since
+    # ("blocked", "deactivated", "chat_not_found"), cleared when they write again.
+    opened_at: datetime | None = None
+    refused_at: datetime | None = None
+    refused_reason: str | None = Field(default=None, max_length=32)
 
     @property
     def post_list(self) -> list[str]:
@@ -60,6 +67,8 @@ class Account(SQLModel, table=True):
     consent_at: datetime | None = None
     home_grid_code: str | None = Field(default=None, foreign_key="units.code")
     created_at: datetime
+    # Set when Telegram refuses a message to this chat (blocked, deactivated, chat not found),
+    # cleared when they write again: until then nothing more is sent to them.
     blocked_at: datetime | None = None
 
 
@@ -280,6 +289,17 @@ class ExportJob(SQLModel, table=True):
     claimed_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = Field(default=0)
+
+
+class DigestDelivery(SQLModel, table=True):
+    """The morning digest a person was sent on a day: at most one (the primary key), whatever
+    restarts, catch-ups or second workers happen."""
+
+    __tablename__ = "digest_deliveries"
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    sent_at: datetime
 
 
 class WorkerLease(SQLModel, table=True):
