@@ -229,9 +229,11 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
             per_second=settings.send_rate_total, per_chat_per_second=settings.send_rate_per_chat
         ),
     )
+    from schedules.refusals import refusal_handler
     from schedules.sweep import sweep
 
     policy = settings.policy
+    worker.outbox.on_refused = refusal_handler(clock, settings.zone, policy)
 
     async def sweep_deadlines() -> object:
         report = await sweep(db, clock, settings.zone, policy)

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import HandleResult, Inbound, Outbound, Sender
 from bot.clock import Clock
 from bot.domain.deadlines import DEFAULT_POLICY, Policy
+from bot.domain.reach import is_reachable, mark_written
 from bot.i18n import pick_language, translator
 from handlers import (
     coordinator,
@@ -97,6 +98,8 @@ class Dispatcher:
                         return HandleResult()
                     ctx = await self._context(inbound, session)
                     await self._route(ctx)
+                    if ctx.came_within_reach:
+                        await tasks.show_waiting(ctx)
                     await notify_outbox(session)
                 if self.on_commit is not None:
                     self.on_commit()
@@ -161,6 +164,9 @@ class Dispatcher:
                 )
             )
         ).first()
+        returning = staff is not None and not is_reachable(staff)
+        if inbound.chat_type == "private":
+            mark_written(staff, account, self.clock.now())
         state = await session.get(ConversationState, inbound.chat_id)
         # They are here: notices that waited for the end of quiet hours go out before the reply.
         await release_held(session, inbound.chat_id, self.clock.now())
@@ -172,7 +178,7 @@ class Dispatcher:
         if account is not None and account.language != language:
             account.language = language
             session.add(account)
-        return Context(
+        ctx = Context(
             inbound=inbound,
             session=session,
             clock=self.clock,
@@ -185,6 +191,8 @@ class Dispatcher:
             steps=self.router.steps,
             bot_username=self.bot_username,
         )
+        ctx.came_within_reach = returning and inbound.chat_type == "private"
+        return ctx
 
     async def _route(self, ctx: Context) -> None:
         inbound = ctx.inbound

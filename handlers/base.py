@@ -68,6 +68,9 @@ class Context:
     bot_username: str = ""
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
+    # Set when this update made a roster entry reachable again (its first message, or the
+    # first since Telegram refused us): what waits for them is shown after the reply.
+    came_within_reach: bool = False
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()

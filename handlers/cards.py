@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import Button, Outbound
 from bot.domain.deadlines import DEFAULT_POLICY, URGENT, Policy
 from bot.domain.lifecycle import Status
+from bot.domain.reach import account_reachable, is_reachable
 from bot.i18n import Translator, translator
 from handlers.base import escape
 from handlers.common import (
@@ -41,6 +42,9 @@ from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, 
 from storage.outbox import enqueue
 
 TASK_PREFIX = "t"
+# A notice to the reporter about a request is named "notice:<request>", so that a refusal of it
+# (they blocked the bot) can be traced back to the request (schedules/refusals.py).
+NOTICE_PREFIX = "notice"
 ANSWER_PREFIX = "q"
 # Someone who talked to the bot this recently is awake: quiet hours do not hold their notices.
 IN_TOUCH = timedelta(minutes=30)
@@ -255,8 +259,9 @@ async def send_task_card(
 ) -> None:
     """Push a new task card (and the resident's photo or voice message) to the assignee.
 
-    `lead` writes the card's first line in the assignee's language (default "New task")."""
-    if staff.telegram_id is None or request.id is None:
+    `lead` writes the card's first line in the assignee's language (default "New task").
+    Nothing goes to someone the bot cannot reach (bot.domain.reach)."""
+    if staff.telegram_id is None or not is_reachable(staff) or request.id is None:
         return
     t = await staff_translator(session, staff)
     if request.media_kind and request.media_file_id:
@@ -296,7 +301,7 @@ async def refresh_task_card(
     not_before: datetime | None = None,
 ) -> None:
     """Edit the assignee's card in place to show the request's new state."""
-    if staff.telegram_id is None or request.id is None:
+    if staff.telegram_id is None or not is_reachable(staff) or request.id is None:
         return
     t = await staff_translator(session, staff)
     text, buttons = await task_card(session, t, zone, request, staff)
@@ -322,14 +327,15 @@ async def notify_reporter(
     zone: ZoneInfo | None = None,
     policy: Policy | None = None,
     buttons: Callable[[Translator], list[Button]] | None = None,
-) -> None:
-    """Tell the reporter about their request in their own language (`build` writes the text).
+) -> bool:
+    """Tell the reporter about their request in their own language (`build` writes the text);
+    False when they cannot be told (Telegram refused us since they last wrote).
 
     With `zone`, the notice keeps quiet hours (unless the request is urgent). `buttons` adds
     buttons in front of "See the timeline"."""
-    reporter = await session.get(Account, request.reporter_account_id)
+    reporter = await reporter_within_reach(session, request)
     if reporter is None:
-        return
+        return False
     t = translator(reporter.language)
     text = build(t)
     row = [
@@ -338,10 +344,21 @@ async def notify_reporter(
     ]
     enqueue(
         session,
-        Outbound(chat_id=reporter.chat_id, text=text, buttons=(tuple(row),)),
+        Outbound(
+            chat_id=reporter.chat_id,
+            text=text,
+            buttons=(tuple(row),),
+            ref=f"{NOTICE_PREFIX}:{request.id}",
+        ),
         now,
         not_before=await hold_until(session, reporter.chat_id, request, now, zone, policy),
     )
+    return True
+
+
+async def reporter_within_reach(session: AsyncSession, request: Request) -> Account | None:
+    reporter = await session.get(Account, request.reporter_account_id)
+    return reporter if account_reachable(reporter) else None
 
 
 async def tell_staff(
@@ -354,7 +371,7 @@ async def tell_staff(
     not_before: datetime | None = None,
 ) -> None:
     """A short message to a staff member in their language, with the task's view button."""
-    if staff is None or staff.telegram_id is None:
+    if staff is None or staff.telegram_id is None or not is_reachable(staff):
         return
     t = await staff_translator(session, staff)
     buttons: tuple[tuple[Button, ...], ...] = ()
@@ -388,7 +405,7 @@ async def announce_new_owner(
     non-urgent request keep quiet hours too (the sweep's; a person acting gets replies)."""
 
     async def staff_hold(staff: Staff | None) -> datetime | None:
-        if not hold or staff is None or staff.telegram_id is None:
+        if not hold or staff is None or staff.telegram_id is None or not is_reachable(staff):
             return None
         return await hold_until(session, staff.telegram_id, request, now, zone, policy)
 

@@ -61,6 +61,7 @@ EVENT_LABELS: dict[str, str] = {
     "follow_up": N_("Follow-up call given to {actor}"),
     "verdict": N_("Verdict given"),
     "comment": N_("The resident's comment"),
+    "undelivered": N_("The task card could not be delivered to {assignee}"),
 }
 
 # Codes in an event's note (bot.domain.requests WHY_*, and the deadline events), as shown.
@@ -69,6 +70,13 @@ NOTE_LABELS: dict[str, str] = {
     "why:resolve_overdue": N_("not resolved in time"),
     "why:pass_up": N_("passed up by hand"),
     "why:nobody_above": N_("no one above could take it"),
+    "why:unreachable:blocked": N_("the task card could not be delivered: Huiyin was blocked"),
+    "why:unreachable:deactivated": N_(
+        "the task card could not be delivered: the Telegram account is deleted"
+    ),
+    "why:unreachable:chat_not_found": N_(
+        "the task card could not be delivered: Huiyin was never opened"
+    ),
     "clock:accept": N_("deadline to accept"),
     "clock:resolve": N_("deadline to resolve"),
     "priority:urgent": N_("urgent"),

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.types import Button
 from bot.domain.areas import area_of, units_below
 from bot.domain.lifecycle import LADDER, Level, Status
+from bot.domain.reach import reachable_clause
 from bot.domain.requests import reassign
 from bot.domain.routing import ROLE_AT_LEVEL, units_on_ladder
 from handlers.base import Context, Router, escape, parse_id
@@ -70,7 +71,7 @@ async def candidates(session: AsyncSession, staff: Staff, request: Request) -> l
     level = LEVEL_OF_ROLE[staff.role]
     roles = [ROLE_AT_LEVEL[lv] for lv in LADDER[: rank(level) + 1]]
     query = select(Staff).where(
-        col(Staff.role).in_(roles), col(Staff.active).is_(True), col(Staff.telegram_id).is_not(None)
+        col(Staff.role).in_(roles), col(Staff.active).is_(True), reachable_clause()
     )
     if level in (Level.COMMUNITY, Level.TOWN):
         query = query.where(col(Staff.unit_code).in_(await units_under(session, staff.unit_code)))

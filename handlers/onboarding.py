@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from bot.channels.types import Outbound
 from bot.domain.areas import area_of
 from bot.domain.family_links import START_PREFIX, Outcome, check, find_link, spend
+from bot.domain.reach import is_reachable, mark_written
 from bot.i18n import translator
 from handlers.base import Context, Router, Step, escape
 from handlers.common import ROLE_LABELS, show_menu, unit_name
@@ -289,7 +290,10 @@ async def bind_staff(ctx: Context, staff: Staff) -> bool:
             remove_keyboard=True,
         )
         return False
+    if not is_reachable(staff) or staff.telegram_id != user_id:
+        ctx.came_within_reach = True
     staff.telegram_id = user_id
+    mark_written(staff, None, ctx.now)
     ctx.session.add(staff)
     ctx.staff = staff
     ensure_account(ctx)

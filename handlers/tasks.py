@@ -27,6 +27,7 @@ from bot.domain.deadlines import (
     resume_clocks,
 )
 from bot.domain.lifecycle import Action, Status
+from bot.domain.reach import is_reachable
 from bot.domain.requests import (
     note_event,
     open_tasks_of,
@@ -42,6 +43,8 @@ from handlers.cards import (
     announce_new_owner,
     notify_reporter,
     refresh_task_card,
+    reporter_within_reach,
+    send_task_card,
     tell_staff,
 )
 from handlers.common import (
@@ -228,10 +231,7 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
     # The resident is asked for their verdict later, by the sweep (handlers/verdict.py).
     schedule_verdict(request, ctx.now, ctx.zone, ctx.policy)
     await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
-    ctx.reply(
-        ctx._("✅ {ref} is marked resolved. The resident has been told.", ref=request.reference)
-    )
-    await notify_reporter(
+    told = await notify_reporter(
         ctx.session,
         request,
         ctx.now,
@@ -243,6 +243,19 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
         zone=ctx.zone,
         policy=ctx.policy,
     )
+    if told:
+        ctx.reply(
+            ctx._("✅ {ref} is marked resolved. The resident has been told.", ref=request.reference)
+        )
+    else:
+        ctx.reply(
+            ctx._(
+                "✅ {ref} is marked resolved. The resident could not be told: Telegram refuses "
+                "our messages to them (they may have blocked Huiyin). Please call them; a "
+                "follow-up call will be asked for their verdict.",
+                ref=request.reference,
+            )
+        )
 
 
 async def pass_up(ctx: Context, request: Request, reason: str) -> None:
@@ -298,6 +311,16 @@ async def ask_resident(ctx: Context, request: Request, question: str) -> None:
     """Send the question to the reporter with an Answer button; the clock waits for them."""
     assert ctx.staff is not None
     staff = ctx.staff
+    if await reporter_within_reach(ctx.session, request) is None:
+        ctx.reply(
+            ctx._(
+                "📵 {ref}: the resident cannot be asked here: Telegram refuses our messages to "
+                "them (they may have blocked Huiyin). Please call them instead; the clock keeps "
+                "running.",
+                ref=request.reference,
+            )
+        )
+        return
     pause_clocks(request, ctx.now)
     ctx.session.add(request)
     note_event(
@@ -412,7 +435,7 @@ async def on_answer(ctx: Context) -> None:
         actor_account_id=ctx.account.id if ctx.account else None,
         note=text or None,
     )
-    if staff is not None and staff.telegram_id is not None:
+    if staff is not None and staff.telegram_id is not None and is_reachable(staff):
         media = inbound.file_id if inbound.kind in ("voice", "photo") else None
         if media:
             ctx.send(
@@ -494,6 +517,41 @@ async def list_tasks(ctx: Context) -> None:
             ]
         )
     ctx.reply("\n".join(lines), buttons)
+
+
+# Cards shown at once to someone who comes within reach; /tasks lists the rest.
+WAITING_CARDS = 5
+
+
+async def show_waiting(ctx: Context) -> None:
+    """Someone the bot could not reach until now (they never opened it, or had blocked it)
+    hears what has waited for them, with the cards to act on."""
+    if ctx.staff is None or ctx.staff.id is None:
+        return
+    waiting = await open_tasks_of(ctx.session, ctx.staff.id)
+    if not waiting:
+        return
+    ctx.reply(
+        ctx.t.ngettext(
+            "📌 {n} task is waiting for you:",
+            "📌 {n} tasks are waiting for you:",
+            len(waiting),
+        )
+        + (
+            "\n" + ctx._("The first {shown} are below; /tasks lists them all.", shown=WAITING_CARDS)
+            if len(waiting) > WAITING_CARDS
+            else ""
+        )
+    )
+    for request in waiting[:WAITING_CARDS]:
+        await send_task_card(
+            ctx.session,
+            ctx.zone,
+            request,
+            ctx.staff,
+            ctx.now,
+            lead=lambda t: t._("📌 Waiting for you"),
+        )
 
 
 router.step(FLOW, "resolve_note", Step(render=render_reason, on_input=on_reason))

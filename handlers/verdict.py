@@ -35,6 +35,7 @@ from bot.channels.types import Button, Outbound
 from bot.domain.areas import area_of
 from bot.domain.deadlines import Policy
 from bot.domain.lifecycle import Action
+from bot.domain.reach import account_reachable, is_reachable
 from bot.domain.requests import note_event
 from bot.domain.verdicts import (
     ASK,
@@ -106,10 +107,11 @@ def satisfaction_buttons(
 
 
 async def parties(session: AsyncSession, request: Request) -> list[Account]:
-    """Who may give the verdict on the bot: the reporter, and the beneficiary if they use it."""
+    """Who may give the verdict on the bot: the reporter, and the beneficiary if they use it;
+    neither once Telegram has refused our messages to them (they blocked the bot)."""
     people: list[Account] = []
     reporter = await session.get(Account, request.reporter_account_id)
-    if reporter is not None:
+    if reporter is not None and account_reachable(reporter):
         people.append(reporter)
     beneficiary = await session.get(Beneficiary, request.beneficiary_id)
     if beneficiary is not None and beneficiary.account_id not in (
@@ -117,7 +119,7 @@ async def parties(session: AsyncSession, request: Request) -> list[Account]:
         request.reporter_account_id,
     ):
         account = await session.get(Account, beneficiary.account_id)
-        if account is not None:
+        if account is not None and account_reachable(account):
             people.append(account)
     return people
 
@@ -133,8 +135,10 @@ async def verdict_step(
     """Run the verdict step that is due (called by the deadline sweep); what was done."""
     stage = request.verdict_stage
     if stage == ASK:
-        await ask(session, request, now, zone, policy, reminder=False)
-        if not await beneficiary_uses_bot(session, request):
+        asked = await ask(session, request, now, zone, policy, reminder=False)
+        # Nobody to ask on the bot (a family member without Telegram, or a resident who
+        # blocked the bot): a grid member calls instead (回访).
+        if not asked or not await beneficiary_uses_bot(session, request):
             await give_follow_up(session, request, now, zone, policy)
         verdict_asked(request, now, zone, policy)
         return "verdict:ask"
@@ -168,7 +172,8 @@ async def ask(
     policy: Policy,
     *,
     reminder: bool,
-) -> None:
+) -> int:
+    """Ask whoever may give the verdict on the bot; how many were asked."""
     assert request.id is not None
     request_id = request.id
 
@@ -182,7 +187,8 @@ async def ask(
             text += "\n" + t._("What was done: {note}", note=escape(request.result_note))
         return text
 
-    for account in await parties(session, request):
+    people = await parties(session, request)
+    for account in people:
         t = translator(account.language)
         enqueue(
             session,
@@ -194,13 +200,15 @@ async def ask(
             now,
             not_before=policy.quiet_hours.release(now, zone),
         )
-    note_event(
-        session,
-        request,
-        Action.ASK_VERDICT,
-        now,
-        note="verdict:remind" if reminder else "verdict:ask",
-    )
+    if people:
+        note_event(
+            session,
+            request,
+            Action.ASK_VERDICT,
+            now,
+            note="verdict:remind" if reminder else "verdict:ask",
+        )
+    return len(people)
 
 
 async def give_follow_up(
@@ -639,7 +647,7 @@ async def on_note(ctx: Context) -> None:
         else None
     )
     passed_on = step in ("reason", "reopen", "staff_reason")
-    if passed_on and owner is not None and owner.telegram_id is not None:
+    if passed_on and owner is not None and owner.telegram_id is not None and is_reachable(owner):
         if voice:
             ctx.send(
                 Outbound(

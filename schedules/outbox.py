@@ -6,6 +6,10 @@ only after the Bot API accepted it. Temporary failures (network, 5xx, 429) are r
 after the `retry_after` Telegram asked for, others with exponential backoff; refusals (400, 403)
 are recorded as failed and not retried. `SendLimits` paces sending within Telegram's limits,
 and claims keep two workers from sending the same row (see `OutboxSender`).
+
+A refusal that says the person is out of reach (blocked, deactivated, chat not found) is also
+recorded on them (bot.domain.reach), in the same transaction that marks the row failed, and
+`on_refused` decides what follows (a task card nobody received moves the request on).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.channels.types import DeliveryRefused, DeliveryRetry, NotModified, Outbound, Sender
 from bot.clock import Clock
+from bot.domain.reach import Refusal, record_refusal, refusal_of
 from storage.database import Database
 from storage.models import OutboxMessage
 from storage.outbox import latest_sent_message_id
@@ -32,6 +38,13 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_SECONDS = 300.0
 BATCH = 500
+# A refused task card moves the request on, which writes a new card: delivered in the same
+# pass, up to once per level of the ladder.
+FOLLOW_UP_ROUNDS = 5
+
+# What follows a refusal that put someone out of reach, inside the transaction that records it.
+# `first` is True for the refusal that put the person out of reach (not for rows queued after).
+RefusalHandler = Callable[[AsyncSession, OutboxMessage, Refusal, bool], Awaitable[None]]
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -126,13 +139,21 @@ class OutboxSender:
         self.claim_timeout = claim_timeout
         self._parallel = asyncio.Semaphore(parallel_chats)
         self._delivering = asyncio.Lock()
+        self.on_refused: RefusalHandler | None = None
+        self._followed_up = False  # `on_refused` ran in this round (it may have written rows)
 
     async def deliver_due(self) -> int:
         """Deliver every row that is due now; return how many were accepted by the Bot API."""
+        delivered = 0
         async with self._delivering:
-            claimed = await self._claim()
-            results = await asyncio.gather(*(self._deliver_chat(c) for c in claimed.values()))
-            return sum(results)
+            for _round in range(FOLLOW_UP_ROUNDS):
+                self._followed_up = False
+                claimed = await self._claim()
+                results = await asyncio.gather(*(self._deliver_chat(c) for c in claimed.values()))
+                delivered += sum(results)
+                if not self._followed_up:
+                    break
+        return delivered
 
     async def _claim(self) -> dict[int, list[OutboxMessage]]:
         now = self.clock.now()
@@ -209,7 +230,7 @@ class OutboxSender:
             return "retry"
         except DeliveryRefused as refused:
             log.warning("outbox row %s refused: %s", row.id, refused)
-            await self._update(row.id, status="failed", last_error=str(refused)[:500])
+            await self._refused(row, str(refused))
             return "failed"
         except Exception as error:
             # A bug in a channel must not stop delivery to everyone else: retry with backoff.
@@ -238,6 +259,26 @@ class OutboxSender:
                     return await self.sender.send(message)
                 return existing
         return await self.sender.send(message)
+
+    async def _refused(self, row: OutboxMessage, reason: str) -> None:
+        """Mark the row failed; if the refusal means the person is out of reach, record that
+        and let `on_refused` act on it, all in one transaction."""
+        refusal = refusal_of(reason)
+        async with self.db.transaction() as session:
+            stored = await session.get(OutboxMessage, row.id)
+            if stored is None:
+                return
+            stored.status = "failed"
+            stored.last_error = reason[:500]
+            stored.attempts += 1
+            session.add(stored)
+            if refusal is None:
+                return
+            now = self.clock.now()
+            first = await record_refusal(session, stored.chat_id, refusal, now)
+            if self.on_refused is not None:
+                await self.on_refused(session, stored, refusal, first)
+                self._followed_up = True
 
     async def _record_retry(self, row_id: int, reason: str, after: float | None) -> None:
         async with self.db.transaction() as session:

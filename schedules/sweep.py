@@ -44,6 +44,7 @@ from bot.domain.deadlines import (
     stop_clocks,
 )
 from bot.domain.lifecycle import Action, Level, Status
+from bot.domain.reach import is_reachable
 from bot.domain.requests import (
     WHY_ACCEPT_OVERDUE,
     WHY_NOBODY_ABOVE,
@@ -186,7 +187,7 @@ async def remind(
             "⏰ Reminder: <b>{ref}</b> ({category}) is due to be resolved by {time}.", **values
         )
 
-    if owner is not None and owner.telegram_id is not None:
+    if owner is not None and owner.telegram_id is not None and is_reachable(owner):
         hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
         await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
     note_event(
@@ -280,7 +281,7 @@ async def overdue_at_top(
         note=f"{why}\n{WHY_NOBODY_ABOVE}",
     )
     restart_clock(request, clock, now, zone, policy)
-    if owner is None or owner.telegram_id is None:
+    if owner is None or owner.telegram_id is None or not is_reachable(owner):
         return
     top = request.level == Level.DISTRICT
 

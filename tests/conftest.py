@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from bot.clock import ManualClock
 from storage.database import Database
+from storage.models import Staff
 from storage.roster import import_roster, sample_district_dir
 from tests.harness import Harness
 
@@ -99,7 +100,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def database(
-    backend: str, tmp_path: Path, *, migrated: bool, seeded: bool
+    backend: str, tmp_path: Path, *, migrated: bool, seeded: bool, opened: bool = True
 ) -> AsyncIterator[Database]:
     if backend == "postgresql":
         if not migrated:
@@ -109,6 +110,8 @@ async def database(
         db = await emptied(await shared_postgres())
         if seeded:
             await import_roster(db, sample_district_dir())
+            if opened:
+                await everyone_opened(db)
         try:
             yield db
         finally:
@@ -120,9 +123,23 @@ async def database(
             await db.upgrade()
         if seeded:
             await import_roster(db, sample_district_dir())
+            if opened:
+                await everyone_opened(db)
         yield db
     finally:
         await db.dispose()
+
+
+# When the roster's staff opened the bot in the `db` fixture: a district that has run for a while.
+OPENED_AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+
+
+async def everyone_opened(db: Database) -> None:
+    """Every roster entry with a Telegram id has opened the bot (see bot.domain.reach)."""
+    async with db.transaction() as session:
+        await session.exec(
+            update(Staff).where(col(Staff.telegram_id).is_not(None)).values(opened_at=OPENED_AT)
+        )  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -143,6 +160,13 @@ async def empty_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
 async def db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated database holding the sample district's roster."""
     async with database(backend, tmp_path, migrated=True, seeded=True) as db:
+        yield db
+
+
+@pytest.fixture
+async def unopened_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The sample district on the day it switches on: nobody has opened the bot yet."""
+    async with database(backend, tmp_path, migrated=True, seeded=True, opened=False) as db:
         yield db
 
 

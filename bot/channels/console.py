@@ -26,6 +26,7 @@ from bot.dispatcher import Dispatcher
 from bot.domain.deadlines import DEFAULT_POLICY, Policy
 from schedules.exports import run_exports
 from schedules.outbox import OutboxSender
+from schedules.refusals import refusal_handler
 from storage.database import Database
 
 TAG = re.compile(r"<[^>]+>")
@@ -53,6 +54,7 @@ class ChatDriver:
         self.sender = sender or MemorySender()
         self.dispatcher = Dispatcher(db, clock, zone, policy=policy)
         self.outbox = OutboxSender(db, self.sender, clock)
+        self.outbox.on_refused = refusal_handler(clock, zone, policy)
         self.languages: dict[int, str] = {}
         self.names: dict[int, str] = {}
         self.results: list[HandleResult] = []

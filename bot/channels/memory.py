@@ -35,9 +35,16 @@ class MemorySender:
     chats: dict[int, list[ShownMessage]] = field(default_factory=dict)
     on_show: Callable[[ShownMessage, bool], None] | None = None
     callback_answers: list[tuple[str, str | None, bool]] = field(default_factory=list)
+    # Chats that have blocked the bot: Telegram refuses every message to them.
+    blocked: set[int] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
+    def _refuse_if_blocked(self, chat_id: int) -> None:
+        if chat_id in self.blocked:
+            raise DeliveryRefused("Forbidden: bot was blocked by the user", blocked=True)
+
     async def send(self, message: Outbound) -> int:
+        self._refuse_if_blocked(message.chat_id)
         shown = ShownMessage(next(self._ids), message)
         self.chats.setdefault(message.chat_id, []).append(shown)
         if self.on_show:
@@ -45,6 +52,7 @@ class MemorySender:
         return shown.message_id
 
     async def edit(self, message: Outbound, message_id: int) -> None:
+        self._refuse_if_blocked(message.chat_id)
         for shown in self.chats.get(message.chat_id, []):
             if shown.message_id == message_id:
                 if (shown.message.text, shown.message.buttons) == (message.text, message.buttons):

@@ -50,6 +50,7 @@ class Action(StrEnum):
     FOLLOW_UP = "follow_up"  # a grid member was given the follow-up call (回访)
     VERDICT = "verdict"  # the verdict was given (by the resident, or recorded by staff)
     COMMENT = "comment"  # the resident's comment or reason after the verdict
+    UNDELIVERED = "undelivered"  # Telegram refused the holder's task card; no one else to take it
 
 
 class Level(StrEnum):

@@ -108,16 +108,18 @@ def mark_written(staff: Staff | None, account: Account | None, now: datetime) ->
 
 async def record_refusal(
     session: AsyncSession, chat_id: int, refusal: Refusal, now: datetime
-) -> None:
+) -> bool:
     """Telegram refused a message to `chat_id`: whoever that chat is, staff or resident, is out
-    of reach until they write again."""
-    await session.exec(
+    of reach until they write again. True if this put someone out of reach (False when it was
+    known already)."""
+    staff = await session.exec(
         update(Staff)
         .where(col(Staff.telegram_id) == chat_id, col(Staff.refused_at).is_(None))
         .values(refused_at=now, refused_reason=refusal.value)
     )  # type: ignore[call-overload]
-    await session.exec(
+    accounts = await session.exec(
         update(Account)
         .where(col(Account.chat_id) == chat_id, col(Account.blocked_at).is_(None))
         .values(blocked_at=now)
     )  # type: ignore[call-overload]
+    return bool(staff.rowcount or accounts.rowcount)

@@ -31,6 +31,8 @@ WHY_ACCEPT_OVERDUE = "why:accept_overdue"  # not accepted in time
 WHY_RESOLVE_OVERDUE = "why:resolve_overdue"  # not resolved in time
 WHY_PASS_UP = "why:pass_up"  # the owner passed it up by hand
 WHY_NOBODY_ABOVE = "why:nobody_above"  # a deadline passed and no one above could be reached
+# Telegram refused the holder's task card: "why:unreachable:<blocked|deactivated|chat_not_found>"
+WHY_UNREACHABLE = "why:unreachable"
 
 
 def add_event(
@@ -294,6 +296,44 @@ async def reassign(
     )
     start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
     return event
+
+
+async def move_on_unreachable(
+    session: AsyncSession,
+    request: Request,
+    holder: Staff,
+    refusal: str,
+    now: datetime,
+    *,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
+) -> Route | None:
+    """Telegram refused `holder`'s task card: the request goes to the next reachable person by
+    the usual routing, at its level or above (as a level with no one reachable is skipped),
+    and the timeline says why. None when no one at all can take it: it stays, noted, and
+    its deadlines take it on from there."""
+    why = f"{WHY_UNREACHABLE}:{refusal}"
+    route = await route_request(
+        session,
+        request.grid_code,
+        request.category,
+        start_level=Level(request.level),
+        exclude_staff_ids=[holder.id] if holder.id is not None else (),
+    )
+    if route is None:
+        note_event(session, request, Action.UNDELIVERED, now, note=why)
+        return None
+    await transition(
+        session,
+        request,
+        Action.REASSIGN,
+        now,
+        assignee=route.staff,
+        level=route.level,
+        note="\n".join(n for n in (why, skip_note(route)) if n),
+    )
+    start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
+    return route
 
 
 async def requests_of(

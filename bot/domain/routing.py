@@ -3,7 +3,8 @@
 At the grid level the candidates are the grid's members; one whose posts cover the category is
 preferred, then the one with the fewest open tasks. Above it: the community's coordinators, the
 town's officers, the district department staff whose remit covers the category, the district
-admins. "Reachable" means the roster or an invite has tied the person to a Telegram account.
+admins. "Reachable" (bot.domain.reach) means the person has opened the bot as this roster entry
+and Telegram has not refused a message to them since.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.lifecycle import LADDER, OPEN_STATUSES, Level
+from bot.domain.reach import is_reachable
 from storage.models import Request, Staff, Unit
 
 ROLE_AT_LEVEL: dict[Level, str] = {
@@ -30,7 +32,7 @@ ROLE_AT_LEVEL: dict[Level, str] = {
 @dataclass(frozen=True, slots=True)
 class Skip:
     level: Level
-    reason: str  # "nobody" (no one in the roster) or "unreachable" (no Telegram account yet)
+    reason: str  # "nobody" (no one in the roster) or "unreachable" (no one who opened the bot)
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ async def route_request(
             for s in await candidates_at(session, level, chain, category)
             if s.id not in exclude_staff_ids
         ]
-        reachable = [s for s in everyone if s.telegram_id is not None]
+        reachable = [s for s in everyone if is_reachable(s)]
         if not reachable:
             skipped.append(Skip(level, "unreachable" if everyone else "nobody"))
             continue
