@@ -62,6 +62,7 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 CHAT_NOT_FOUND = "Bad Request: chat not found"
+BLOCKED = "Forbidden: bot was blocked by the user"
 MESSAGE_TOO_LONG = "Bad Request: message is too long"
 MESSAGE_TEXT_EMPTY = "Bad Request: message text is empty"
 CAPTION_TOO_LONG = "Bad Request: message caption is too long"
@@ -530,6 +531,7 @@ class FakeBotApi:
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.webhook_deleted = 0
         self._chats: dict[int, dict[str, Any]] = {}
+        self._blocked: set[int] = set()
         self._messages: dict[int, dict[int, StoredMessage]] = {}
         self._last_message_id: dict[int, int] = {}
         self._updates: list[dict[str, Any]] = []
@@ -627,6 +629,11 @@ class FakeBotApi:
     ) -> None:
         """Let the bot send to a chat no update has mentioned yet."""
         self._register_chat(chat_id, chat_type, first_name)
+
+    def block(self, chat_id: int) -> None:
+        """The user blocks the bot: every method aimed at their chat is refused with 403, as
+        Telegram does, until they write again (which unblocks a bot)."""
+        self._blocked.add(chat_id)
 
     def messages(self, chat_id: int) -> list[StoredMessage]:
         """The messages the bot sent to a chat, in order, as they are now."""
@@ -889,6 +896,7 @@ class FakeBotApi:
     ) -> dict[str, Any]:
         chat_key = user_id if chat_id is None else chat_id
         chat = self._register_chat(chat_key, chat_type, first_name)
+        self._blocked.discard(chat_key)  # writing to a bot one blocked unblocks it
         return {
             "message_id": self._next_message_id(chat_key),
             "from": self._user(user_id, first_name, language_code),
@@ -1081,6 +1089,8 @@ class FakeBotApi:
         chat_id = params["chat_id"]
         if not isinstance(chat_id, int) or chat_id not in self._chats:
             raise bad_request(CHAT_NOT_FOUND)
+        if chat_id in self._blocked:
+            raise ApiError(403, BLOCKED)
         return chat_id
 
     def _parse_text(
