@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain.calendar import parse_clock_time
-from bot.domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy
+from bot.domain.calendar import CalendarFileError, load_official_days, parse_clock_time
+from bot.domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # file that changes the default deadlines (README, "Deadlines and escalation").
     sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     policy_file: Path | None = None
+    # The district's copy of the State Council's holidays and make-up working days (CSV or
+    # iCal) for years the chinesecalendar package does not know yet (docs/calendar.md).
+    calendar_file: Path | None = None
     send_rate_total: float = Field(default=30.0, gt=0)
     send_rate_per_chat: float = Field(default=1.0, gt=0)
     webhook_secret: str | None = None
@@ -140,6 +143,17 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
         return value
 
+    @field_validator("calendar_file", mode="before")
+    @classmethod
+    def _calendar_file(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            return None
+        try:
+            load_official_days(Path(str(value)))
+        except CalendarFileError as error:
+            raise ValueError(str(error)) from None
+        return value
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -150,8 +164,15 @@ class Settings(BaseSettings):
 
     @property
     def policy(self) -> Policy:
-        """The deadline policy: the file's, checked when the settings were read, or defaults."""
-        return load_policy(self.policy_file) if self.policy_file else DEFAULT_POLICY
+        """The deadline policy: the file's, checked when the settings were read, or defaults;
+        on the district's calendar file if there is one (parsed once per version of the file,
+        so asking again is cheap)."""
+        official = load_official_days(self.calendar_file) if self.calendar_file else None
+        if self.policy_file:
+            return load_policy(self.policy_file, official=official)
+        if official is None:
+            return DEFAULT_POLICY
+        return policy_from({}, source="defaults", official=official)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -27,10 +27,13 @@ The columns, all on `requests`:
 
 The policy comes from the defaults below, changed by a TOML file named by HUIYIN_POLICY_FILE
 (see README, "Deadlines and escalation"); `load_policy` validates it with readable messages.
+The district's own official calendar (HUIYIN_CALENDAR_FILE, docs/calendar.md) reaches the
+policy as `official`, feeding the Chinese calendar whether or not there is a policy file.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ from bot.domain.calendar import (
     ChineseWorkdays,
     DayCalendar,
     FixedWorkdays,
+    OfficialDays,
     QuietHours,
     Weekdays,
     WorkingHours,
@@ -56,6 +60,8 @@ from bot.domain.calendar import (
 from bot.domain.catalog import CATEGORY_BY_CODE, CATEGORY_CODES
 from bot.domain.lifecycle import Status
 from storage.models import Request
+
+log = logging.getLogger(__name__)
 
 URGENT, NORMAL, COMPLEX = "urgent", "normal", "complex"
 PRIORITIES: tuple[str, ...] = (URGENT, NORMAL, COMPLEX)
@@ -329,8 +335,14 @@ def _merge(base: Clocks, change: ClocksFile | None) -> Clocks:
     )
 
 
-def policy_from(data: dict[str, Any], source: str = "file") -> Policy:
-    """Build a policy from parsed TOML; raise PolicyError naming each bad key."""
+def policy_from(
+    data: dict[str, Any], source: str = "file", official: OfficialDays | None = None
+) -> Policy:
+    """Build a policy from parsed TOML; raise PolicyError naming each bad key.
+
+    `official` is the district's calendar file: it comes before the `chinese_calendar` package
+    on the Chinese calendar. A policy that chose "weekdays" has said it wants no official
+    calendar, so the file is left out then (with a warning, as the two settings disagree)."""
     try:
         parsed = PolicyFile.model_validate(data)
     except ValidationError as error:
@@ -355,7 +367,14 @@ def policy_from(data: dict[str, Any], source: str = "file") -> Policy:
             change = getattr(category, name)
             if change is not None:
                 overrides[(code, name)] = _merge(priorities[name], change)
-    base_days: DayCalendar = ChineseWorkdays() if parsed.calendar == "chinese" else Weekdays()
+    if parsed.calendar == "weekdays" and official is not None:
+        log.warning(
+            "The policy's calendar is 'weekdays', so the official calendar in %s is not used",
+            official.source,
+        )
+    base_days: DayCalendar = (
+        ChineseWorkdays(extra=official) if parsed.calendar == "chinese" else Weekdays()
+    )
     days: DayCalendar = base_days
     if parsed.holidays or parsed.workdays:
         days = _Adjusted(base_days, frozenset(parsed.holidays), frozenset(parsed.workdays))
@@ -393,9 +412,14 @@ class _Adjusted:
             return True
         return day not in self.holidays and self.base.is_workday(day)
 
+    def covered_until(self) -> date | None:
+        """The base calendar's: local rest days are given by hand and run out of nothing."""
+        return self.base.covered_until()
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file; PolicyError says what is wrong, one line per problem."""
+
+def load_policy(path: Path, official: OfficialDays | None = None) -> Policy:
+    """Read and validate a policy file; PolicyError says what is wrong, one line per problem.
+    `official` is the district's calendar file, if there is one (`policy_from`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -405,7 +429,7 @@ def load_policy(path: Path) -> Policy:
     except tomllib.TOMLDecodeError as error:
         raise PolicyError(f"{path} is not valid TOML: {error}") from None
     try:
-        return policy_from(data, source=str(path))
+        return policy_from(data, source=str(path), official=official)
     except PolicyError as error:
         raise PolicyError(f"{path}:\n  " + str(error).replace("\n", "\n  ")) from None
 
