@@ -106,7 +106,8 @@ async def test_a_refused_task_card_moves_on_in_the_same_outbox_pass(harness: Har
     harness.sender.blocked.add(WANG)
     await register(harness, RESIDENT)
     shown = await report_need(harness, RESIDENT, text="The kitchen tap leaks")
-    assert "王建华 (grid member) will handle it" in shown[0].text  # routing chose Wang, as the roster says
+    # Routing chose Wang, as the roster says; Telegram then refused his card.
+    assert "王建华 (grid member) will handle it" in shown[0].text
 
     request = await the_request(harness.db)
     li = await staff_by_telegram(harness.db, LI)
