@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run one command; `clock` is the time it runs at (the system's; tests pass their own)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -118,16 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Settings are not valid:\n{error}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(dispatch(args, settings))
+        return asyncio.run(dispatch(args, settings, clock or SystemClock()))
     except KeyboardInterrupt:
         return 130
 
 
-async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -> int:
     if args.verb == "demo":
         from bot.demo import run_demo
 
-        await run_demo(args.lang)
+        await run_demo(args.lang, clock=clock)
         return 0
     if args.verb == "run":
         if settings.bot_token is None:
@@ -135,7 +136,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             if args.demo_if_no_token:
                 from bot.demo import run_demo
 
-                await run_demo("zh")
+                await run_demo("zh", clock=clock)
                 return 0
             return 1
         from bot.app import run_bot
@@ -148,7 +149,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.webhook and not args.webhook.startswith("https://"):
             print("--webhook must be an https:// URL: Telegram only calls https.", file=sys.stderr)
             return 2
-        await run_bot(settings, role=args.role, webhook_url=args.webhook)
+        await run_bot(settings, clock=clock, role=args.role, webhook_url=args.webhook)
         return 0
     db = Database(settings.database_url)
     try:
@@ -164,12 +165,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.verb == "import":
             return await import_command(db, args.directory)
         if args.verb == "invite":
-            return await invite_command(db, args.phone, args.days, args.bot_username)
+            return await invite_command(db, args.phone, args.days, args.bot_username, clock)
         if args.verb == "console":
-            return await console_command(db, settings, args.who, args.lang)
+            return await console_command(db, settings, args.who, args.lang, clock)
         if args.verb == "export":
             return await export_command(
-                db, settings, args.unit, args.period, args.out, args.lang, SystemClock()
+                db, settings, args.unit, args.period, args.out, args.lang, clock
             )
     finally:
         await db.dispose()
@@ -193,8 +194,10 @@ async def import_command(db: Database, directory: Path) -> int:
     return 0
 
 
-async def invite_command(db: Database, phone: str, days: int, bot_username: str) -> int:
-    now = SystemClock().now()
+async def invite_command(
+    db: Database, phone: str, days: int, bot_username: str, clock: Clock | None = None
+) -> int:
+    now = (clock or SystemClock()).now()
     async with db.transaction() as session:
         staff = (await session.exec(select(Staff).where(Staff.phone == phone))).first()
         if staff is None:
@@ -274,7 +277,9 @@ async def export_command(
     return 0
 
 
-async def console_command(db: Database, settings: Settings, who: str, language: str) -> int:
+async def console_command(
+    db: Database, settings: Settings, who: str, language: str, clock: Clock | None = None
+) -> int:
     from bot.channels.console import ChatDriver, run_console
 
     async with db.session() as session:
@@ -299,7 +304,7 @@ async def console_command(db: Database, settings: Settings, who: str, language: 
                 return 1
             user = staff.telegram_id
             print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")
-    driver = ChatDriver(db, SystemClock(), settings.zone, policy=settings.policy)
+    driver = ChatDriver(db, clock or SystemClock(), settings.zone, policy=settings.policy)
     driver.languages[user] = "en" if language == "en" else "zh-hans"
     driver.names[user] = "you"
     await run_console(driver, user)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.channels.console import ChatDriver, Transcript
-from bot.clock import ManualClock
+from bot.clock import Clock, ManualClock, SystemClock
 from bot.domain.calendar import ChineseWorkdays
 from bot.domain.deadlines import DEFAULT_POLICY
 from schedules.sweep import sweep
@@ -40,8 +40,14 @@ def localised(value: Any, language: str) -> str:
 
 
 async def run_demo(
-    language: str = "zh", out: TextIO = sys.stdout, roster_dir: Path | None = None
+    language: str = "zh",
+    out: TextIO = sys.stdout,
+    roster_dir: Path | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> ChatDriver:
+    """Play the scenario. `clock` says when it is played (the system's time unless a test
+    passes its own); the scenario then runs on a clock of its own from `demo_start`."""
     scenario = tomllib.loads(SCENARIO.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="huiyin-demo-") as folder:
         db = Database(f"sqlite+aiosqlite:///{folder}/demo.db")
@@ -50,8 +56,8 @@ async def run_demo(
             summary = await import_roster(db, roster_dir or sample_district_dir())
             print(f"Sample district loaded: {summary}", file=out)
             # The demo's own clock, so that "an hour later" takes no hour.
-            clock = ManualClock(demo_start(datetime.now(UTC)))
-            driver = ChatDriver(db, clock, ZONE)
+            played = ManualClock(demo_start((clock or SystemClock()).now()))
+            driver = ChatDriver(db, played, ZONE)
             telegram_language = "en" if language == "en" else "zh-hans"
             actors: dict[str, int] = {}
             for key, actor in scenario["actors"].items():

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -77,6 +77,13 @@ class Worker:
 
     def build_scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone=self.zone)
+        # The first run of every job is "now" in APScheduler's own time, which is the real
+        # time, not the injected clock's: the scheduler waits for and compares real moments,
+        # while the jobs themselves read `self.clock`. Given an injected moment in the past (a
+        # test's clock, days back), the interval trigger would first step through every
+        # interval missed since then (hundreds of thousands for a 2-second tick); given one in
+        # the future, nothing would run at start at all.
+        start = datetime.now(self.zone)
         for tick in self.ticks:
             scheduler.add_job(
                 self._guarded(tick),
@@ -88,7 +95,7 @@ class Worker:
                 # A tick that starts late (a busy start-up) still runs, once.
                 misfire_grace_time=None,
                 # Run once at start too: after downtime, what fell due runs now, once.
-                next_run_time=self.clock.now(),
+                next_run_time=start,
             )
         for daily in self.dailies:
             scheduler.add_job(
@@ -103,7 +110,7 @@ class Worker:
                 misfire_grace_time=None,
                 # Once at start as well: a bot that was down at that time catches up (the job
                 # knows whether today's run is still to do).
-                next_run_time=self.clock.now(),
+                next_run_time=start,
             )
         return scheduler
 

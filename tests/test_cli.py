@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
 
 from bot.cli import main
-from bot.demo import run_demo
+from bot.clock import ManualClock
+from bot.demo import demo_start, run_demo
 from storage.database import Database
 from storage.models import Invite, Staff
 from storage.roster import sample_district_dir
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def local(month: int, day: int, hour: int) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=ZONE).astimezone(UTC)
+
+
+# When the demo is played (it runs on its own clock from the next working morning after).
+PLAYED = ManualClock(local(12, 2, 23))  # a Wednesday evening
 
 
 @pytest.fixture
@@ -59,7 +73,7 @@ def test_import_then_invite(database_env: str, capsys: pytest.CaptureFixture[str
     assert main(["import", str(sample_district_dir())]) == 0
     assert "26 unchanged" in capsys.readouterr().out
 
-    assert main(["invite", "13800000013", "--bot-username", "@huiyin_bot"]) == 0
+    assert main(["invite", "13800000013", "--bot-username", "@huiyin_bot"], clock=PLAYED) == 0
     out = capsys.readouterr().out
     assert "https://t.me/huiyin_bot?start=i_" in out
 
@@ -72,7 +86,7 @@ def test_import_then_invite(database_env: str, capsys: pytest.CaptureFixture[str
 
     [invite] = asyncio.run(invites())
     assert f"i_{invite.code}" in out
-    assert main(["invite", "19999999999"]) == 1
+    assert main(["invite", "19999999999"], clock=PLAYED) == 1
 
 
 def test_refused_import_writes_nothing(
@@ -94,7 +108,7 @@ def test_refused_import_writes_nothing(
 
 async def test_demo_plays_the_whole_loop() -> None:
     out = io.StringIO()
-    driver = await run_demo("en", out)
+    driver = await run_demo("en", out, clock=PLAYED)
     transcript = out.getvalue()
     assert "Your reference number is HY000001" in transcript
     assert "has been accepted by" in transcript
@@ -111,13 +125,43 @@ async def test_demo_plays_the_whole_loop() -> None:
 
 async def test_demo_in_chinese_reads_in_chinese() -> None:
     out = io.StringIO()
-    await run_demo("zh", out)
+    await run_demo("zh", out, clock=PLAYED)
     transcript = out.getvalue()
     assert "HY000002" in transcript
     assert "Your reference number" not in transcript
 
 
 async def test_demo_database_is_gone_afterwards() -> None:
-    driver = await run_demo("en", io.StringIO())
+    driver = await run_demo("en", io.StringIO(), clock=PLAYED)
     database_file = Path(driver.db.url.split("///")[1])
     assert not await asyncio.to_thread(database_file.exists)
+
+
+@pytest.mark.parametrize(
+    ("played", "starts"),
+    [
+        (local(12, 2, 9), local(12, 2, 10)),  # a working morning: later that morning
+        (local(12, 2, 10), local(12, 3, 10)),  # 10:00 has come: the next working day
+        (local(12, 2, 23), local(12, 3, 10)),  # an evening: the next morning
+        (local(12, 4, 18), local(12, 7, 10)),  # Friday evening: Monday
+        (local(12, 5, 10), local(12, 7, 10)),  # Saturday: Monday
+        (local(9, 30, 12), local(10, 8, 10)),  # before National Day: the first working day after
+    ],
+)
+def test_the_demo_plays_on_the_next_working_morning(played: datetime, starts: datetime) -> None:
+    assert demo_start(played) == starts
+
+
+async def test_the_demo_reads_the_same_whenever_it_is_played() -> None:
+    """Played on a working morning, an evening or a Saturday, the demo tells the same story;
+    only its dates differ (its own clock starts at the next working morning)."""
+
+    async def transcript(played: datetime) -> str:
+        out = io.StringIO()
+        await run_demo("en", out, clock=ManualClock(played))
+        dated = re.sub(r"\d{4}-\d{2}-\d{2}", "<date>", out.getvalue())
+        return re.sub(r"\[photo: [^\]]+\]", "[photo]", dated)  # a temporary file's name
+
+    morning = await transcript(local(12, 2, 9))
+    assert await transcript(local(12, 2, 23)) == morning
+    assert await transcript(local(12, 5, 10)) == morning

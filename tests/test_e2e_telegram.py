@@ -1,22 +1,40 @@
-"""End to end: the real python-telegram-bot stack polls a loopback fake of the Bot API.
+"""End to end: the real python-telegram-bot and aiogram stacks poll a loopback fake of the Bot
+API.
 
 Each test feeds real updates (JSON as Telegram sends it), waits for the bot's calls (never on a
 timer), and checks both what users see and the rows in the database.
+
+The bot runs on an injected clock standing still at one of a few moments, never on the real
+time: each test runs on both frameworks at each moment of `MATRIX` (a working morning after
+the digest time, the same evening in quiet hours, a Saturday), so the outcome does not depend
+on the day and hour the suite is run, and what the bot does at each of those moments is
+checked — the worker's runs at start (the sweep, the morning digest, export jobs) included,
+which the tests wait for before they begin. (The clock stands still, so the people in a test
+have always just written: quiet hours hold nothing back from them here.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
 
+import bot.app
 from bot.app import run_bot
+from bot.clock import ManualClock
 from bot.i18n import translator
 from bot.settings import load_settings
+from schedules.worker import TickJob, Worker
 from storage.database import Database
 from storage.models import OutboxMessage, Request, RequestEvent
 from storage.roster import import_roster, sample_district_dir
@@ -28,13 +46,53 @@ HUANG = 700000008  # grid member, Maojiachong Grid 2 (elder care, family link)
 RESIDENT = 910000001
 SON = 910000002
 
+ZONE = ZoneInfo("Asia/Shanghai")
+FRAMEWORKS = ("ptb", "aiogram")
+# When the bot starts (checked against chinese_calendar: 2 December 2026 is an ordinary working
+# Wednesday, 5 December a Saturday and a rest day).
+MOMENTS = {
+    # after the digest time (08:30) on a working day: the worker's start-up digest goes out
+    "workday-0900": datetime(2026, 12, 2, 9, 0, tzinfo=ZONE),
+    # the same day in quiet hours (21:00-08:00): no digest, residents' notices may wait
+    "workday-2300": datetime(2026, 12, 2, 23, 0, tzinfo=ZONE),
+    # a rest day: no digest; "working day" deadlines count from Monday
+    "saturday-1000": datetime(2026, 12, 5, 10, 0, tzinfo=ZONE),
+    # an ordinary working morning, for tests whose subject does not change with the hour
+    "workday-1000": datetime(2026, 12, 2, 10, 0, tzinfo=ZONE),
+}
+# The moments every end-to-end test runs at, unless it names its own.
+MATRIX = ("workday-0900", "workday-2300", "saturday-1000")
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a test starts the bot: which framework, and the moment its clock stands at."""
+
+    framework: str
+    moment: str  # a key of MOMENTS
+
+    @property
+    def at(self) -> datetime:
+        return MOMENTS[self.moment].astimezone(UTC)
+
+
+def starts(*moments: str) -> list[Any]:
+    """Parameters for `start` (or the `running` fixture): each framework at each of `moments`
+    (by default the `MATRIX`), with readable ids such as `ptb-workday-0900`."""
+    return [
+        pytest.param(Start(framework, moment), id=f"{framework}-{moment}")
+        for framework in FRAMEWORKS
+        for moment in moments or MATRIX
+    ]
+
 
 @dataclass
 class Running:
     fake: FakeBotApi
     db: Database
+    clock: ManualClock
     stop_event: asyncio.Event
-    bot: asyncio.Task[None]
+    bot: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
         """Stop the bot gracefully: a delivery under way finishes and is recorded first.
@@ -42,12 +100,72 @@ class Running:
         The fake sees a message before the sender has written "sent" on its row, so a test
         that reads the outbox stops the bot first rather than racing the sender.
         """
+        assert self.bot is not None
         self.stop_event.set()
         await asyncio.wait_for(self.bot, 30)
 
 
-@pytest.fixture(params=["ptb", "aiogram"])
-async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+Prepare = Callable[[Running], Awaitable[object]]
+
+
+class StartUp:
+    """Watches the worker `run_bot` builds (through `bot.app.build_worker`), changing nothing it
+    does: `settled()` waits until each of its jobs (the sweep, the digest, export jobs) has
+    finished its run at start and what they wrote to the outbox has been delivered."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self._first_runs_left: set[str] = set()
+        self._first_runs_done = asyncio.Event()
+        self._build = bot.app.build_worker
+
+    def build_worker(self, *args: Any, **kwargs: Any) -> Worker:
+        worker = self._build(*args, **kwargs)
+        worker.ticks = [
+            dataclasses.replace(t, job=self._watch(t.name, t.job)) for t in worker.ticks
+        ]
+        worker.dailies = [
+            dataclasses.replace(d, job=self._watch(d.name, d.job)) for d in worker.dailies
+        ]
+        self._first_runs_left = {job.name for job in [*worker.ticks, *worker.dailies]}
+        self.worker = worker
+        return worker
+
+    def _watch(self, name: str, job: TickJob) -> TickJob:
+        async def run() -> object:
+            try:
+                return await job()
+            finally:
+                self._first_runs_left.discard(name)
+                if not self._first_runs_left:
+                    self._first_runs_done.set()
+
+        return run
+
+    async def settled(self) -> None:
+        await asyncio.wait_for(self._first_runs_done.wait(), 30)
+        await self.deliver()
+
+    async def deliver(self) -> None:
+        """Deliver what is due now, as the worker would at its next wake-up (waiting for a
+        delivery under way first)."""
+        assert self.worker is not None
+        await asyncio.wait_for(self.worker.outbox.deliver_due(), 30)
+
+
+@asynccontextmanager
+async def bot_running(
+    tmp_path: Path, start: Start, prepare: Prepare | None = None
+) -> AsyncIterator[Running]:
+    """The real bot (`run_bot`, with its worker) polling the fake Bot API, on a database with
+    the sample district, its clock standing at `start.at`.
+
+    `prepare` fills the database (or tells the fake about chats) before the bot starts, so the
+    worker's runs at start (the sweep, the digest) see it. The test begins once those runs are
+    over and what they sent has gone out, so that what the bot does at start never races the
+    test. On leaving, what is due is delivered, the bot is stopped, and it must have sent
+    nothing that Telegram refused.
+    """
     url = f"sqlite+aiosqlite:///{tmp_path}/e2e.db"
     db = Database(url)
     await db.upgrade()
@@ -59,21 +177,39 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             bot_token=fake.token,
             telegram_api_url=api_url,
             database_url=url,
-            framework=request.param,
+            framework=start.framework,
             outbox_interval_seconds=0.5,
             send_rate_per_chat=100.0,
         )
-        stop = asyncio.Event()
-        bot = asyncio.create_task(run_bot(settings, stop=stop))
-        await fake.wait_until_polling()
+        running = Running(fake, db, ManualClock(start.at), asyncio.Event())
+        if prepare is not None:
+            await prepare(running)
+        startup = StartUp()
         try:
-            yield Running(fake, db, stop, bot)
+            with mock.patch.object(bot.app, "build_worker", startup.build_worker):
+                running.bot = asyncio.create_task(
+                    run_bot(settings, stop=running.stop_event, clock=running.clock)
+                )
+                await fake.wait_until_polling()
+                await startup.settled()
+            yield running
+            if not running.bot.done():  # the test did not stop it: what is due goes out first
+                await startup.deliver()
         finally:
-            stop.set()
-            await asyncio.wait_for(bot, 30)
+            running.stop_event.set()
+            if running.bot is not None:
+                await asyncio.wait_for(running.bot, 30)
             refused = [c for c in fake.calls if not c.ok and c.method != "getUpdates"]
             assert not refused, f"the bot sent what Telegram refuses:\n{fake.dump_calls()}"
     await db.dispose()
+
+
+@pytest.fixture(params=starts())
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    """The bot, running; on each framework at each moment of `MATRIX`, unless a test
+    parametrizes it (indirectly) with `starts(...)`."""
+    async with bot_running(tmp_path, request.param) as started:
+        yield started
 
 
 def chat_of(call: RecordedCall) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from storage.database import Database
 from storage.models import ExportJob, OutboxMessage
 from storage.roster import sample_district_dir
 from tests.harness import Harness
-from tests.test_e2e_telegram import Running, chat_of, running  # noqa: F401 - the fixture
+from tests.test_e2e_telegram import Running, Start, bot_running, chat_of, starts
 from tests.test_ledger import (  # noqa: F401 - the fixture
     NOW,
     ZONE,
@@ -323,10 +323,14 @@ def test_the_terminal_refuses_bad_arguments(
     cli_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "ledger.xlsx"
-    assert main(["export", "--unit", "QS-NOPE", "--period", "2026-11", "--out", str(out)]) == 1
+
+    def export(*args: str) -> int:
+        return main(["export", *args, "--out", str(out)], clock=ManualClock(NOW))
+
+    assert export("--unit", "QS-NOPE", "--period", "2026-11") == 1
     assert "--unit 'QS-NOPE'" in capsys.readouterr().err
-    assert main(["export", "--unit", "QS-JB-TH-01", "--out", str(out)]) == 1  # a grid
-    assert main(["export", "--unit", "QS", "--period", "2026-13", "--out", str(out)]) == 2
+    assert export("--unit", "QS-JB-TH-01") == 1  # a grid
+    assert export("--unit", "QS", "--period", "2026-13") == 2
     assert "--period '2026-13'" in capsys.readouterr().err
     assert not out.exists()
     missing = tmp_path / "no-such-folder" / "ledger.xlsx"
@@ -340,25 +344,34 @@ def test_the_terminal_refuses_bad_arguments(
 # Through Telegram ---------------------------------------------------------------------------------
 
 
-async def test_the_file_arrives_through_telegram(
-    running: Running,  # noqa: F811 - the fixture imported above
-) -> None:
-    """The real python-telegram-bot and aiogram stacks upload the workbook with sendDocument."""
-    fake, db = running.fake, running.db
-    fake.known_chat(WANG)  # the grid member gets the task card
-    now = datetime.now(UTC)
-    resident = await account(db, 900001, "Li Ming", "QS-JB-TH-01", now)
-    request_id = await submit(db, now, resident, grid="QS-JB-TH-01", phone="13800001111")
-    today = now.astimezone(ZONE).date().isoformat()
-    mark = len(fake.calls)
-    fake.push_text(XU, "/export today", language_code="en")
-    call = await fake.wait_for("sendDocument", lambda c: chat_of(c) == XU, after=mark)
-    assert call.ok
-    document = fake.messages(XU)[-1]
-    assert document.kind == "document"
-    assert document.plain_text.startswith(f"📒 Ledger of Tianhe Community, {today}: 1 request.")
-    upload = fake.file_of(document)
-    assert upload.file_name == f"huiyin-ledger-QS-JB-TH-{today}.xlsx"
-    rows = list(load_workbook(io.BytesIO(upload.content)).worksheets[0].iter_rows(values_only=True))
-    assert rows[0][0] == "Reference no." and len(rows) == 2
-    assert (rows[1][0], rows[1][8]) == (ref(request_id), "138****1111")  # Wang holds it
+@pytest.mark.parametrize("start", starts())
+async def test_the_file_arrives_through_telegram(tmp_path: Path, start: Start) -> None:
+    """The real python-telegram-bot and aiogram stacks upload the workbook with sendDocument,
+    at each moment of the matrix. The request is there when the bot starts (so a working
+    morning's start-up digest counts it as new)."""
+    made: dict[str, int] = {}
+
+    async def one_request(running: Running) -> None:
+        running.fake.known_chat(WANG)  # the grid member gets the task card
+        now = running.clock.now()
+        resident = await account(running.db, 900001, "Li Ming", "QS-JB-TH-01", now)
+        made["request"] = await submit(
+            running.db, now, resident, grid="QS-JB-TH-01", phone="13800001111"
+        )
+
+    async with bot_running(tmp_path, start, one_request) as running:
+        fake = running.fake
+        today = running.clock.now().astimezone(ZONE).date().isoformat()
+        mark = len(fake.calls)
+        fake.push_text(XU, "/export today", language_code="en")
+        call = await fake.wait_for("sendDocument", lambda c: chat_of(c) == XU, after=mark)
+        assert call.ok
+        document = fake.messages(XU)[-1]
+        assert document.kind == "document"
+        assert document.plain_text.startswith(f"📒 Ledger of Tianhe Community, {today}: 1 request.")
+        upload = fake.file_of(document)
+        assert upload.file_name == f"huiyin-ledger-QS-JB-TH-{today}.xlsx"
+        book = load_workbook(io.BytesIO(upload.content))
+        rows = list(book.worksheets[0].iter_rows(values_only=True))
+        assert rows[0][0] == "Reference no." and len(rows) == 2
+        assert (rows[1][0], rows[1][8]) == (ref(made["request"]), "138****1111")  # Wang holds it

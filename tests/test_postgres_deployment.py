@@ -27,7 +27,7 @@ from storage.outbox import enqueue
 from storage.roster import import_roster, sample_district_dir
 from tests.conftest import POSTGRES_URL, postgres_database
 from tests.fake_bot_api import FakeBotApi
-from tests.test_webhook import pushed, replica
+from tests.test_webhook import STARTED_AT, pushed, replica
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="HUIYIN_TEST_POSTGRES_URL is not set")
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -158,12 +158,13 @@ async def test_two_active_workers_never_send_a_row_twice(pg_url: str) -> None:
 
 
 async def test_two_web_replicas_in_alternation_keep_one_conversation(pg_url: str) -> None:
+    clock = ManualClock(STARTED_AT)  # one time for the whole deployment, not the real one
     async with (
         FakeBotApi() as fake,
-        replica(fake, pg_url, "ptb", role="web") as first,
-        replica(fake, pg_url, "aiogram", role="web") as second,
+        replica(fake, pg_url, "ptb", role="web", clock=clock) as first,
+        replica(fake, pg_url, "aiogram", role="web", clock=clock) as second,
         # A slow outbox tick: replies arrive promptly only if the NOTIFY wakes the worker.
-        replica(fake, pg_url, "ptb", role="worker", outbox_interval=60) as _worker,
+        replica(fake, pg_url, "ptb", role="worker", outbox_interval=60, clock=clock) as _worker,
     ):
         resident = 930000001
         replicas = [first, second]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +25,7 @@ from storage.database import Database
 from storage.models import Unit
 from tests.harness import Harness
 from tests.test_conversation_onboarding import register
-from tests.test_e2e_telegram import Running, User, running  # noqa: F401 - the fixture
+from tests.test_e2e_telegram import Running, Start, User, bot_running, starts
 from tests.test_metrics import HOUR, owner, request
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -278,16 +279,25 @@ async def test_without_a_chinese_font_the_chart_is_in_english(
     assert len(warnings) == 1  # once, however many charts
 
 
-async def test_chart_photo_arrives_through_telegram(running: Running) -> None:  # noqa: F811
-    await prepare(running.db)
-    officer = User(running.fake, HU, language="zh-hans")
-    await officer.say("/start", "")
-    mark = len(running.fake.calls)
-    running.fake.push_text(HU, "/stats 2026-11", language_code="zh-hans")
-    await officer.expect("江北街道", after=mark)
-    call = await running.fake.wait_for("sendPhoto", after=mark)
-    assert call.ok
-    photo = running.fake.messages(HU)[-1]
-    assert (photo.kind, photo.plain_text) == ("photo", "江北街道 · 2026-11")
-    uploaded = running.fake.file_of(photo)
-    assert uploaded.content.startswith(PNG) and uploaded.file_name == "stats-QS-JB-2026-11.png"
+@pytest.mark.parametrize("start", starts())
+async def test_chart_photo_arrives_through_telegram(tmp_path: Path, start: Start) -> None:
+    """Through the real stacks, at each moment of the matrix. November's requests are in the
+    database when the bot starts, so on a working morning its start-up digest has something
+    to say to the Jiangbei coordinators and town officer (none of whom has opened the bot)."""
+
+    async def november(running: Running) -> None:
+        await prepare(running.db)
+
+    async with bot_running(tmp_path, start, november) as running:
+        officer = User(running.fake, HU, language="zh-hans")
+        await officer.say("/start", "")
+        mark = len(running.fake.calls)
+        running.fake.push_text(HU, "/stats 2026-11", language_code="zh-hans")
+        await officer.expect("江北街道", after=mark)
+        call = await running.fake.wait_for("sendPhoto", after=mark)
+        assert call.ok
+        photo = running.fake.messages(HU)[-1]
+        assert (photo.kind, photo.plain_text) == ("photo", "江北街道 · 2026-11")
+        uploaded = running.fake.file_of(photo)
+        assert uploaded.content.startswith(PNG)
+        assert uploaded.file_name == "stats-QS-JB-2026-11.png"

@@ -371,10 +371,10 @@ async def test_restart_after_downtime_runs_each_due_action_once(
     assert restarted.outbox.wake.is_set()
 
 
-async def test_the_worker_sweeps_once_as_it_starts(db: Database) -> None:
-    """Through APScheduler itself: the tick runs at start, not once per missed interval."""
-    clock = ManualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
-    request_id = await submit(db, clock, category="safety")  # due an hour later
+async def test_the_worker_sweeps_once_as_it_starts(db: Database, clock: ManualClock) -> None:
+    """Through APScheduler itself: the tick runs at start, once, on the injected clock, however
+    far that clock is from the real time APScheduler keeps."""
+    request_id = await submit(db, clock, category="safety")  # Monday 10:00, due at 11:00
     settings = load_settings(_env_file=None, database_url=db.url)
     sender = MemorySender()
     worker = build_worker(db, sender, clock, settings)
@@ -391,9 +391,7 @@ async def test_the_worker_sweeps_once_as_it_starts(db: Database) -> None:
 
     worker.ticks = [observed(t) if t.name == "sweep" else t for t in worker.ticks]
     stop = asyncio.Event()
-    # The bot was down for three hours. APScheduler keeps its own (real) time and drops a run
-    # more than a second late, so the injected clock starts the worker at the real "now".
-    clock.set(datetime.now(UTC))
+    clock.advance(timedelta(hours=3))  # the bot was down for three hours
     running = asyncio.create_task(worker.run(stop))
     try:
         await asyncio.wait_for(ran.wait(), timeout=20)
@@ -405,11 +403,33 @@ async def test_the_worker_sweeps_once_as_it_starts(db: Database) -> None:
     assert await actions(db, request_id) == ["create", "route", "escalate"]
 
 
-async def test_stopping_the_worker_waits_for_the_ticks_under_way(db: Database) -> None:
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(2000, 1, 3, 2, 0, tzinfo=UTC), datetime(2100, 1, 4, 2, 0, tzinfo=UTC)],
+    ids=["clock-in-the-past", "clock-in-the-future"],
+)
+async def test_the_first_runs_are_at_the_real_now_whatever_the_clock_says(
+    db: Database, moment: datetime
+) -> None:
+    """APScheduler waits in real time, so each job's first run is the real "now", not the
+    injected clock's: from a clock years back it would otherwise step through every interval
+    since then before running, and from one ahead it would not run at start at all."""
+    worker = build_worker(db, MemorySender(), ManualClock(moment), load_settings(_env_file=None))
+    before = datetime.now(UTC)
+    scheduler = worker.build_scheduler()
+    after = datetime.now(UTC)
+    first_runs = {job.id: job.next_run_time for job in scheduler.get_jobs()}
+    assert set(first_runs) == {"sweep", "digest", "exports"}
+    for first in first_runs.values():
+        assert before <= first <= after
+
+
+async def test_stopping_the_worker_waits_for_the_ticks_under_way(
+    db: Database, clock: ManualClock
+) -> None:
     """A tick still running when the worker stops is finished before the worker returns, not
     left behind to meet a closed database (which once hung the test run at the event loop's
     close)."""
-    clock = ManualClock(datetime.now(UTC))
     worker = build_worker(db, MemorySender(), clock, load_settings(_env_file=None))
     started, release = asyncio.Event(), asyncio.Event()
     returned: list[bool] = []

@@ -25,7 +25,7 @@ from storage.database import Database
 from storage.models import OutboxMessage
 from storage.outbox import enqueue
 from tests.fake_bot_api import FakeBotApi
-from tests.test_e2e_telegram import Running, running  # noqa: F401 - the fixture
+from tests.test_e2e_telegram import Running, running, starts  # noqa: F401 - the fixture
 
 CHAT = 910000001
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -138,6 +138,8 @@ async def test_fake_bot_api_refuses_a_photo_that_is_not_an_image() -> None:
         }
 
 
+# Whatever the hour, files go out the same way: one working morning, on both frameworks.
+@pytest.mark.parametrize("running", starts("workday-1000"), indirect=True)
 async def test_photo_and_document_from_bytes_arrive_through_telegram(
     running: Running,  # noqa: F811 - the fixture imported above
 ) -> None:
@@ -155,7 +157,7 @@ async def test_photo_and_document_from_bytes_arrive_through_telegram(
                 upload_name="stats.png",
                 upload_bytes=png,
             ),
-            datetime.now(UTC),
+            running.clock.now(),
         )
         enqueue(
             session,
@@ -167,7 +169,7 @@ async def test_photo_and_document_from_bytes_arrive_through_telegram(
                 upload_name="report.xlsx",
                 upload_bytes=XLSX_BYTES,
             ),
-            datetime.now(UTC),
+            running.clock.now(),
         )
     photo_call = await fake.wait_for("sendPhoto", after=mark)
     document_call = await fake.wait_for("sendDocument", after=mark)

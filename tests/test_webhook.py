@@ -8,8 +8,10 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -18,6 +20,7 @@ from sqlmodel import select
 
 from bot.app import Role, run_bot
 from bot.channels.webhook import SECRET_HEADER, derive_secret
+from bot.clock import ManualClock
 from bot.settings import load_settings
 from storage.database import Database
 from storage.models import InboxUpdate
@@ -26,6 +29,9 @@ from tests.fake_bot_api import FakeBotApi
 
 PUBLIC_URL = "https://huiyin.example.invalid/telegram/hook"
 RESIDENT = 920000001
+# Replicas run on an injected clock standing at an ordinary working morning (Wednesday), never
+# on the real time, so nothing here changes with the day or hour the tests run.
+STARTED_AT = datetime(2026, 12, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def free_port() -> int:
@@ -58,7 +64,12 @@ class Replica:
 
 @asynccontextmanager
 async def replica(
-    fake: FakeBotApi, url: str, framework: str, role: Role = "all", outbox_interval: float = 0.5
+    fake: FakeBotApi,
+    url: str,
+    framework: str,
+    role: Role = "all",
+    outbox_interval: float = 0.5,
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[Replica]:
     port = free_port()
     settings = load_settings(
@@ -74,7 +85,15 @@ async def replica(
     )
     stop = asyncio.Event()
     mark = len(fake.calls)
-    task = asyncio.create_task(run_bot(settings, stop=stop, role=role, webhook_url=PUBLIC_URL))
+    task = asyncio.create_task(
+        run_bot(
+            settings,
+            stop=stop,
+            clock=clock or ManualClock(STARTED_AT),
+            role=role,
+            webhook_url=PUBLIC_URL,
+        )
+    )
     # A web replica is ready once it has set the webhook; a worker once it has met the bot.
     await fake.wait_for("getMe" if role == "worker" else "setWebhook", after=mark)
     async with aiohttp.ClientSession() as http:
