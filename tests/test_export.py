@@ -26,6 +26,7 @@ from schedules.exports import run_exports
 from storage.database import Database
 from storage.models import ExportJob, OutboxMessage
 from storage.roster import sample_district_dir
+from tests.conftest import everyone_opened
 from tests.harness import Harness
 from tests.test_e2e_telegram import Running, Start, bot_running, chat_of, starts
 from tests.test_ledger import (  # noqa: F401 - the fixture
@@ -286,6 +287,7 @@ async def cli_export(url: str, *args: str) -> int:
     parsed = build_parser().parse_args(["export", *args])
     db = Database(url)
     try:
+        await everyone_opened(db)
         ids = await make_district(db)
         assert ids
         return await export_command(

@@ -25,6 +25,7 @@ from schedules.worker import Tick
 from storage.database import Database
 from storage.models import Account, Beneficiary, OutboxMessage, Request, RequestEvent, Staff
 from storage.roster import import_roster, sample_district_dir
+from tests.conftest import everyone_opened
 
 ZONE = ZoneInfo("Asia/Shanghai")
 POLICY = DEFAULT_POLICY
@@ -259,6 +260,7 @@ async def test_a_closed_request_has_nothing_due(db: Database, clock: ManualClock
 async def prepared(db: Database) -> Database:
     await db.upgrade()
     await import_roster(db, sample_district_dir())
+    await everyone_opened(db)
     return db
 
 
