@@ -1,18 +1,38 @@
-"""What the python-telegram-bot and aiogram channels share: reading a user's action out of an
-update, and delivering through the Bot API.
+"""The shape every Telegram channel shares, written once; a framework's file adds only what it
+does differently.
 
-Both frameworks model Telegram's objects with the same field names, so these functions take
-either framework's objects; each channel adds only what its framework does differently (finding
-the command entity, telling attachments apart, building keyboards, mapping errors).
+A channel reads a framework's updates into the channel-neutral `Inbound`, hands each to a
+`handle` coroutine, and delivers `Outbound` messages (the `Sender` protocol). python-telegram-bot
+and aiogram model the Bot API's objects and methods with the same names, so most of that lives
+here and takes either framework's objects:
+
+- reading an update: `read_update`, `inbound_from_message`, `inbound_from_callback`;
+- handling it: `handle_inbound` (a failure is logged; a button press is always answered);
+- delivering: `BotApiSender` (HTML, Telegram's limits, which keyboard a message carries,
+  captions, uploads, the command menu) and what a failed call means (`Failure`,
+  `delivery_error`: retry, not modified, refused, blocked);
+- running: `BotApiApp` (one update fed through the framework, the webhook) and `run_polling`
+  (the order every polling run follows).
+
+A framework's file (`telegram_ptb`, `telegram_aiogram`) writes the rest: finding the command
+entity and telling attachments apart; a `BotApiSender` subclass with small factories (buttons,
+keyboards, an upload, a BotCommand) and the table of which of its exceptions mean what; a
+`BotApiApp` subclass that feeds its dispatcher and fetches updates; and how to build and open
+its bot. A third Bot API framework writes the same. A channel that is not Telegram (a web chat,
+WeChat) implements `Sender`, reads its events into `Inbound` and hands them on with
+`handle_inbound`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
 from bot.channels.types import (
@@ -20,13 +40,49 @@ from bot.channels.types import (
     MAX_CAPTION,
     MAX_TEXT,
     DeliveryRefused,
+    DeliveryRetry,
+    HandleResult,
     Inbound,
+    NotModified,
     Outbound,
+    Sender,
 )
 
 logger = logging.getLogger(__name__)
 
 HTML = "HTML"
+# The updates a conversation sees; polling and the webhook ask Telegram for these alone.
+ALLOWED_UPDATES = ("message", "callback_query")
+
+Handle = Callable[[Inbound], Awaitable[HandleResult]]
+
+
+# --------------------------------------------------------------------------------------------
+# Inbound
+
+
+def read_update(
+    update: Any,
+    leading_command: Callable[[Any], tuple[str, str] | None],
+    has_attachment: Callable[[Any], bool],
+) -> Inbound | None:
+    """The user action in a framework's `update`, or None for updates a conversation does not
+    see: edited messages, channel posts and service messages (members joining, pins, ...).
+
+    `leading_command` finds a message's command (`/name@bot` and the rest) and `has_attachment`
+    tells an attachment from a service message, the two things the frameworks do differently.
+    """
+    if update.callback_query is not None:
+        return inbound_from_callback(update.update_id, update.callback_query)
+    message = update.message
+    if message is None or message.from_user is None:
+        return None
+    return inbound_from_message(
+        update.update_id,
+        message,
+        leading_command(message),
+        has_attachment=has_attachment(message),
+    )
 
 
 def inbound_from_message(
@@ -93,29 +149,100 @@ def inbound_from_callback(update_id: int, query: Any) -> Inbound:
     )
 
 
+async def handle_inbound(inbound: Inbound | None, handle: Handle, sender: Sender) -> None:
+    """Hand one user action to `handle`. A failure is logged, not raised, so the updates after
+    it are still handled; a button press is always answered (with no text when `handle` gives
+    none, or failed) so the spinner stops, and a failed answer is only logged."""
+    if inbound is None:
+        return
+    result = HandleResult()
+    try:
+        result = await handle(inbound)
+    except Exception:
+        logger.exception("handling update %s (%s) failed", inbound.update_id, inbound.kind)
+    if inbound.kind != "button":
+        return
+    try:
+        await sender.answer_callback(
+            inbound.callback_id, result.callback_answer, result.callback_alert
+        )
+    except (DeliveryRetry, DeliveryRefused, NotModified) as error:
+        logger.warning("answering callback %s failed: %s", inbound.callback_id, error)
+
+
+# --------------------------------------------------------------------------------------------
+# Failures
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What one of a framework's exceptions means for delivery: `verdict` is "retry" (network,
+    5xx, 429 with `retry_after` seconds, anything unknown), "bad request" (a 400), "blocked"
+    (a 403: the user blocked the bot) or "refused" (a bad token, a migrated group).
+    `description` is the server's reason as python-telegram-bot words it, so both channels
+    record the same reason for the same refusal."""
+
+    verdict: Literal["retry", "bad request", "blocked", "refused"]
+    description: str
+    retry_after: float | None = None
+
+
+def delivery_error(action: str, failure: Failure) -> DeliveryRetry | DeliveryRefused | NotModified:
+    """The channel-neutral exception the outbox understands for a failed `action`: an edit
+    to the content already shown is NotModified, any other bad request is refused."""
+    reason = f"{action}: {failure.description}"
+    if failure.verdict == "retry":
+        return DeliveryRetry(reason, after=failure.retry_after)
+    not_modified = "message is not modified" in failure.description.lower()
+    if failure.verdict == "bad request" and not_modified:
+        return NotModified(failure.description)
+    return DeliveryRefused(reason, blocked=failure.verdict == "blocked")
+
+
+# --------------------------------------------------------------------------------------------
+# Outbound
+
+
 class BotApiSender(ABC):
     """Delivers `Outbound` messages through a framework's bot (the `Sender` protocol).
 
     python-telegram-bot and aiogram name the Bot API's methods and parameters alike, so the
     delivery rules live here once: HTML parse mode, text never over Telegram's limits, buttons
-    on the last message, a caption that does not fit sent as a text of its own. A subclass
-    says how its framework builds keyboards and which of its errors mean retry or refusal.
+    on the last message, a caption that does not fit sent as a text of its own, which keyboard
+    a message carries. A subclass builds its framework's objects (the factories below) and says
+    which of its errors mean what (`api_errors`, `failure`).
     """
+
+    # The framework's exceptions `failure` reads; any other exception passes through.
+    api_errors: ClassVar[tuple[type[Exception], ...]]
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
     @abstractmethod
-    def reply_markup(self, message: Outbound) -> Any:
-        """Inline buttons, a contact-request keyboard, a keyboard removal, or None."""
+    def failure(self, error: Exception) -> Failure:
+        """What `error` (one of `api_errors`) means: the framework's mapping table."""
 
     @abstractmethod
-    def inline_keyboard(self, message: Outbound) -> Any:
-        """The inline buttons alone (an edit cannot carry a reply keyboard)."""
+    def url_button(self, text: str, url: str) -> Any:
+        """An inline button that opens `url`."""
 
     @abstractmethod
-    def delivery_errors(self, action: str) -> AbstractContextManager[None]:
-        """Turn the framework's errors into DeliveryRetry / DeliveryRefused / NotModified."""
+    def callback_button(self, text: str, data: str) -> Any:
+        """An inline button whose press comes back with `data`."""
+
+    @abstractmethod
+    def inline_markup(self, rows: list[list[Any]]) -> Any:
+        """Rows of inline buttons as the framework's InlineKeyboardMarkup."""
+
+    @abstractmethod
+    def contact_keyboard(self, label: str) -> Any:
+        """A reply keyboard of one button that shares the user's phone number: resized, gone
+        after one use."""
+
+    @abstractmethod
+    def keyboard_removal(self) -> Any:
+        """The framework's ReplyKeyboardRemove."""
 
     @abstractmethod
     def input_file(self, name: str, content: bytes) -> Any:
@@ -124,6 +251,47 @@ class BotApiSender(ABC):
     @abstractmethod
     def bot_command(self, name: str, description: str) -> Any:
         """The framework's BotCommand."""
+
+    @contextlib.contextmanager
+    def delivery_errors(self, action: str) -> Iterator[None]:
+        """Turn the framework's errors into DeliveryRetry / DeliveryRefused / NotModified."""
+        try:
+            yield
+        except self.api_errors as error:
+            raise delivery_error(action, self.failure(error)) from error
+
+    def inline_keyboard(self, message: Outbound) -> Any:
+        """The inline buttons alone, or None (an edit cannot carry a reply keyboard)."""
+        if not message.buttons:
+            return None
+        return self.inline_markup(
+            [
+                [
+                    self.url_button(button.text, button.url)
+                    if button.url
+                    else self.callback_button(button.text, button.data)
+                    for button in row
+                ]
+                for row in message.buttons
+            ]
+        )
+
+    def reply_markup(self, message: Outbound) -> Any:
+        """Inline buttons, a contact-request keyboard, a keyboard removal, or None."""
+        inline = self.inline_keyboard(message)
+        if inline is not None:
+            if message.request_contact or message.remove_keyboard:
+                # A message carries one markup; the inline buttons are what the card needs.
+                logger.warning(
+                    "chat %s: inline buttons win over the reply keyboard on one message",
+                    message.chat_id,
+                )
+            return inline
+        if message.request_contact:
+            return self.contact_keyboard(message.request_contact)
+        if message.remove_keyboard:
+            return self.keyboard_removal()
+        return None
 
     async def introduce(self, menus: Mapping[str | None, Sequence[tuple[str, str]]]) -> str:
         """Set the command menu Telegram shows, per language (None: everyone else), and return
@@ -227,3 +395,55 @@ class BotApiSender(ABC):
         if caption_fits:
             return sent.message_id
         return await self._send_text(message.chat_id, message.text, markup)
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+SenderT = TypeVar("SenderT", bound=BotApiSender)
+
+
+class BotApiApp(ABC, Generic[SenderT]):
+    """A framework's bot, initialised: fed one update at a time by a webhook replica (the
+    `webhook.TelegramApp` protocol), or fetching its own updates in `run_polling`."""
+
+    sender: SenderT
+
+    @abstractmethod
+    async def feed(self, payload: dict[str, Any]) -> None:
+        """Handle one update as Telegram sent it, through the whole framework."""
+
+    @abstractmethod
+    def handling(self) -> AbstractAsyncContextManager[None]:
+        """While inside, updates `poll` fetches are handled strictly one at a time, in order;
+        leaving waits until every update fetched so far has been handled."""
+
+    @abstractmethod
+    async def poll(self, stop: asyncio.Event, poll_timeout: int) -> None:
+        """Long-poll getUpdates (`poll_timeout` seconds a call, `ALLOWED_UPDATES` only) until
+        `stop` is set, queueing what comes for `handling`, and confirm to Telegram what was
+        fetched before returning."""
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self.sender.bot.set_webhook(
+            url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)
+        )
+
+
+async def run_polling(
+    opening: AbstractAsyncContextManager[BotApiApp[SenderT]],
+    *,
+    on_started: Callable[[SenderT], Awaitable[None]] | None,
+    stop: asyncio.Event,
+    poll_timeout: int,
+) -> None:
+    """Long-poll until `stop` is set, handing each update to the app's `handle` in order.
+
+    Runs in the caller's event loop. Opening the app calls getMe (a bad token fails there);
+    `on_started` gets the sender before the first update is fetched, so `handle` can rely on
+    whatever it sets up; on stop every update already fetched is handled before this returns.
+    """
+    async with opening as app, app.handling():
+        if on_started is not None:
+            await on_started(app.sender)
+        await app.poll(stop, poll_timeout)

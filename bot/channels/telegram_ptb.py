@@ -1,13 +1,10 @@
-"""The Telegram channel over python-telegram-bot (22.x).
+"""The Telegram channel over python-telegram-bot (22.x): what this framework does differently
+from the shape in `bot.channels.telegram_common`.
 
-Three pieces: `inbound_from_update` turns a PTB `Update` into the channel-neutral `Inbound`;
-`PtbSender` delivers `Outbound` messages through a `telegram.Bot` and turns PTB's errors into
-`DeliveryRetry` / `DeliveryRefused` / `NotModified`; `run_ptb_polling` runs long polling in the
-caller's event loop and feeds every update, one at a time, to a `handle` coroutine.
-
-Texts are Telegram HTML. The sender never lets a text past Telegram's limits: a caption that
-is too long becomes a separate message, and a text over 4096 visible characters is cut at a
-place that keeps the HTML well-formed.
+`inbound_from_update` reads a PTB `Update` (PTB finds the command entity and the attachment);
+`PtbSender` builds PTB's keyboards, uploads and commands and maps PTB's exceptions (its table
+is the reference aiogram's follows); `PtbApp` feeds PTB's `Application` and polls with its
+`Updater`; `open_ptb_app` and `run_ptb_polling` are the entry points.
 """
 
 from __future__ import annotations
@@ -15,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dtm
-import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from telegram import (
@@ -39,25 +34,24 @@ from telegram.error import (
     ChatMigrated,
     Forbidden,
     InvalidToken,
-    NetworkError,
     RetryAfter,
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.telegram_common import BotApiSender, inbound_from_callback, inbound_from_message
-from bot.channels.types import (
-    DeliveryRefused,
-    DeliveryRetry,
-    HandleResult,
-    Inbound,
-    NotModified,
-    Outbound,
+from bot.channels.telegram_common import (
+    ALLOWED_UPDATES,
+    BotApiApp,
+    BotApiSender,
+    Failure,
+    Handle,
+    handle_inbound,
+    read_update,
+    run_polling,
 )
+from bot.channels.types import Inbound
 
-logger = logging.getLogger(__name__)
-
-ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+PtbApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,20 +59,9 @@ ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
 def inbound_from_update(update: Update) -> Inbound | None:
-    """The user action in `update`, or None for updates a conversation does not see.
-
-    Edited messages, channel posts and service messages (members joining, pins, ...) are None.
-    """
-    if update.callback_query is not None:
-        return inbound_from_callback(update.update_id, update.callback_query)
-    message = update.message
-    if message is None or message.from_user is None:
-        return None
-    return inbound_from_message(
-        update.update_id,
-        message,
-        _leading_command(message),
-        has_attachment=message.effective_attachment is not None,
+    """The user action in `update`, or None (see `telegram_common.read_update`)."""
+    return read_update(
+        update, _leading_command, lambda message: message.effective_attachment is not None
     )
 
 
@@ -108,77 +91,43 @@ def _retry_after_seconds(error: RetryAfter) -> float:
     return float(value)
 
 
-@contextlib.contextmanager
-def _delivery_errors(action: str) -> Iterator[None]:
-    """Turn PTB's exceptions into the channel-neutral ones the outbox understands."""
-    try:
-        yield
-    except RetryAfter as error:
-        raise DeliveryRetry(f"{action}: {error}", after=_retry_after_seconds(error)) from error
-    except BadRequest as error:  # before NetworkError: PTB makes BadRequest a NetworkError
-        if "message is not modified" in error.message.lower():
-            raise NotModified(error.message) from error
-        raise DeliveryRefused(f"{action}: {error.message}") from error
-    except Forbidden as error:
-        raise DeliveryRefused(f"{action}: {error.message}", blocked=True) from error
-    except (InvalidToken, ChatMigrated) as error:
-        raise DeliveryRefused(f"{action}: {error.message}") from error
-    except NetworkError as error:  # also TimedOut, and every 5xx answer
-        raise DeliveryRetry(f"{action}: {error.message}") from error
-    except TelegramError as error:  # an unreadable server answer: worth another try
-        raise DeliveryRetry(f"{action}: {error.message}") from error
-
-
-def _inline_keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
-    if not message.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(button.text, url=button.url)
-                if button.url
-                else InlineKeyboardButton(button.text, callback_data=button.data)
-                for button in row
-            ]
-            for row in message.buttons
-        ]
-    )
-
-
-def _reply_markup(message: Outbound) -> ReplyMarkup | None:
-    inline = _inline_keyboard(message)
-    if inline is not None:
-        if message.request_contact or message.remove_keyboard:
-            # A message carries one markup; the inline buttons are what the card needs.
-            logger.warning(
-                "chat %s: inline buttons win over the reply keyboard on one message",
-                message.chat_id,
-            )
-        return inline
-    if message.request_contact:
-        return ReplyKeyboardMarkup(
-            [[KeyboardButton(message.request_contact, request_contact=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
-    if message.remove_keyboard:
-        return ReplyKeyboardRemove()
-    return None
-
-
 class PtbSender(BotApiSender):
     """Delivers `Outbound` messages through a python-telegram-bot `Bot`."""
 
     bot: Bot
+    api_errors = (TelegramError,)
 
-    def reply_markup(self, message: Outbound) -> ReplyMarkup | None:
-        return _reply_markup(message)
+    def failure(self, error: Exception) -> Failure:
+        assert isinstance(error, TelegramError)
+        if isinstance(error, RetryAfter):
+            return Failure("retry", error.message, retry_after=_retry_after_seconds(error))
+        if isinstance(error, BadRequest):  # before NetworkError: PTB makes BadRequest one
+            return Failure("bad request", error.message)
+        if isinstance(error, Forbidden):
+            return Failure("blocked", error.message)
+        if isinstance(error, InvalidToken | ChatMigrated):
+            return Failure("refused", error.message)
+        # NetworkError (also TimedOut, and every 5xx answer), Conflict, an unreadable answer.
+        return Failure("retry", error.message)
 
-    def inline_keyboard(self, message: Outbound) -> InlineKeyboardMarkup | None:
-        return _inline_keyboard(message)
+    def url_button(self, text: str, url: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text, url=url)
 
-    def delivery_errors(self, action: str) -> AbstractContextManager[None]:
-        return _delivery_errors(action)
+    def callback_button(self, text: str, data: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text, callback_data=data)
+
+    def inline_markup(self, rows: list[list[Any]]) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(rows)
+
+    def contact_keyboard(self, label: str) -> ReplyKeyboardMarkup:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(label, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+
+    def keyboard_removal(self) -> ReplyKeyboardRemove:
+        return ReplyKeyboardRemove()
 
     def input_file(self, name: str, content: bytes) -> InputFile:
         return InputFile(content, filename=name)
@@ -188,15 +137,12 @@ class PtbSender(BotApiSender):
 
 
 # --------------------------------------------------------------------------------------------
-# Polling
-
-Handle = Callable[[Inbound], Awaitable[HandleResult]]
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# Running
 
 
 def build_ptb_application(
     token: str, api_url: str, handle: Handle
-) -> tuple[Application[Any, Any, Any, Any, Any, Any], PtbSender]:
+) -> tuple[PtbApplication, PtbSender]:
     """The python-telegram-bot application with one handler that feeds `handle`."""
     application = (
         ApplicationBuilder()
@@ -212,21 +158,50 @@ def build_ptb_application(
     sender = PtbSender(application.bot)
 
     async def on_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not isinstance(update, Update):
-            return
-        inbound = inbound_from_update(update)
-        if inbound is None:
-            return
-        result = HandleResult()
-        try:
-            result = await handle(inbound)
-        except Exception:
-            logger.exception("handling update %s (%s) failed", inbound.update_id, inbound.kind)
-        if inbound.kind == "button":
-            await _answer_press(sender, inbound, result)
+        if isinstance(update, Update):
+            await handle_inbound(inbound_from_update(update), handle, sender)
 
     application.add_handler(TypeHandler(Update, on_update))
     return application, sender
+
+
+class PtbApp(BotApiApp[PtbSender]):
+    """The application, initialised: PTB's own update queue handles what its updater fetches."""
+
+    def __init__(self, application: PtbApplication, sender: PtbSender) -> None:
+        self.application = application
+        self.sender = sender
+
+    async def feed(self, payload: dict[str, Any]) -> None:
+        update = Update.de_json(payload, self.application.bot)
+        await self.application.process_update(update)
+
+    @contextlib.asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        await self.application.start()
+        try:
+            yield
+        finally:
+            if self.application.running:
+                await self.application.stop()
+
+    async def poll(self, stop: asyncio.Event, poll_timeout: int) -> None:
+        updater = self.application.updater
+        assert updater is not None  # the builder always makes one
+        try:
+            # deleteWebhook first (pending updates are kept), then getUpdates in a loop.
+            await updater.start_polling(timeout=poll_timeout, allowed_updates=list(ALLOWED_UPDATES))
+            await stop.wait()
+        finally:
+            if updater.running:
+                await updater.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_ptb_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[PtbApp]:
+    application, sender = build_ptb_application(token, api_url, handle)
+    async with application:  # initialize (getMe) and shutdown
+        yield PtbApp(application, sender)
 
 
 async def run_ptb_polling(
@@ -238,63 +213,12 @@ async def run_ptb_polling(
     stop: asyncio.Event,
     poll_timeout: int = 10,
 ) -> None:
-    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order.
-
-    Runs in the caller's event loop (unlike `Application.run_polling`, which owns the loop).
-    `on_started` gets the sender once the bot is initialised and before the first update is
-    fetched, so `handle` can rely on whatever it sets up.
-    """
-    application, sender = build_ptb_application(token, api_url, handle)
-    async with application:
-        await application.start()
-        try:
-            if on_started is not None:
-                await on_started(sender)
-            assert application.updater is not None  # the builder always makes one
-            await application.updater.start_polling(
-                timeout=poll_timeout,
-                allowed_updates=ALLOWED_UPDATES,
-            )
-            await stop.wait()
-        finally:
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
-            if application.running:
-                await application.stop()
-
-
-class PtbApp:
-    """The application without polling: for webhook replicas and the worker."""
-
-    def __init__(
-        self, application: Application[Any, Any, Any, Any, Any, Any], sender: PtbSender
-    ) -> None:
-        self.application = application
-        self.sender = sender
-
-    async def feed(self, payload: dict[str, Any]) -> None:
-        """Handle one update as Telegram sent it, through the whole framework."""
-        update = Update.de_json(payload, self.application.bot)
-        await self.application.process_update(update)
-
-    async def set_webhook(self, url: str, secret: str) -> None:
-        await self.application.bot.set_webhook(
-            url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
-        )
-
-
-@contextlib.asynccontextmanager
-async def open_ptb_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[PtbApp]:
-    application, sender = build_ptb_application(token, api_url, handle)
-    async with application:  # initialize (getMe) and shutdown
-        yield PtbApp(application, sender)
-
-
-async def _answer_press(sender: PtbSender, inbound: Inbound, result: HandleResult) -> None:
-    """Always answer a press, with no text when there is none, so the spinner stops."""
-    try:
-        await sender.answer_callback(
-            inbound.callback_id, result.callback_answer, result.callback_alert
-        )
-    except (DeliveryRetry, DeliveryRefused, NotModified) as error:
-        logger.warning("answering callback %s failed: %s", inbound.callback_id, error)
+    """Long-poll `api_url` until `stop` is set, handing each update to `handle` in order (see
+    `telegram_common.run_polling`). Unlike `Application.run_polling`, this does not own the
+    event loop."""
+    await run_polling(
+        open_ptb_app(token, api_url, handle),
+        on_started=on_started,
+        stop=stop,
+        poll_timeout=poll_timeout,
+    )
