@@ -5,6 +5,7 @@ huiyin demo [--lang en]         the sample district and a scripted scenario, as 
 huiyin console --as ROLE|ID     chat with the bot in this terminal
 huiyin import DIR               load units.csv and people.csv (refused whole on any bad row)
 huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
+huiyin roster status [--unit CODE]   who on the roster Huiyin can reach, unit by unit
 huiyin export --unit CODE --period 2026-11 --out FILE   an area's ledger as an .xlsx file
 huiyin db upgrade|downgrade REV migrate the database
 """
@@ -14,17 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import secrets
 import sys
-from datetime import timedelta
+import unicodedata
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
 from bot.clock import Clock, SystemClock
 from bot.settings import Settings, SettingsError, load_settings
 from storage.database import Database
-from storage.models import Invite, Staff
+from storage.models import Staff, Unit
 
 NO_TOKEN = """\
 HUIYIN_BOT_TOKEN is not set, so there is no bot to run yet.
@@ -79,8 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("directory", type=Path)
     invite = verbs.add_parser("invite", help="make a one-time link for a roster entry")
     invite.add_argument("phone", help="the person's phone number as in people.csv")
-    invite.add_argument("--days", type=int, default=7, help="days the link stays valid")
+    invite.add_argument(
+        "--days",
+        type=int,
+        default=7,
+        help="days a new link stays valid (an unused link still valid is given again)",
+    )
     invite.add_argument("--bot-username", default="", help="your bot's username, for a t.me link")
+    roster = verbs.add_parser("roster", help="the roster as Huiyin sees it")
+    roster_verbs = roster.add_subparsers(dest="roster_verb", required=True)
+    roster_status = roster_verbs.add_parser(
+        "status",
+        help="each person's name, role, unit, phone and whether Huiyin can reach them",
+    )
+    roster_status.add_argument(
+        "--unit", default=None, help="a unit code: only the staff of that unit and below it"
+    )
     export = verbs.add_parser(
         "export",
         help="write an area's ledger (one row per request, and its figures) as an .xlsx file",
@@ -165,7 +180,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -
         if args.verb == "import":
             return await import_command(db, args.directory)
         if args.verb == "invite":
-            return await invite_command(db, args.phone, args.days, args.bot_username, clock)
+            return await invite_command(
+                db, args.phone, args.days, args.bot_username, clock, settings.zone
+            )
+        if args.verb == "roster":
+            return await roster_status_command(db, args.unit)
         if args.verb == "console":
             return await console_command(db, settings, args.who, args.lang, clock)
         if args.verb == "export":
@@ -195,8 +214,17 @@ async def import_command(db: Database, directory: Path) -> int:
 
 
 async def invite_command(
-    db: Database, phone: str, days: int, bot_username: str, clock: Clock | None = None
+    db: Database,
+    phone: str,
+    days: int,
+    bot_username: str,
+    clock: Clock | None = None,
+    zone: ZoneInfo | None = None,
 ) -> int:
+    """A join link for the roster entry with this phone (an unused one still valid is given
+    again: bot.domain.invites)."""
+    from bot.domain.invites import invite_url, issue_invite, start_payload
+
     now = (clock or SystemClock()).now()
     async with db.transaction() as session:
         staff = (await session.exec(select(Staff).where(Staff.phone == phone))).first()
@@ -206,22 +234,102 @@ async def invite_command(
                 file=sys.stderr,
             )
             return 1
-        code = secrets.token_urlsafe(12)
-        session.add(
-            Invite(
-                code=code,
-                staff_id=staff.id or 0,
-                created_at=now,
-                expires_at=now + timedelta(days=days),
-            )
-        )
-    start = f"i_{code}"
-    print(f"Invite for {staff.name} ({staff.role}, {staff.unit_code}), valid {days} days:")
+        invite = await issue_invite(session, staff, now, days)
+    until = invite.expires_at.astimezone(zone or ZoneInfo("Asia/Shanghai"))
+    print(
+        f"Invite for {staff.name} ({staff.role}, {staff.unit_code}), "
+        f"valid until {until:%Y-%m-%d %H:%M}:"
+    )
+    start = start_payload(invite)
     if bot_username:
-        print(f"  https://t.me/{bot_username.lstrip('@')}?start={start}")
+        print(f"  {invite_url(bot_username, invite)}")
     else:
         print(f"  https://t.me/<your bot's username>?start={start}")
     print(f"  (or send the bot: /start {start})")
+    return 0
+
+
+STATE_WORDS = {
+    "reachable": "reachable",
+    "not_opened": "not opened",
+    "blocked": "blocked",
+    "deactivated": "deactivated",
+    "chat_not_found": "chat not found",
+}
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+async def roster_status_command(db: Database, unit: str | None) -> int:
+    """Every active roster entry (of `unit` and below it, or the whole roster), unit by unit:
+    name, role, unit, full phone and whether Huiyin can reach them (bot.domain.reach); then
+    the totals. One query for the people, however many there are."""
+    from sqlalchemy import true
+
+    from bot.domain.areas import units_below
+    from bot.domain.reach import Reach, reach_of
+
+    async with db.session() as session:
+        where = true()
+        if unit is not None:
+            top = await session.get(Unit, unit)
+            if top is None:
+                print(
+                    f"--unit {unit!r}: no unit with that code. The codes are in units.csv.",
+                    file=sys.stderr,
+                )
+                return 1
+            codes = [top.code, *(u.code for u in await units_below(session, top.code))]
+            where = col(Staff.unit_code).in_(codes)
+        rows = (
+            await session.exec(
+                select(Staff, Unit)
+                .join(Unit, col(Unit.code) == col(Staff.unit_code))
+                .where(where, col(Staff.active).is_(True))
+                .order_by(col(Staff.unit_code), col(Staff.name), col(Staff.id))
+            )
+        ).all()
+    if not rows:
+        print(f"No one on the roster{f' in {unit}' if unit else ''}.")
+        return 0
+    name_width = max(display_width(staff.name) for staff, _ in rows)
+    role_width = max(len(staff.role) for staff, _ in rows)
+    code_width = max(len(staff.unit_code) for staff, _ in rows)
+    phone_width = max(len(staff.phone) for staff, _ in rows)
+    totals = {reach: 0 for reach in Reach}
+    current = None
+    for staff, place in rows:
+        if place.code != current:
+            current = place.code
+            english = f" ({place.name_en})" if place.name_en else ""
+            print(f"{place.code} {place.name}{english}")
+        reach = reach_of(staff)
+        totals[reach] += 1
+        state = reach.value if reach is not Reach.REFUSED else staff.refused_reason or "blocked"
+        print(
+            "  "
+            + "  ".join(
+                [
+                    pad(staff.name, name_width),
+                    staff.role.ljust(role_width),
+                    staff.unit_code.ljust(code_width),
+                    staff.phone.ljust(phone_width),
+                    STATE_WORDS.get(state, state),
+                ]
+            )
+        )
+    print(
+        f"{len(rows)} staff: {totals[Reach.REACHABLE]} reachable, "
+        f"{totals[Reach.NOT_OPENED]} not opened, "
+        f"{totals[Reach.REFUSED]} blocked (or deactivated, or chat not found)"
+    )
     return 0
 
 

@@ -34,6 +34,7 @@ from handlers import (
     onboarding,
     stats,
     tasks,
+    team,
     verdict,
 )
 from handlers.base import STEP_PREFIX, Context, Router, escape
@@ -55,6 +56,7 @@ def build_router() -> Router:
         router.include(module.router)
     router.include(stats.router)
     router.include(export.router)
+    router.include(team.router)
     return router
 
 

@@ -402,6 +402,7 @@ async def show_help(ctx: Context) -> None:
                 "/export [period] the ledger as a spreadsheet · /reassign move a request"
             )
         )
+        parts.append(ctx._("Your team: /team who Huiyin can reach, and join links for the others"))
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -1,4 +1,5 @@
-"""The `huiyin` command: run without a token, import (accepted and refused), invite, db, demo."""
+"""The `huiyin` command: run without a token, import (accepted and refused), invite, roster
+status, db, demo."""
 
 from __future__ import annotations
 
@@ -87,6 +88,43 @@ def test_import_then_invite(database_env: str, capsys: pytest.CaptureFixture[str
     [invite] = asyncio.run(invites())
     assert f"i_{invite.code}" in out
     assert main(["invite", "19999999999"], clock=PLAYED) == 1
+
+
+def test_invite_again_gives_the_link_still_in_circulation(
+    database_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(sample_district_dir())]) == 0
+    capsys.readouterr()
+    assert main(["invite", "13800000013"], clock=PLAYED) == 0
+    first = capsys.readouterr().out
+    assert "Invite for 马卫东 (coordinator, QS-JB-QJ), valid until 2026-12-09 23:00:" in first
+    later = ManualClock(local(12, 5, 10))
+    assert main(["invite", "13800000013", "--bot-username", "huiyin_bot"], clock=later) == 0
+    again = capsys.readouterr().out
+    code = re.search(r"/start (i_\S+)\)", first)
+    assert code is not None and f"https://t.me/huiyin_bot?start={code.group(1)}" in again
+
+
+def test_roster_status_at_the_terminal(
+    database_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody has opened Huiyin right after the import (see tests/test_team.py for the states)."""
+    assert main(["import", str(sample_district_dir())]) == 0
+    capsys.readouterr()
+    assert main(["roster", "status", "--unit", "QS-FM-SQ"]) == 0
+    assert [re.sub(r" +", " ", line) for line in capsys.readouterr().out.splitlines()] == [
+        "QS-FM-SQ 石桥村 (Shiqiao Village)",
+        " 朱玉兰 coordinator QS-FM-SQ 13800000016 not opened",
+        "QS-FM-SQ-01 石桥村网格 (Shiqiao Grid)",
+        " 吴敏 grid_member QS-FM-SQ-01 13800000010 not opened",
+        "2 staff: 0 reachable, 2 not opened, 0 blocked (or deactivated, or chat not found)",
+    ]
+    assert main(["roster", "status"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "26 staff: 0 reachable, 26 not opened, 0 blocked (or deactivated, or chat not found)"
+    )
+    assert main(["roster", "status", "--unit", "QS-XX"]) == 1
+    assert "no unit with that code" in capsys.readouterr().err
 
 
 def test_refused_import_writes_nothing(
