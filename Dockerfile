@@ -14,6 +14,7 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
 COPY schedules ./schedules
+COPY domain ./domain
 RUN pip install . && useradd --system --uid 10001 --home /data huiyin \
     && mkdir -p /data && chown huiyin /data
 

@@ -31,11 +31,11 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
 
-from bot.domain.areas import Area, area_of_unit
-from bot.domain.catalog import CATEGORIES
-from bot.domain.lifecycle import Level
-from bot.domain.reports import Period, build_report, parse_period
-from bot.i18n import translator
+from domain.areas import Area, area_of_unit
+from domain.catalog import CATEGORIES
+from domain.i18n import translator
+from domain.lifecycle import Level
+from domain.reports import Period, build_report, parse_period
 from handlers.stats import chart_for, summary
 from storage.database import Database
 from storage.models import Unit

@@ -1,4 +1,7 @@
 """Huiyin (回音): grid-based community service over Telegram.
 
-The application package: settings, domain rules, i18n, the channels and the CLI.
+The top layer: what starts and connects the program — the CLI, the app (polling, webhook,
+worker), the dispatcher, the channel adapters (python-telegram-bot, aiogram, console, webhook)
+and the demo. Below it: `handlers/` (the conversations) and `schedules/` (the background work),
+then `domain/` (the rules), then `storage/`. Imports only point down (tests/test_layers.py).
 """

@@ -23,13 +23,13 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from bot import charts
 from bot.channels.telegram_common import BotApiSender
-from bot.channels.types import DeliveryRefused, DeliveryRetry, HandleResult, Inbound, Sender
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
-from bot.clock import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
+from domain import charts
+from domain.clock import Clock, SystemClock
+from domain.messages import DeliveryRefused, DeliveryRetry, HandleResult, Inbound, Sender
 from schedules.leadership import Leadership
 from schedules.outbox import SendLimits
 from schedules.worker import Worker

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from bot.clock import Clock, SystemClock
 from bot.settings import Settings, SettingsError, load_settings
+from domain.clock import Clock, SystemClock
 from storage.database import Database
 from storage.models import Staff, Unit
 
@@ -222,8 +222,8 @@ async def invite_command(
     zone: ZoneInfo | None = None,
 ) -> int:
     """A join link for the roster entry with this phone (an unused one still valid is given
-    again: bot.domain.invites)."""
-    from bot.domain.invites import invite_url, issue_invite, start_payload
+    again: domain.invites)."""
+    from domain.invites import invite_url, issue_invite, start_payload
 
     now = (clock or SystemClock()).now()
     async with db.transaction() as session:
@@ -269,12 +269,12 @@ def pad(text: str, width: int) -> str:
 
 async def roster_status_command(db: Database, unit: str | None) -> int:
     """Every active roster entry (of `unit` and below it, or the whole roster), unit by unit:
-    name, role, unit, full phone and whether Huiyin can reach them (bot.domain.reach); then
+    name, role, unit, full phone and whether Huiyin can reach them (domain.reach); then
     the totals. One query for the people, however many there are."""
     from sqlalchemy import true
 
-    from bot.domain.areas import units_below
-    from bot.domain.reach import Reach, reach_of
+    from domain.areas import units_below
+    from domain.reach import Reach, reach_of
 
     async with db.session() as session:
         where = true()
@@ -343,10 +343,10 @@ async def export_command(
     clock: Clock,
 ) -> int:
     """The ledger of a unit's area, as the district office sees it: full phone numbers."""
-    from bot.domain.areas import area_of_unit
-    from bot.domain.ledger import Viewer, write_ledger
-    from bot.domain.reports import parse_period
-    from bot.i18n import translator
+    from domain.areas import area_of_unit
+    from domain.i18n import translator
+    from domain.ledger import Viewer, write_ledger
+    from domain.reports import parse_period
 
     now = clock.now()
     period = parse_period(period_text, now, settings.zone)

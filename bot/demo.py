@@ -12,9 +12,9 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.channels.console import ChatDriver, Transcript
-from bot.clock import Clock, ManualClock, SystemClock
-from bot.domain.calendar import ChineseWorkdays
-from bot.domain.deadlines import DEFAULT_POLICY
+from domain.calendar import ChineseWorkdays
+from domain.clock import Clock, ManualClock, SystemClock
+from domain.deadlines import DEFAULT_POLICY
 from schedules.sweep import sweep
 from storage.database import Database
 from storage.roster import import_roster, sample_district_dir

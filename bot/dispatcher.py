@@ -19,11 +19,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import HandleResult, Inbound, Outbound, Sender
-from bot.clock import Clock
-from bot.domain.deadlines import DEFAULT_POLICY, Policy
-from bot.domain.reach import is_reachable, mark_written
-from bot.i18n import pick_language, translator
+from domain.clock import Clock
+from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.i18n import pick_language, translator
+from domain.messages import HandleResult, Inbound, Outbound, Sender
+from domain.outbox import enqueue
+from domain.reach import is_reachable, mark_written
 from handlers import (
     coordinator,
     export,
@@ -42,7 +43,7 @@ from handlers.cards import release_held
 from handlers.common import show_menu
 from storage.database import Database
 from storage.models import Account, ConversationState, InboxUpdate, Staff
-from storage.outbox import enqueue, notify_outbox
+from storage.outbox import notify_outbox
 
 log = logging.getLogger(__name__)
 

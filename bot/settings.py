@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain.calendar import CalendarFileError, load_official_days, parse_clock_time
-from bot.domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
+from domain.calendar import CalendarFileError, load_official_days, parse_clock_time
+from domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     bot_username: str = ""
     # The morning digest to coordinators and town officers, on working days (schedules/digest.py).
     digest_time: str = "08:30"
-    # A font file with Chinese glyphs for the /stats chart (bot/charts.py); without it an
+    # A font file with Chinese glyphs for the /stats chart (domain/charts.py); without it an
     # installed CJK font is looked for, and failing that the chart is drawn in English.
     chart_font: Path | None = None
 

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button, HandleResult, Inbound, Outbound
-from bot.clock import Clock
-from bot.domain.deadlines import DEFAULT_POLICY, Policy
-from bot.i18n import Translator
+from domain.clock import Clock
+from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.i18n import Translator
+from domain.messages import Button, HandleResult, Inbound, Outbound
+from domain.outbox import enqueue
 from storage.models import Account, ConversationState, Staff
-from storage.outbox import enqueue
 
 STEP_PREFIX = "c"
 MAX_ID_DIGITS = 18  # ids and offsets fit a 64-bit integer column

@@ -20,13 +20,9 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button, Outbound
-from bot.domain.deadlines import DEFAULT_POLICY, URGENT, Policy
-from bot.domain.lifecycle import Status
-from bot.domain.reach import account_reachable, is_reachable
-from bot.i18n import Translator, translator
-from handlers.base import escape
-from handlers.common import (
+from domain.deadlines import DEFAULT_POLICY, URGENT, Policy
+from domain.i18n import Translator, translator
+from domain.labels import (
     LEVEL_LABELS,
     PRIORITY_LABELS,
     STATUS_LABELS,
@@ -38,8 +34,12 @@ from handlers.common import (
     staff_label,
     unit_label,
 )
+from domain.lifecycle import Status
+from domain.messages import Button, Outbound
+from domain.outbox import enqueue
+from domain.reach import account_reachable, is_reachable
+from handlers.base import escape
 from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, Unit
-from storage.outbox import enqueue
 
 TASK_PREFIX = "t"
 # A notice to the reporter about a request is named "notice:<request>", so that a refusal of it
@@ -260,7 +260,7 @@ async def send_task_card(
     """Push a new task card (and the resident's photo or voice message) to the assignee.
 
     `lead` writes the card's first line in the assignee's language (default "New task").
-    Nothing goes to someone the bot cannot reach (bot.domain.reach)."""
+    Nothing goes to someone the bot cannot reach (domain.reach)."""
     if staff.telegram_id is None or not is_reachable(staff) or request.id is None:
         return
     t = await staff_translator(session, staff)

@@ -18,15 +18,15 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button
-from bot.domain.areas import area_of, units_below
-from bot.domain.lifecycle import LADDER, Level, Status
-from bot.domain.reach import reachable_clause
-from bot.domain.requests import reassign
-from bot.domain.routing import ROLE_AT_LEVEL, units_on_ladder
+from domain.areas import area_of, units_below
+from domain.labels import category_label, staff_label
+from domain.lifecycle import LADDER, Level, Status
+from domain.messages import Button
+from domain.reach import reachable_clause
+from domain.requests import reassign
+from domain.routing import ROLE_AT_LEVEL, units_on_ladder
 from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import announce_new_owner
-from handlers.common import category_label, staff_label
 from storage.models import Request, Staff, parse_reference
 
 router = Router()

@@ -6,7 +6,7 @@
 
 Who sees what: a community coordinator their community, a town officer their town, a district
 department the district within its remit's categories, the district admin the district
-(`bot.domain.areas`). The file's first sheet is the ledger, one row per request (columns in
+(`domain.areas`). The file's first sheet is the ledger, one row per request (columns in
 docs/ledger.md), phone numbers masked except on the requests the viewer holds; the second
 sheet the period's figures. A file over Telegram's upload limit is not sent: the viewer is
 asked for a shorter period, or to have the district office run `huiyin export`.
@@ -29,13 +29,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Outbound
-from bot.domain.areas import area_of
-from bot.domain.ledger import Viewer, ledger_size, write_ledger
-from bot.domain.reports import parse_period
-from bot.i18n import Translator, translator
+from domain.areas import area_of
+from domain.i18n import Translator, translator
+from domain.labels import unit_name
+from domain.ledger import Viewer, ledger_size, write_ledger
+from domain.messages import Outbound
+from domain.reports import parse_period
 from handlers.base import Context, Router, escape
-from handlers.common import unit_name
 from storage.models import ExportJob, Staff
 
 router = Router()

@@ -18,22 +18,21 @@ import re
 
 from sqlmodel import col, select
 
-from bot.channels.types import Button
-from bot.domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
-from bot.domain.family_links import START_PREFIX, create_link
-from bot.domain.requests import submit_request
-from handlers.base import Context, Router, Step, escape, parse_id
-from handlers.cards import send_task_card
-from handlers.common import (
-    MENU_PREFIX,
+from domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
+from domain.family_links import START_PREFIX, create_link
+from domain.labels import (
     RELATIONS,
     category_label,
     format_time,
     kind_label,
     relation_label,
-    show_menu,
     staff_label,
 )
+from domain.messages import Button
+from domain.requests import submit_request
+from handlers.base import Context, Router, Step, escape, parse_id
+from handlers.cards import send_task_card
+from handlers.common import MENU_PREFIX, show_menu
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
 from storage.models import Beneficiary
 

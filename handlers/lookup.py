@@ -8,7 +8,7 @@
     ⬆ (su:<id>) ──► reason ──► the level above the request's has it at once
 
 Who may: community coordinators, town officers, district departments and the district admin
-(`bot.domain.areas.area_of`); anyone else is told politely. Every query is filtered by
+(`domain.areas.area_of`); anyone else is told politely. Every query is filtered by
 `Area.clause()` in SQL, and every button is checked again with `Area.covers` when pressed, so a
 request outside the area answers exactly like one that does not exist, and a forged or stale
 button shows and changes nothing.
@@ -18,7 +18,7 @@ act on the request (`handlers.coordinator.may_reassign`, or they hold it). Lists
 /overdue pages carry their offset (`ov:<offset>`); /find keeps its text in the conversation
 state and pages with step buttons, so the text never travels in button data.
 
-Overdue is the one definition of docs/metrics.md (`bot.domain.metrics.overdue_since`), so
+Overdue is the one definition of docs/metrics.md (`domain.metrics.overdue_since`), so
 /overdue lists exactly what /stats and the morning digest count: an open request whose round of
 work missed a deadline (kept through escalations, since the resident is still waiting), a request
 never accepted past its first accept deadline, or a holder's running deadline just passed.
@@ -36,17 +36,9 @@ from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button
-from bot.domain.areas import Area, area_of
-from bot.domain.lifecycle import HELD_STATUSES, OPEN_STATUSES, Status, level_above
-from bot.domain.metrics import overdue_since
-from bot.domain.requests import (
-    timeline,
-)
-from bot.i18n import Translator
-from handlers.base import Context, Router, Step, escape, parse_id
-from handlers.cards import request_summary
-from handlers.common import (
+from domain.areas import Area, area_of
+from domain.i18n import Translator
+from domain.labels import (
     EVENT_LABELS,
     LEVEL_LABELS,
     NOTE_LABELS,
@@ -55,9 +47,15 @@ from handlers.common import (
     format_time,
     mask_phone,
     staff_label,
-    typed_note,
     unit_name,
 )
+from domain.lifecycle import HELD_STATUSES, OPEN_STATUSES, Status, level_above
+from domain.messages import Button
+from domain.metrics import overdue_since
+from domain.requests import timeline
+from handlers.base import Context, Router, Step, escape, parse_id
+from handlers.cards import request_summary
+from handlers.common import typed_note
 from handlers.coordinator import PREFIX as REASSIGN_PREFIX
 from handlers.coordinator import holder, may_reassign
 from handlers.my_requests import VIEW_PREFIX, describe_event

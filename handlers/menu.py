@@ -3,7 +3,7 @@ list Telegram shows behind the chat's menu button (`command_menus`, set when the
 
 from __future__ import annotations
 
-from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
+from domain.i18n import DEFAULT_LANGUAGE, Translator, translator
 from handlers.base import Context, Router, parse_id
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.intake import start_family, start_report

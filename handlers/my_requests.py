@@ -10,23 +10,22 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button
-from bot.domain.requests import requests_of, timeline
-from bot.domain.verdicts import may_reopen_from_list, waiting_for_verdict
-from bot.i18n import Translator
-from handlers.base import Context, Router, escape, parse_id
-from handlers.cards import request_summary, send_task_card
-from handlers.common import (
+from domain.i18n import Translator
+from domain.labels import (
     EVENT_LABELS,
     LEVEL_LABELS,
-    MENU_PREFIX,
     NOTE_LABELS,
     STATUS_LABELS,
     category_label,
     format_time,
-    show_menu,
     staff_label,
 )
+from domain.messages import Button
+from domain.requests import requests_of, timeline
+from domain.verdicts import may_reopen_from_list, waiting_for_verdict
+from handlers.base import Context, Router, escape, parse_id
+from handlers.cards import request_summary, send_task_card
+from handlers.common import MENU_PREFIX, show_menu
 from handlers.verdict import RATE_PREFIX, solved_buttons, voice_rows
 from storage.models import Request, RequestEvent, Staff
 

@@ -18,16 +18,17 @@ import re
 
 from sqlmodel import col, select
 
-from bot.channels.types import Outbound
-from bot.domain.areas import area_of
-from bot.domain.family_links import START_PREFIX, Outcome, check, find_link, spend
-from bot.domain.reach import is_reachable, mark_written
-from bot.i18n import translator
+from domain.areas import area_of
+from domain.family_links import START_PREFIX, Outcome, check, find_link, spend
+from domain.i18n import translator
+from domain.labels import ROLE_LABELS, unit_name
+from domain.messages import Outbound
+from domain.outbox import enqueue
+from domain.reach import is_reachable, mark_written
 from handlers.base import Context, Router, Step, escape
-from handlers.common import ROLE_LABELS, show_menu, unit_name
+from handlers.common import show_menu
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
 from storage.models import Account, Beneficiary, BeneficiaryLink, Invite, Staff, Unit
-from storage.outbox import enqueue
 
 router = Router()
 FLOW = "onboarding"
@@ -393,7 +394,7 @@ async def show_help(ctx: Context) -> None:
         parts.append(ctx._("Staff: /join links your roster entry"))
     else:
         parts.append(ctx._("Staff: /tasks your open tasks"))
-    # Only those with an area are shown the commands that work on one (bot.domain.areas).
+    # Only those with an area are shown the commands that work on one (domain.areas).
     if await area_of(ctx.session, ctx.staff) is not None:
         parts.append(
             ctx._(

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.channels.types import Button
+from domain.labels import unit_label
+from domain.messages import Button
 from handlers.base import ChoiceHandler, Context, Step, escape
-from handlers.common import unit_label
 from storage.models import Unit
 
 PICKABLE_LEVELS = ("town", "community", "grid")

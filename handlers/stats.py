@@ -7,7 +7,7 @@
 
 Who sees what: a community coordinator their community, a town officer their town, a district
 department the district within its remit's categories, the district admin the district
-(`bot.domain.areas`). A unit outside the viewer's area gets the same answer as one that does
+(`domain.areas`). A unit outside the viewer's area gets the same answer as one that does
 not exist, so the question reveals nothing. The summary breaks the figures down one level
 down (a town's communities, a community's grids) and by category; the chart shows the rates
 per unit and the requests received per day. Every figure is defined in docs/metrics.md.
@@ -22,15 +22,15 @@ from dataclasses import replace
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 
-from bot import charts
-from bot.channels.types import MAX_TEXT, Outbound
-from bot.domain.areas import Area, area_of, area_of_unit, units_below
-from bot.domain.lifecycle import Level
-from bot.domain.metrics import Rates
-from bot.domain.reports import Figures, Period, Report, build_report, parse_period
-from bot.i18n import Translator, translator
+from domain import charts
+from domain.areas import Area, area_of, area_of_unit, units_below
+from domain.i18n import Translator, translator
+from domain.labels import category_label, unit_label
+from domain.lifecycle import Level
+from domain.messages import MAX_TEXT, Outbound
+from domain.metrics import Rates
+from domain.reports import Figures, Period, Report, build_report, parse_period
 from handlers.base import Context, Router, escape
-from handlers.common import category_label, unit_label
 from storage.models import Unit
 
 router = Router()

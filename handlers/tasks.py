@@ -18,24 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bot.channels.types import Button, Outbound
-from bot.domain.deadlines import (
-    COMPLEX,
-    URGENT,
-    change_priority,
-    pause_clocks,
-    resume_clocks,
-)
-from bot.domain.lifecycle import Action, Status
-from bot.domain.reach import is_reachable
-from bot.domain.requests import (
-    note_event,
-    open_tasks_of,
-    pass_up_by_hand,
-    transition,
-)
-from bot.domain.verdicts import schedule_verdict
-from bot.i18n import Translator
+from domain.deadlines import COMPLEX, URGENT, change_priority, pause_clocks, resume_clocks
+from domain.i18n import Translator
+from domain.labels import STATUS_LABELS, category_label, format_time, staff_label
+from domain.lifecycle import Action, Status
+from domain.messages import Button, Outbound
+from domain.reach import is_reachable
+from domain.requests import note_event, open_tasks_of, pass_up_by_hand, transition
+from domain.verdicts import schedule_verdict
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
     ANSWER_PREFIX,
@@ -47,14 +37,7 @@ from handlers.cards import (
     send_task_card,
     tell_staff,
 )
-from handlers.common import (
-    STATUS_LABELS,
-    category_label,
-    format_time,
-    show_menu,
-    staff_label,
-    typed_note,
-)
+from handlers.common import show_menu, typed_note
 from handlers.coordinator import holder
 from storage.models import Beneficiary, Request, Staff
 

@@ -4,13 +4,13 @@
                         unit and name, each marked ✅ reachable, ⏳ not opened yet or 🚫 refused
                         (blocked, Telegram account deleted, chat not found)
     ◀ ▶ (tm:<offset>)   another page
-    🔗 (tl:<staff id>)  the person's join link (an invite, bot.domain.invites), as a message the
+    🔗 (tl:<staff id>)  the person's join link (an invite, domain.invites), as a message the
                         viewer forwards to them
 
 The team (`team_clause`) is, for a community coordinator, the grid members of the community;
 for a town officer, the coordinators and grid members of the town; for a district department,
 the department's other staff; for the district admin, everyone else on the roster. Only active
-roster entries count. Who may use it is who has an area (`bot.domain.areas.area_of`), as for
+roster entries count. Who may use it is who has an area (`domain.areas.area_of`), as for
 /status and /stats; anyone else gets the same kind of polite refusal.
 
 Every button is checked again when pressed: a page is a multiple of the page size, and a link
@@ -29,14 +29,14 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button
-from bot.domain.areas import Area, area_of, units_below
-from bot.domain.invites import invite_url, issue_invite, start_payload
-from bot.domain.lifecycle import Level
-from bot.domain.reach import Reach, is_reachable, reach_of, reachable_clause
-from bot.i18n import N_, Translator
+from domain.areas import Area, area_of, units_below
+from domain.i18n import N_, Translator
+from domain.invites import invite_url, issue_invite, start_payload
+from domain.labels import ROLE_LABELS, format_time, unit_label
+from domain.lifecycle import Level
+from domain.messages import Button
+from domain.reach import Reach, is_reachable, reach_of, reachable_clause
 from handlers.base import Context, Router, escape, parse_id
-from handlers.common import ROLE_LABELS, format_time, unit_label
 from handlers.lookup import PAGE, Page, clamp, heading, page_offset, pager
 from storage.models import Staff, Unit
 
@@ -50,7 +50,7 @@ REACH_ICONS: dict[Reach, str] = {
     Reach.NOT_OPENED: "⏳",
     Reach.REFUSED: "🚫",
 }
-# Why Telegram refused (Staff.refused_reason, bot.domain.reach.Refusal), in words.
+# Why Telegram refused (Staff.refused_reason, domain.reach.Refusal), in words.
 REFUSAL_LABELS: dict[str, str] = {
     "blocked": N_("blocked Huiyin"),
     "deactivated": N_("Telegram account deleted"),

@@ -31,13 +31,16 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Button, Outbound
-from bot.domain.areas import area_of
-from bot.domain.deadlines import Policy
-from bot.domain.lifecycle import Action
-from bot.domain.reach import account_reachable, is_reachable
-from bot.domain.requests import note_event
-from bot.domain.verdicts import (
+from domain.areas import area_of
+from domain.deadlines import Policy
+from domain.i18n import N_, Translator, translator
+from domain.labels import format_time, staff_label
+from domain.lifecycle import Action
+from domain.messages import Button, Outbound
+from domain.outbox import enqueue
+from domain.reach import account_reachable, is_reachable
+from domain.requests import note_event
+from domain.verdicts import (
     ASK,
     BY_BENEFICIARY,
     BY_REPORTER,
@@ -59,12 +62,10 @@ from bot.domain.verdicts import (
     verdict_reminded,
     waiting_for_verdict,
 )
-from bot.i18n import N_, Translator, translator
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
-from handlers.common import format_time, show_menu, staff_label, typed_note
+from handlers.common import show_menu, typed_note
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
-from storage.outbox import enqueue
 
 RATE_PREFIX = "rv"
 FOLLOW_UP_PREFIX = "fu"

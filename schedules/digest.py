@@ -14,7 +14,7 @@ default) every day, and once at start; the job itself decides:
   at 08:30 catches up when it starts, but not in the evening;
 - a run within MORNING_WINDOW (an hour) of the digest time is the morning digest ("☀️ Good
   morning…"); a catch-up later in the day is titled with the time it goes out;
-- only to reachable people (`bot.domain.reach.reachable_clause`): Telegram would refuse the
+- only to reachable people (`domain.reach.reachable_clause`): Telegram would refuse the
   others;
 - exactly once per person per working day, even across restarts and with two workers: the
   digest is recorded in `digest_deliveries` (primary key: person and day) in the same
@@ -41,22 +41,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import Outbound
-from bot.clock import Clock
-from bot.domain.areas import Area, area_of
-from bot.domain.calendar import MAX_DAYS, DayCalendar
-from bot.domain.deadlines import Policy
-from bot.domain.lifecycle import HELD_STATUSES, Status
-from bot.domain.metrics import conditions
-from bot.domain.reach import is_reachable, reachable_clause
-from bot.i18n import Translator
+from domain.areas import Area, area_of
+from domain.calendar import MAX_DAYS, DayCalendar
+from domain.clock import Clock
+from domain.deadlines import Policy
+from domain.i18n import Translator
+from domain.labels import format_time, unit_label
+from domain.lifecycle import HELD_STATUSES, Status
+from domain.messages import Outbound
+from domain.metrics import conditions
+from domain.outbox import enqueue
+from domain.reach import is_reachable, reachable_clause
 from handlers.base import escape
 from handlers.cards import staff_translator
-from handlers.common import format_time, unit_label
 from handlers.team import OutOfReach, out_of_reach, out_of_reach_lines, team_clause
 from storage.database import Database
 from storage.models import DigestDelivery, Request, Staff, Unit, format_reference
-from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
 

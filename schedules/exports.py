@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_
 from sqlmodel import col, select
 
-from bot.channels.types import Outbound
-from bot.clock import Clock
-from bot.i18n import translator
+from domain.clock import Clock
+from domain.i18n import translator
+from domain.messages import Outbound
+from domain.outbox import enqueue
 from handlers.export import ledger_message
 from storage.database import Database
 from storage.models import ExportJob
-from storage.outbox import enqueue, notify_outbox
+from storage.outbox import notify_outbox
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
+from domain.clock import Clock
 from storage.database import Database
 from storage.models import WorkerLease
 

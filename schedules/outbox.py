@@ -8,7 +8,7 @@ are recorded as failed and not retried. `SendLimits` paces sending within Telegr
 and claims keep two workers from sending the same row (see `OutboxSender`).
 
 A refusal that says the person is out of reach (blocked, deactivated, chat not found) is also
-recorded on them (bot.domain.reach), in the same transaction that marks the row failed, and
+recorded on them (domain.reach), in the same transaction that marks the row failed, and
 `on_refused` decides what follows (a task card nobody received moves the request on).
 """
 
@@ -26,9 +26,9 @@ from datetime import timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.channels.types import DeliveryRefused, DeliveryRetry, NotModified, Outbound, Sender
-from bot.clock import Clock
-from bot.domain.reach import Refusal, record_refusal, refusal_of
+from domain.clock import Clock
+from domain.messages import DeliveryRefused, DeliveryRetry, NotModified, Outbound, Sender
+from domain.reach import Refusal, record_refusal, refusal_of
 from storage.database import Database
 from storage.models import OutboxMessage
 from storage.outbox import latest_sent_message_id

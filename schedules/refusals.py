@@ -1,6 +1,6 @@
 """What follows when Telegram refuses a message because its person is out of reach.
 
-The outbox sender has already recorded the refusal on the person (bot.domain.reach), in the
+The outbox sender has already recorded the refusal on the person (domain.reach), in the
 same transaction; from then on nothing new is written to them until they write again. Here:
 
 - a **new task card** nobody received moves the request on at once, to the next reachable
@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
-from bot.domain.deadlines import Policy
-from bot.domain.lifecycle import Status
-from bot.domain.reach import Refusal, is_reachable
-from bot.domain.requests import move_on_unreachable
-from bot.i18n import Translator
+from domain.clock import Clock
+from domain.deadlines import Policy
+from domain.i18n import Translator
+from domain.lifecycle import Status
+from domain.reach import Refusal, is_reachable
+from domain.requests import move_on_unreachable
 from handlers.cards import NOTICE_PREFIX, announce_new_owner, tell_staff
 from schedules.outbox import RefusalHandler
 from storage.models import OutboxMessage, Request, Staff

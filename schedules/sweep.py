@@ -30,8 +30,8 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
-from bot.domain.deadlines import (
+from domain.clock import Clock
+from domain.deadlines import (
     ClockName,
     Policy,
     breached_clock,
@@ -43,19 +43,19 @@ from bot.domain.deadlines import (
     start_clocks,
     stop_clocks,
 )
-from bot.domain.lifecycle import Action, Level, Status
-from bot.domain.reach import is_reachable
-from bot.domain.requests import (
+from domain.i18n import Translator
+from domain.labels import LEVEL_LABELS, category_label, format_time, staff_label
+from domain.lifecycle import Action, Level, Status
+from domain.reach import is_reachable
+from domain.requests import (
     WHY_ACCEPT_OVERDUE,
     WHY_NOBODY_ABOVE,
     WHY_RESOLVE_OVERDUE,
     note_event,
     reroute_up,
 )
-from bot.i18n import Translator
 from handlers.base import escape
 from handlers.cards import announce_new_owner, hold_until, tell_staff
-from handlers.common import LEVEL_LABELS, category_label, format_time, staff_label
 from handlers.verdict import verdict_step
 from storage.database import Database
 from storage.models import Request, Staff

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.channels.types import Sender
-from bot.clock import Clock
+from domain.clock import Clock
+from domain.messages import Sender
 from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
 from storage.outbox import OUTBOX_CHANNEL

@@ -1,7 +1,7 @@
 """The tables. Times are aware UTC (SQLModel stores them so); display converts to the district's
 time zone.
 
-Status, level and role values are plain strings checked by the domain layer (`bot.domain`),
+Status, level and role values are plain strings checked by the domain layer (`domain`),
 so that adding a value is a code change, not a migration.
 """
 
@@ -41,7 +41,7 @@ class Staff(SQLModel, table=True):
     unit_code: str = Field(foreign_key="units.code", index=True)
     posts: str = Field(default="", max_length=500)
     active: bool = Field(default=True)
-    # Reachability (bot/domain/reach.py): Telegram lets a bot write only to someone who has
+    # Reachability (domain/reach.py): Telegram lets a bot write only to someone who has
     # opened it. `opened_at` is when this person first wrote to the bot as this roster entry;
     # `refused_at` and `refused_reason` say Telegram has refused a message to them since
     # ("blocked", "deactivated", "chat_not_found"), cleared when they write again.
@@ -123,7 +123,7 @@ class Request(SQLModel, table=True):
     accepted_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
-    # Deadlines (bot/domain/deadlines.py): the clocks of the current owner, and what is next.
+    # Deadlines (domain/deadlines.py): the clocks of the current owner, and what is next.
     level_assigned_at: datetime | None = None
     accept_due_at: datetime | None = None
     accept_remind_at: datetime | None = None
@@ -136,10 +136,10 @@ class Request(SQLModel, table=True):
     # The first deadline this round of work missed (set by the sweep when a deadline passes,
     # kept through escalations, cleared when the resident reopens it): what "overdue" reads.
     overdue_since: datetime | None = None
-    # Response (bot/domain/metrics.py): the first holder's accept deadline, the first acceptance.
+    # Response (domain/metrics.py): the first holder's accept deadline, the first acceptance.
     respond_by: datetime | None = None
     responded_at: datetime | None = None
-    # The resident's verdict (bot/domain/verdicts.py). `verdict_stage` is what is due next at
+    # The resident's verdict (domain/verdicts.py). `verdict_stage` is what is due next at
     # `verdict_due_at` ("ask", "remind", "expire"), "done" once the verdict round is over.
     verdict_stage: str | None = Field(default=None, max_length=8)
     verdict_due_at: datetime | None = None

@@ -57,7 +57,7 @@ ROLE_LEVEL: dict[str, str] = {
     "admin": "district",
 }
 
-# Kept in step with `bot.domain.catalog`; storage does not import the bot package.
+# Kept in step with `domain.catalog`; storage does not import the rules above it.
 POST_CODES: tuple[str, ...] = (
     "repair",
     "sanitation",

@@ -15,7 +15,7 @@ from sqlalchemy import make_url, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel, col
 
-from bot.clock import ManualClock
+from domain.clock import ManualClock
 from storage.database import Database
 from storage.models import Staff
 from storage.roster import import_roster, sample_district_dir
@@ -135,7 +135,7 @@ OPENED_AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
 
 async def everyone_opened(db: Database) -> None:
-    """Every roster entry with a Telegram id has opened the bot (see bot.domain.reach)."""
+    """Every roster entry with a Telegram id has opened the bot (see domain.reach)."""
     async with db.transaction() as session:
         await session.exec(
             update(Staff).where(col(Staff.telegram_id).is_not(None)).values(opened_at=OPENED_AT)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bot.channels.console import ChatDriver
-from bot.clock import ManualClock
+from domain.clock import ManualClock
 from storage.database import Database
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import col, select
 
-from bot.domain.areas import Area, area_of, area_of_unit, units_below
-from bot.domain.lifecycle import Level
+from domain.areas import Area, area_of, area_of_unit, units_below
+from domain.lifecycle import Level
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request, Staff, Unit
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.domain.family_links import LINK_LIFETIME
+from domain.family_links import LINK_LIFETIME
 from storage.models import Account, Beneficiary, BeneficiaryLink
 from tests.harness import Harness
 from tests.test_conversation_escalation import (

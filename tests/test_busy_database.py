@@ -14,10 +14,10 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.memory import MemorySender
-from bot.channels.types import Inbound
-from bot.clock import ManualClock
 from bot.dispatcher import Dispatcher
-from bot.i18n import translator
+from domain.clock import ManualClock
+from domain.i18n import translator
+from domain.messages import Inbound
 from schedules.outbox import OutboxSender
 from storage.database import Database
 from storage.models import ConversationState

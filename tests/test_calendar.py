@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.calendar import (
+from domain.calendar import (
     CalendarError,
     ChineseWorkdays,
     FixedWorkdays,
@@ -144,7 +144,7 @@ def test_unknown_year_falls_back_to_weekdays_and_warns_once(
 ) -> None:
     days = ChineseWorkdays()
     assert not days.covers(2100) and days.covers(2026)
-    with caplog.at_level(logging.WARNING, logger="bot.domain.calendar"):
+    with caplog.at_level(logging.WARNING, logger="domain.calendar"):
         assert days.is_workday(date(2100, 1, 1))  # a Friday
         assert not days.is_workday(date(2100, 1, 2))
         assert days.is_workday(date(2100, 1, 4))

@@ -33,7 +33,7 @@ from bot.channels.telegram_aiogram import (
 from bot.channels.telegram_aiogram import inbound_from_update as aiogram_inbound
 from bot.channels.telegram_ptb import PtbSender, run_ptb_polling
 from bot.channels.telegram_ptb import inbound_from_update as ptb_inbound
-from bot.channels.types import (
+from domain.messages import (
     Button,
     DeliveryRefused,
     DeliveryRetry,

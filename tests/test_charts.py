@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from bot import charts
-from bot.domain.metrics import Rates
 from bot.settings import SettingsError, load_settings
+from domain import charts
+from domain.metrics import Rates
 
 TEXTS = charts.ChartTexts(
     title="江北街道 · 2026-11",

@@ -15,8 +15,8 @@ import pytest
 from sqlmodel import select
 
 from bot.cli import main
-from bot.clock import ManualClock
 from bot.demo import demo_start, run_demo
+from domain.clock import ManualClock
 from storage.database import Database
 from storage.models import Invite, Staff
 from storage.roster import sample_district_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from bot.channels.console import ChatDriver, Transcript, console_line, plain
-from bot.clock import ManualClock
+from domain.clock import ManualClock
 from storage.database import Database
 from tests.harness import ZONE
 

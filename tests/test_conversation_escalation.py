@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import col, select
 
 from bot.channels.memory import ShownMessage
-from bot.domain.deadlines import DEFAULT_POLICY
-from handlers.common import LEVEL_LABELS
+from domain.deadlines import DEFAULT_POLICY
+from domain.labels import LEVEL_LABELS
 from schedules.sweep import SweepReport, sweep
 from storage.models import Request, RequestEvent, Staff
 from tests.harness import Harness
@@ -169,7 +169,7 @@ async def test_an_unaccepted_request_climbs_the_ladder_day_by_day(people: Harnes
 
 
 async def label(harness: Harness, telegram_id: int, t: object) -> str:
-    from handlers.common import staff_label
+    from domain.labels import staff_label
 
     async with harness.db.session() as session:
         staff = (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).one()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.domain.requests import submit_request
+from domain.requests import submit_request
 from storage.models import Account, Beneficiary, Request, Staff
 from tests.harness import Harness
 from tests.test_conversation_onboarding import LANGUAGES, MENU, choose, register, tr, values

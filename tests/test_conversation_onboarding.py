@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from bot.channels.memory import ShownMessage
-from bot.i18n import Translator, pick_language, translator
+from domain.i18n import Translator, pick_language, translator
 from storage.models import Account, ConversationState, Invite, Staff, Unit
 from tests.harness import Harness
 

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import col, select, update
 
 from bot.channels.memory import ShownMessage
-from bot.domain.catalog import categories_of
+from domain.catalog import categories_of
 from storage.models import Beneficiary, ConversationState, Request, RequestEvent, Staff
 from tests.harness import Harness
 from tests.test_conversation_onboarding import (

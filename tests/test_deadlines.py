@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.calendar import Weekdays
-from bot.domain.deadlines import (
+from bot.settings import SettingsError, load_settings
+from domain.calendar import Weekdays
+from domain.deadlines import (
     COMPLEX,
     DEFAULT_POLICY,
     NORMAL,
@@ -31,7 +32,6 @@ from bot.domain.deadlines import (
     start_clocks,
     stop_accept_clock,
 )
-from bot.settings import SettingsError, load_settings
 from storage.models import Request
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -21,11 +21,11 @@ from sqlmodel import col, select
 
 from bot.app import build_worker
 from bot.channels.memory import MemorySender
-from bot.clock import ManualClock
-from bot.domain.deadlines import DEFAULT_POLICY, Policy
-from bot.domain.lifecycle import Action
-from bot.i18n import translator
 from bot.settings import SettingsError, load_settings
+from domain.clock import ManualClock
+from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.i18n import translator
+from domain.lifecycle import Action
 from schedules.digest import DigestReport, record_delivery, send_digests
 from storage.database import Database
 from storage.models import Account, DigestDelivery, OutboxMessage, Staff

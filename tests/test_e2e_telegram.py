@@ -31,9 +31,9 @@ from sqlmodel import col, select
 
 import bot.app
 from bot.app import run_bot
-from bot.clock import ManualClock
-from bot.i18n import translator
 from bot.settings import load_settings
+from domain.clock import ManualClock
+from domain.i18n import translator
 from schedules.worker import TickJob, Worker
 from storage.database import Database
 from storage.models import OutboxMessage, Request, RequestEvent

@@ -17,11 +17,11 @@ from sqlmodel import col, select
 import handlers.export as export_module
 import schedules.exports as exports_module
 from bot.channels.memory import ShownMessage
-from bot.channels.types import Inbound
 from bot.cli import build_parser, export_command, main
-from bot.clock import ManualClock
-from bot.i18n import translator
 from bot.settings import load_settings
+from domain.clock import ManualClock
+from domain.i18n import translator
+from domain.messages import Inbound
 from schedules.exports import run_exports
 from storage.database import Database
 from storage.models import ExportJob, OutboxMessage

@@ -7,8 +7,8 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGES, catalog_path, pick_language, translator
-from bot.i18n.catalogs import extract
+from domain.i18n import LANGUAGES, catalog_path, pick_language, translator
+from domain.i18n.catalogs import extract
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 TAG = re.compile(r"</?(\w+)[^>]*>")
@@ -24,7 +24,7 @@ def test_every_message_in_the_code_is_in_the_catalogs() -> None:
     for language in LANGUAGES:
         in_catalog = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog(language) if m.id}
         missing = in_code - in_catalog
-        assert not missing, f"{language}: run `python -m bot.i18n.catalogs`; missing {missing}"
+        assert not missing, f"{language}: run `python -m domain.i18n.catalogs`; missing {missing}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

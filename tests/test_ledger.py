@@ -13,16 +13,16 @@ from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlmodel import select
 
-import bot.domain.ledger as ledger_module
-from bot.clock import ManualClock
-from bot.domain.areas import Area, area_of, area_of_unit
-from bot.domain.deadlines import DEFAULT_POLICY
-from bot.domain.ledger import COLUMNS, Viewer, accept_outcome, resolve_outcome, write_ledger
-from bot.domain.lifecycle import Action
-from bot.domain.reports import parse_period
-from bot.domain.requests import submit_request, transition
-from bot.domain.verdicts import BY_REPORTER, close_request, record_verdict
-from bot.i18n import translator
+import domain.ledger as ledger_module
+from domain.areas import Area, area_of, area_of_unit
+from domain.clock import ManualClock
+from domain.deadlines import DEFAULT_POLICY
+from domain.i18n import translator
+from domain.ledger import COLUMNS, Viewer, accept_outcome, resolve_outcome, write_ledger
+from domain.lifecycle import Action
+from domain.reports import parse_period
+from domain.requests import submit_request, transition
+from domain.verdicts import BY_REPORTER, close_request, record_verdict
 from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request, Staff

@@ -9,16 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.clock import ManualClock
-from bot.domain.lifecycle import (
-    Action,
-    Level,
-    Status,
-    TransitionRefused,
-    level_above,
-    next_status,
-)
-from bot.domain.requests import transition
+from domain.clock import ManualClock
+from domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
+from domain.requests import transition
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request, RequestEvent
 

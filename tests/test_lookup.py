@@ -13,12 +13,12 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 
 from bot.channels.memory import ShownMessage
-from bot.domain.deadlines import DEFAULT_POLICY, pause_clocks
-from bot.domain.lifecycle import Action
-from bot.domain.requests import note_event, submit_request, transition
-from bot.domain.verdicts import close_request, record_verdict, reopen
-from bot.i18n import Translator, translator
-from handlers.common import LEVEL_LABELS, NOTE_LABELS, STATUS_LABELS, staff_label
+from domain.deadlines import DEFAULT_POLICY, pause_clocks
+from domain.i18n import Translator, translator
+from domain.labels import LEVEL_LABELS, NOTE_LABELS, STATUS_LABELS, staff_label
+from domain.lifecycle import Action
+from domain.requests import note_event, submit_request, transition
+from domain.verdicts import close_request, record_verdict, reopen
 from handlers.lookup import PAGE, find_clause, like, span
 from schedules.sweep import sweep
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff

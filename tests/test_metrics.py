@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.metrics import Counts, Rates, conditions, rates, responded_in_time, tally
+from domain.metrics import Counts, Rates, conditions, rates, responded_in_time, tally
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request
 

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from bot.domain.calendar import (
+from bot.settings import SettingsError, load_settings
+from domain.calendar import (
     CalendarFileError,
     ChineseWorkdays,
     FixedWorkdays,
@@ -25,7 +26,7 @@ from bot.domain.calendar import (
     official_days_from,
     package_years,
 )
-from bot.domain.deadlines import (
+from domain.deadlines import (
     DEFAULT_POLICY,
     NORMAL,
     Policy,
@@ -34,7 +35,6 @@ from bot.domain.deadlines import (
     policy_from,
     start_clocks,
 )
-from bot.settings import SettingsError, load_settings
 from storage.models import Request
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -326,7 +326,7 @@ def test_without_the_file_2027_falls_back_to_monday_to_friday(
     if PACKAGE_LAST >= 2027:
         pytest.skip("the installed chinesecalendar knows 2027")
     days = ChineseWorkdays()
-    with caplog.at_level(logging.WARNING, logger="bot.domain.calendar"):
+    with caplog.at_level(logging.WARNING, logger="domain.calendar"):
         assert days.is_workday(date(2027, 2, 8))
         assert not days.is_workday(date(2027, 2, 20))
     assert not days.covers(2027)
@@ -337,7 +337,7 @@ def test_the_package_still_decides_the_years_the_file_does_not_list(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     days = ChineseWorkdays(extra=example())
-    with caplog.at_level(logging.WARNING, logger="bot.domain.calendar"):
+    with caplog.at_level(logging.WARNING, logger="domain.calendar"):
         assert not days.is_workday(date(2026, 10, 1))  # National Day 2026, from the package
         assert days.is_workday(date(2026, 10, 10))  # its make-up Saturday
         assert days.is_workday(date(2100, 1, 1))  # neither knows 2100: Monday–Friday
@@ -350,7 +350,7 @@ def test_a_year_in_the_file_is_decided_by_the_file_alone(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write(tmp_path, "date,kind\n2026-06-01,holiday\n")  # a Monday the package works
-    with caplog.at_level(logging.WARNING, logger="bot.domain.calendar"):
+    with caplog.at_level(logging.WARNING, logger="domain.calendar"):
         official = load_official_days(path)
     days = ChineseWorkdays(extra=official)
     assert not days.is_workday(date(2026, 6, 1))  # the file over the package
@@ -371,7 +371,7 @@ def test_the_policys_own_rest_days_apply_on_top_of_the_file() -> None:
 
 
 def test_a_weekdays_policy_leaves_the_file_out(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.domain.deadlines"):
+    with caplog.at_level(logging.WARNING, logger="domain.deadlines"):
         policy = policy_from({"calendar": "weekdays"}, official=example())
     assert isinstance(policy.days, Weekdays)
     assert policy.days.is_workday(date(2027, 2, 8))

@@ -8,18 +8,12 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from bot.channels.memory import MemorySender
-from bot.channels.types import (
-    MAX_TEXT,
-    Button,
-    DeliveryRefused,
-    DeliveryRetry,
-    Outbound,
-)
-from bot.clock import ManualClock
+from domain.clock import ManualClock
+from domain.messages import MAX_TEXT, Button, DeliveryRefused, DeliveryRetry, Outbound
+from domain.outbox import enqueue, split_text
 from schedules.outbox import OutboxSender
 from storage.database import Database
 from storage.models import OutboxMessage
-from storage.outbox import enqueue, split_text
 
 ALICE, BOB = 900001, 900002
 BUTTONS = ((Button("OK", data="m:home"),),)

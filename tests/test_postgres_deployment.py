@@ -16,14 +16,14 @@ import pytest
 from sqlmodel import col, select
 
 from bot.channels.memory import MemorySender
-from bot.channels.types import Outbound
-from bot.clock import ManualClock
+from domain.clock import ManualClock
+from domain.messages import Outbound
+from domain.outbox import enqueue
 from schedules.leadership import Leadership
 from schedules.outbox import SendLimits
 from schedules.worker import Worker
 from storage.database import Database
 from storage.models import OutboxMessage, WorkerLease
-from storage.outbox import enqueue
 from storage.roster import import_roster, sample_district_dir
 from tests.conftest import POSTGRES_URL, postgres_database
 from tests.fake_bot_api import FakeBotApi

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.clock import ManualClock
-from bot.domain.deadlines import DEFAULT_POLICY
-from bot.domain.lifecycle import Level
-from bot.domain.reach import Reach, Refusal, reach_of, record_refusal, refusal_of
-from bot.domain.routing import Skip, route_request
+from domain.clock import ManualClock
+from domain.deadlines import DEFAULT_POLICY
+from domain.lifecycle import Level
+from domain.reach import Reach, Refusal, reach_of, record_refusal, refusal_of
+from domain.routing import Skip, route_request
 from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import Account, OutboxMessage, Request, RequestEvent, Staff

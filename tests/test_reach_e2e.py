@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.domain.reach import Reach, reach_of
+from domain.reach import Reach, reach_of
 from storage.models import Request, RequestEvent, Staff
 from tests.test_e2e_telegram import RESIDENT, WANG, Running, User
 from tests.test_e2e_telegram import running as running  # the fixture, re-exported

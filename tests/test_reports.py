@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.areas import area_of_unit
-from bot.domain.reports import Period, build_report, parse_period
+from domain.areas import area_of_unit
+from domain.reports import Period, build_report, parse_period
 from storage.database import Database
 from tests.test_metrics import HOUR, owner, request
 

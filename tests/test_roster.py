@@ -749,8 +749,8 @@ def test_sample_district_dir_override(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_codes_match_the_domain() -> None:
-    catalog = pytest.importorskip("bot.domain.catalog")
-    routing = pytest.importorskip("bot.domain.routing")
+    catalog = pytest.importorskip("domain.catalog")
+    routing = pytest.importorskip("domain.routing")
     assert set(POST_CODES) == set(catalog.CATEGORY_CODES)
     assert {str(level.value): role for level, role in routing.ROLE_AT_LEVEL.items()} == {
         level: role for role, level in ROLE_LEVEL.items()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlmodel import col, select, update
 
-from bot.clock import ManualClock
-from bot.domain.lifecycle import Level, Status
-from bot.domain.requests import submit_request
-from bot.domain.routing import Route, Skip, route_request
+from domain.clock import ManualClock
+from domain.lifecycle import Level, Status
+from domain.requests import submit_request
+from domain.routing import Route, Skip, route_request
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
 

@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import charts
 from bot.channels.memory import ShownMessage
-from bot.channels.types import MAX_TEXT
-from bot.domain.areas import Area, area_of_unit
-from bot.domain.lifecycle import Level
-from bot.domain.metrics import Counts
-from bot.domain.reports import Figures, Period, Report
-from bot.i18n import translator
+from domain import charts
+from domain.areas import Area, area_of_unit
+from domain.i18n import translator
+from domain.lifecycle import Level
+from domain.messages import MAX_TEXT
+from domain.metrics import Counts
+from domain.reports import Figures, Period, Report
 from handlers.stats import chart_for, summary
 from storage.database import Database
 from storage.models import Unit
@@ -267,7 +267,7 @@ async def test_without_a_chinese_font_the_chart_is_in_english(
             area, Period(local(11, 1), local(12, 1), "2026-11"), figures,
             [("QS-JB-TH", figures)], [], [(date(2026, 11, 1), 2)],
         )  # fmt: skip
-        with caplog.at_level(logging.WARNING, logger="bot.charts"):
+        with caplog.at_level(logging.WARNING, logger="domain.charts"):
             chart = chart_for(translator("zh_CN"), report, units)
             again = chart_for(translator("zh_CN"), report, units)
     finally:

@@ -16,10 +16,10 @@ from sqlmodel import col, select
 import schedules.sweep as sweep_module
 from bot.app import build_worker
 from bot.channels.memory import MemorySender
-from bot.clock import ManualClock
-from bot.domain.deadlines import DEFAULT_POLICY
-from bot.domain.requests import submit_request
 from bot.settings import load_settings
+from domain.clock import ManualClock
+from domain.deadlines import DEFAULT_POLICY
+from domain.requests import submit_request
 from schedules.sweep import SweepReport, sweep
 from schedules.worker import Tick
 from storage.database import Database

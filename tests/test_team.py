@@ -18,9 +18,9 @@ from sqlmodel import col, select
 from bot.channels.console import plain
 from bot.channels.memory import ShownMessage
 from bot.cli import display_width, roster_status_command
-from bot.clock import ManualClock
-from bot.domain.invites import issue_invite
-from bot.domain.reach import Reach, reach_of
+from domain.clock import ManualClock
+from domain.invites import issue_invite
+from domain.reach import Reach, reach_of
 from handlers.lookup import PAGE
 from storage.database import Database
 from storage.models import Invite, Staff, Unit

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.domain.reach import Reach, reach_of
-from bot.i18n import translator
+from domain.i18n import translator
+from domain.reach import Reach, reach_of
 from storage.models import Invite, Staff
 from tests.test_e2e_telegram import (
     WANG,

@@ -18,12 +18,12 @@ from sqlmodel import select
 
 from bot.channels.console import ChatDriver, Transcript
 from bot.channels.memory import MemorySender
-from bot.channels.types import Button, Outbound
-from bot.clock import ManualClock
+from domain.clock import ManualClock
+from domain.messages import Button, Outbound
+from domain.outbox import enqueue
 from schedules.outbox import OutboxSender
 from storage.database import Database
 from storage.models import OutboxMessage
-from storage.outbox import enqueue
 from tests.fake_bot_api import FakeBotApi
 from tests.test_e2e_telegram import Running, running, starts  # noqa: F401 - the fixture
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
-from bot.domain.deadlines import DEFAULT_POLICY
-from handlers.common import staff_label
+from domain.deadlines import DEFAULT_POLICY
+from domain.labels import staff_label
 from schedules.sweep import sweep
 from storage.models import Account, Beneficiary, OutboxMessage, Request, RequestEvent, Staff
 from tests.harness import Harness
@@ -505,7 +505,7 @@ async def test_zh_buttons_read_warmly(harness: Harness) -> None:
 def test_verdict_times_come_from_the_policy_file() -> None:
     from datetime import timedelta as span
 
-    from bot.domain.deadlines import PolicyError, policy_from
+    from domain.deadlines import PolicyError, policy_from
 
     policy = policy_from({"verdict": {"close_after": "48 hours", "ask_after": "30 minutes"}})
     assert policy.verdict.close_after == span(hours=48)

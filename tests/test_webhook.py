@@ -20,8 +20,8 @@ from sqlmodel import select
 
 from bot.app import Role, run_bot
 from bot.channels.webhook import SECRET_HEADER, derive_secret
-from bot.clock import ManualClock
 from bot.settings import load_settings
+from domain.clock import ManualClock
 from storage.database import Database
 from storage.models import InboxUpdate
 from storage.roster import import_roster, sample_district_dir

@@ -20,10 +20,10 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from bot.channels.memory import MemorySender, ShownMessage
-from bot.channels.types import HandleResult, Inbound, InboundKind, Outbound
-from bot.clock import Clock
 from bot.dispatcher import Dispatcher
-from bot.domain.deadlines import DEFAULT_POLICY, Policy
+from domain.clock import Clock
+from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.messages import HandleResult, Inbound, InboundKind, Outbound
 from schedules.exports import run_exports
 from schedules.outbox import OutboxSender
 from schedules.refusals import refusal_handler

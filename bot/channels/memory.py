@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.channels.types import Button, DeliveryRefused, NotModified, Outbound
+from domain.messages import Button, DeliveryRefused, NotModified, Outbound
 
 
 @dataclass(slots=True)

@@ -60,7 +60,7 @@ from bot.channels.telegram_common import (
     read_update,
     run_polling,
 )
-from bot.channels.types import Inbound
+from domain.messages import Inbound
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from bot.channels.telegram_html import MEDIA_KINDS, fit_html, fit_plain, visible_length
-from bot.channels.types import (
+from domain.messages import (
     MAX_CALLBACK_ANSWER,
     MAX_CAPTION,
     MAX_TEXT,

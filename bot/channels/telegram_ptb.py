@@ -49,7 +49,7 @@ from bot.channels.telegram_common import (
     read_update,
     run_polling,
 )
-from bot.channels.types import Inbound
+from domain.messages import Inbound
 
 PtbApplication = Application[Any, Any, Any, Any, Any, Any]
 

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy import text
 
-from bot.channels.types import Sender
-from bot.clock import Clock
+from domain.clock import Clock
+from domain.messages import Sender
 from storage.database import Database
 from storage.inbox import ChatLocks, chat_of, drain_chat, stalled_chats, take_in
 from storage.models import WorkerLease

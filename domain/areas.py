@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.lifecycle import Level
+from domain.lifecycle import Level
 from storage.models import Request, Staff, Unit
 
 AREA_ROLES = ("coordinator", "town_officer", "department", "admin")

@@ -2,7 +2,7 @@
 
 The cohort is the requests received (`created_at`) in the period within the area; every
 figure is a count over that cohort, defined in docs/metrics.md and counted by
-`bot.domain.metrics.tally`. A report takes two aggregate queries whatever the number of
+`domain.metrics.tally`. A report takes two aggregate queries whatever the number of
 requests: one GROUP BY grid and category (folded here into the total, the parts one level
 down and the categories), one GROUP BY quarter hour for the requests per day.
 
@@ -23,9 +23,9 @@ from sqlalchemy import BigInteger, ColumnElement, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.areas import Area
-from bot.domain.catalog import CATEGORIES
-from bot.domain.metrics import Counts, Rates, conditions, tally
+from domain.areas import Area
+from domain.catalog import CATEGORIES
+from domain.metrics import Counts, Rates, conditions, tally
 from storage.models import Request
 
 SLOT_SECONDS = 15 * 60

@@ -8,7 +8,7 @@ Every open request carries two clocks that start when its current owner gets it:
 
 How long each clock runs depends on the priority (urgent, normal, complex) and may be changed per
 category. A span written in hours or minutes runs around the clock; one written in working days
-or working hours counts only the working hours of working days (`bot.domain.calendar`).
+or working hours counts only the working hours of working days (`domain.calendar`).
 
 Before each deadline the owner is reminded (default at 75% of the allowed time, and for urgent
 requests also one hour before); when it passes the sweep (`schedules.sweep`) escalates the
@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from bot.domain.calendar import (
+from domain.calendar import (
     ChineseWorkdays,
     DayCalendar,
     FixedWorkdays,
@@ -57,8 +57,8 @@ from bot.domain.calendar import (
     parse_span,
     resume_time,
 )
-from bot.domain.catalog import CATEGORY_BY_CODE, CATEGORY_CODES
-from bot.domain.lifecycle import Status
+from domain.catalog import CATEGORY_BY_CODE, CATEGORY_CODES
+from domain.lifecycle import Status
 from storage.models import Request
 
 log = logging.getLogger(__name__)
@@ -505,7 +505,7 @@ def clock_times(
 
 def refresh_next_due(request: Request) -> None:
     """Keep `next_due_at` (what the sweep looks at) the earliest pending time: a clock of an
-    open request, or the verdict step of a resolved one (`bot.domain.verdicts`)."""
+    open request, or the verdict step of a resolved one (`domain.verdicts`)."""
     if request.status == Status.RESOLVED:
         request.next_due_at = request.verdict_due_at
         return

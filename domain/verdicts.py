@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.deadlines import Policy, refresh_next_due, start_clocks
-from bot.domain.lifecycle import Action, Level, Status
-from bot.domain.requests import note_event, reroute_up, transition
-from bot.domain.routing import Route, route_request
+from domain.deadlines import Policy, refresh_next_due, start_clocks
+from domain.lifecycle import Action, Level, Status
+from domain.requests import note_event, reroute_up, transition
+from domain.routing import Route, route_request
 from storage.models import Request, RequestEvent, Staff
 
 SATISFIED, FAIRLY, NOT_SATISFIED = "satisfied", "fairly", "not_satisfied"

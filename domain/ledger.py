@@ -2,7 +2,7 @@
 
 `/export` in the chat and `huiyin export` at the terminal both write it with `write_ledger`.
 The first sheet is the ledger (columns in `COLUMNS`, described in docs/ledger.md); the second
-the period's figures (`bot.domain.reports.build_report`, defined in docs/metrics.md): the
+the period's figures (`domain.reports.build_report`, defined in docs/metrics.md): the
 total, one level down, by category, and the requests received per day.
 
 A district's month can be tens of thousands of requests, so rows are read in batches (keyset
@@ -33,14 +33,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.areas import Area
-from bot.domain.lifecycle import Action, Level
-from bot.domain.metrics import DONE, NOT_COUNTED, Rates, responded_in_time
-from bot.domain.reports import Figures, Period, Report, build_report
-from bot.domain.requests import WHY_RESOLVE_OVERDUE
-from bot.domain.verdicts import BY_BENEFICIARY, BY_REPORTER, BY_STAFF
-from bot.i18n import N_, Translator
-from handlers.common import (
+from domain.areas import Area
+from domain.i18n import N_, Translator
+from domain.labels import (
     LEVEL_LABELS,
     NOTE_LABELS,
     STATUS_LABELS,
@@ -49,6 +44,11 @@ from handlers.common import (
     mask_phone,
     unit_label,
 )
+from domain.lifecycle import Action, Level
+from domain.metrics import DONE, NOT_COUNTED, Rates, responded_in_time
+from domain.reports import Figures, Period, Report, build_report
+from domain.requests import WHY_RESOLVE_OVERDUE
+from domain.verdicts import BY_BENEFICIARY, BY_REPORTER, BY_STAFF
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, Unit
 
 BATCH = 1000

@@ -12,15 +12,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.deadlines import (
-    DEFAULT_POLICY,
-    Policy,
-    start_clocks,
-    stop_accept_clock,
-    stop_clocks,
-)
-from bot.domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
-from bot.domain.routing import Route, route_request
+from domain.deadlines import DEFAULT_POLICY, Policy, start_clocks, stop_accept_clock, stop_clocks
+from domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
+from domain.routing import Route, route_request
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
 
 # The zone deadlines are counted in when a caller does not say (the settings' default).

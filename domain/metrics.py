@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, Integer, and_, case, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.lifecycle import OPEN_STATUSES, Status
-from bot.domain.verdicts import FAIRLY, SATISFIED
+from domain.lifecycle import OPEN_STATUSES, Status
+from domain.verdicts import FAIRLY, SATISFIED
 from storage.models import Request
 
 # Withdrawn and duplicate requests are not counted as received.

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.ft2font import FT2Font
 
-from bot.domain.metrics import Rates
+from domain.metrics import Rates
 
 log = logging.getLogger(__name__)
 

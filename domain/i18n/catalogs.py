@@ -1,4 +1,4 @@
-"""Keep the catalogs in step with the code: `python -m bot.i18n.catalogs` re-extracts every
+"""Keep the catalogs in step with the code: `python -m domain.i18n.catalogs` re-extracts every
 message id and merges it into each `.po` file, keeping the translations already there.
 
 English catalogs get the message id as their text where empty (ids are English); other
@@ -13,10 +13,10 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-from bot.i18n import DOMAIN, LANGUAGES, catalog_path
+from domain.i18n import DOMAIN, LANGUAGES, catalog_path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ("bot", "handlers", "schedules", "storage")
+SOURCE_DIRS = ("bot", "handlers", "schedules", "domain", "storage")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 
 

@@ -3,7 +3,7 @@
 At the grid level the candidates are the grid's members; one whose posts cover the category is
 preferred, then the one with the fewest open tasks. Above it: the community's coordinators, the
 town's officers, the district department staff whose remit covers the category, the district
-admins. "Reachable" (bot.domain.reach) means the person has opened the bot as this roster entry
+admins. "Reachable" (domain.reach) means the person has opened the bot as this roster entry
 and Telegram has not refused a message to them since.
 """
 
@@ -16,8 +16,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.domain.lifecycle import LADDER, OPEN_STATUSES, Level
-from bot.domain.reach import is_reachable
+from domain.lifecycle import LADDER, OPEN_STATUSES, Level
+from domain.reach import is_reachable
 from storage.models import Request, Staff, Unit
 
 ROLE_AT_LEVEL: dict[Level, str] = {

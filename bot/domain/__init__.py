@@ -1,1 +1,0 @@
-"""Domain rules: the service catalog, the request lifecycle, routing along the ladder."""
