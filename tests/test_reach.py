@@ -210,3 +210,19 @@ async def test_a_resident_who_blocked_the_bot_gets_a_follow_up_call(harness: Har
     assert request.followup_staff_id == (await staff_by_telegram(harness.db, LI)).id
     # Li never wrote to the bot in this test, so he reads Chinese (the district's language).
     assert any("<b>HY000001</b>" in t and "回访" in t for t in harness.texts(LI))
+
+
+async def test_more_waiting_tasks_than_cards_point_to_the_list(harness: Harness) -> None:
+    harness.languages.update({RESIDENT: "en", WANG: "en"})
+    await register(harness, RESIDENT)
+    for number in range(7):
+        await report_need(harness, RESIDENT, text=f"Leak number {number}")
+    async with harness.db.transaction() as session:
+        await record_refusal(session, WANG, Refusal.CHAT_NOT_FOUND, harness.clock.now())
+
+    shown = await harness.say(WANG, "/start")
+    assert shown[1].text == (
+        "📌 7 tasks are waiting for you:\nThe first 5 are below; /tasks lists them all."
+    )
+    cards = [m for m in shown if m.message.ref]
+    assert [m.message.ref for m in cards] == [f"card:{n}:1" for n in range(1, 6)]
