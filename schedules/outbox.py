@@ -1,11 +1,13 @@
 """The outbox sender: delivers pending rows through a channel's `Sender`.
 
 Each chat's messages go out in the order they were written (a row waiting for a retry holds back
-the rows behind it in the same chat); different chats proceed in parallel. A row is marked sent
-only after the Bot API accepted it. Temporary failures (network, 5xx, 429) are retried, a 429
-after the `retry_after` Telegram asked for, others with exponential backoff; refusals (400, 403)
-are recorded as failed and not retried. `SendLimits` paces sending within Telegram's limits,
-and claims keep two workers from sending the same row (see `OutboxSender`).
+the rows behind it in the same chat); different chats proceed in parallel, each in its own task,
+so a chat draining a backlog at Telegram's one message a second never delays a reply to another.
+A row is marked sent only after the Bot API accepted it. Temporary failures (network, 5xx, 429)
+are retried, a 429 after the `retry_after` Telegram asked for, others with exponential backoff;
+refusals (400, 403) are recorded as failed and not retried. `SendLimits` paces sending within
+Telegram's limits (about 30 a second in all, whichever chats they go to), and claims keep two
+workers from sending the same row (see `OutboxSender`).
 
 A refusal that says the person is out of reach (blocked, deactivated, chat not found) is also
 recorded on them (domain.reach), in the same transaction that marks the row failed, and
@@ -19,7 +21,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -38,8 +40,13 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_SECONDS = 300.0
 BATCH = 500
-# A refused task card moves the request on, which writes a new card: delivered in the same
-# pass, up to once per level of the ladder.
+# At most this many rows of one chat are claimed at once: at one a second they go out well
+# within `claim_timeout`, so no claim goes stale while its own drain still holds it.
+CHAT_CLAIM = 30
+# How long a stop waits for the drains under way before cancelling them.
+STOP_GRACE_SECONDS = 30.0
+# A refused task card moves the request on, which writes a new card: `deliver_due` delivers it
+# too, up to once per level of the ladder (the worker is woken for it).
 FOLLOW_UP_ROUNDS = 5
 
 # What follows a refusal that put someone out of reach, inside the transaction that records it.
@@ -111,13 +118,31 @@ class _Bucket:
         self.tokens -= 1
 
 
+class _Chat:
+    """One chat's drain: the rows claimed for it, delivered in order by one task."""
+
+    def __init__(self, chat_id: int) -> None:
+        self.chat_id = chat_id
+        self.rows: deque[OutboxMessage] = deque()
+        # Claim this chat again once `rows` is done: its claim was cut at CHAT_CLAIM, or a
+        # claim found new rows for it while it was draining (left for this task, to keep order).
+        self.again = False
+        self.task: asyncio.Task[None] | None = None
+
+
 class OutboxSender:
-    """Claims due rows and delivers them.
+    """Claims due rows and delivers them, each chat in its own task.
 
     Rows are claimed (`claimed_at`) with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so
     even two active workers never send one row twice; a claim older than `claim_timeout` (its
-    worker died mid-send) is taken over. Only a chat's due prefix is claimed, and a chat with a
+    worker died mid-send) is taken over. Only a chat's due prefix is claimed (at most CHAT_CLAIM
+    rows, so a backlog's claims stay fresh while it drains at one a second), and a chat with a
     row claimed elsewhere is left alone, which keeps each chat's order.
+
+    Each claimed chat drains in its own task, at most `parallel_chats` at once: a chat waiting
+    on its own pacing never holds up another (a reply is not queued behind someone's backlog).
+    A claim leaves the chats already draining here to their own task, which claims its chat
+    again when its rows are done, so their new rows follow the old ones.
     """
 
     def __init__(
@@ -137,31 +162,86 @@ class OutboxSender:
         # None: no pacing (the console and tests); the worker passes Telegram's limits.
         self.limits = limits
         self.claim_timeout = claim_timeout
-        self._parallel = asyncio.Semaphore(parallel_chats)
-        self._delivering = asyncio.Lock()
+        self.parallel_chats = parallel_chats
+        self._chats: dict[int, _Chat] = {}  # the chats draining now
+        # One claim of new chats at a time, so the free slots it counts stay free.
+        self._claiming = asyncio.Lock()
+        self._crowded = False  # the last claim left due chats for want of a free slot
+        self._stopping = False  # the worker is stopping: finish the row under way, no more
+        self._sent = 0  # rows accepted by the Bot API, ever (deliver_due reports its share)
         self.on_refused: RefusalHandler | None = None
-        self._followed_up = False  # `on_refused` ran in this round (it may have written rows)
+        self._followed_up = False  # `on_refused` ran (it may have written rows)
 
     async def deliver_due(self) -> int:
-        """Deliver every row that is due now; return how many were accepted by the Bot API."""
-        delivered = 0
-        async with self._delivering:
-            for _round in range(FOLLOW_UP_ROUNDS):
-                self._followed_up = False
-                claimed = await self._claim()
-                results = await asyncio.gather(*(self._deliver_chat(c) for c in claimed.values()))
-                delivered += sum(results)
-                if not self._followed_up:
-                    break
-        return delivered
+        """Deliver every row that is due now and wait until it is done (deliveries already
+        under way included); return how many rows the Bot API accepted meanwhile.
 
-    async def _claim(self) -> dict[int, list[OutboxMessage]]:
+        For callers that need everything out when this returns (the console, tests); the worker
+        uses `run`, which does not wait for one chat before serving another.
+        """
+        before = self._sent
+        follow_ups = 0
+        while True:
+            await self._drained()
+            self._followed_up = False
+            await self._claim_and_start()
+            await self._drained()
+            if self._crowded:
+                continue
+            if not self._followed_up or follow_ups >= FOLLOW_UP_ROUNDS - 1:
+                break
+            follow_ups += 1
+        return self._sent - before
+
+    async def _drained(self) -> None:
+        """Wait for every chat draining now (and any started meanwhile) to finish."""
+        while self._chats:
+            tasks = [chat.task for chat in self._chats.values() if chat.task is not None]
+            await asyncio.gather(*tasks)
+
+    async def _claim_and_start(self) -> None:
+        """Claim the due rows of chats not draining here, up to the free slots, and start a
+        drain for each."""
+        async with self._claiming:
+            free = self.parallel_chats - len(self._chats)
+            if free <= 0:
+                self._crowded = True
+                return
+            claimed = await self._claim(slots=free)
+            for chat_id, rows in claimed.items():
+                chat = self._chats[chat_id] = _Chat(chat_id)
+                chat.rows.extend(rows)
+                chat.again = len(rows) >= CHAT_CLAIM
+                chat.task = asyncio.create_task(self._drain(chat), name=f"outbox-chat-{chat_id}")
+                chat.task.add_done_callback(_log_failure)
+
+    async def _claim(
+        self, *, slots: int | None = None, chat_id: int | None = None
+    ) -> dict[int, list[OutboxMessage]]:
+        """Claim the due prefix of up to `slots` chats (or of `chat_id` only, for its drain).
+
+        The chats draining here are left to their drains (marked to claim again), and the chats
+        with a live claim are left alone; which chats have one is read after the rows are
+        locked, so a claim committed meanwhile is seen."""
         now = self.clock.now()
         stale = now - self.claim_timeout
         live_claim = col(OutboxMessage.claimed_at).is_not(None) & (
             col(OutboxMessage.claimed_at) >= stale
         )
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .where(~live_claim)
+            .order_by(col(OutboxMessage.id))
+            .limit(BATCH)
+        )
+        if chat_id is None:
+            query = query.with_for_update(skip_locked=True)
+        else:
+            # Its own chat: wait for a lock another claim holds rather than skip a row of it.
+            query = query.where(OutboxMessage.chat_id == chat_id).with_for_update()
         async with self.db.transaction() as session:
+            rows = (await session.exec(query)).all()
             busy = set(
                 (
                     await session.exec(
@@ -172,43 +252,69 @@ class OutboxSender:
                     )
                 ).all()
             )
-            rows = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.status == "pending")
-                    .where(~live_claim)
-                    .order_by(col(OutboxMessage.id))
-                    .limit(BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
             by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
             for row in rows:
-                if row.chat_id not in busy:
-                    by_chat[row.chat_id].append(row)
+                if row.chat_id in busy:
+                    continue
+                draining = self._chats.get(row.chat_id)
+                if chat_id is None and draining is not None:
+                    draining.again = True
+                    continue
+                by_chat[row.chat_id].append(row)
             claimed: dict[int, list[OutboxMessage]] = {}
-            for chat_id, chat_rows in by_chat.items():
+            if chat_id is None:
+                self._crowded = False
+            for chat, chat_rows in by_chat.items():
                 due = list(itertools.takewhile(lambda r: r.next_attempt_at <= now, chat_rows))
+                if not due:
+                    continue
+                if slots is not None and len(claimed) >= slots:
+                    self._crowded = True
+                    break
+                due = due[:CHAT_CLAIM]
                 for row in due:
                     row.claimed_at = now
                     session.add(row)
-                if due:
-                    claimed[chat_id] = due
+                claimed[chat] = due
         return claimed
 
-    async def _deliver_chat(self, rows: list[OutboxMessage]) -> int:
-        delivered = 0
-        async with self._parallel:
-            for index, row in enumerate(rows):
+    async def _drain(self, chat: _Chat) -> None:
+        """Deliver the chat's rows in order; then, if more may be due, claim them and go on."""
+        try:
+            while chat.rows or chat.again:
+                if self._stopping:
+                    break
+                if not chat.rows:
+                    chat.again = False
+                    more = (await self._claim(chat_id=chat.chat_id)).get(chat.chat_id, [])
+                    chat.rows.extend(more)
+                    chat.again = chat.again or len(more) >= CHAT_CLAIM
+                    continue
+                row = chat.rows.popleft()
                 if self.limits is not None:
                     await self.limits.wait(row.chat_id)
                 outcome = await self._deliver_one(row)
                 if outcome == "retry":
                     # The rows behind it wait with it, to keep the chat's order.
-                    await self._release([r.id for r in rows[index + 1 :] if r.id is not None])
                     break
-                delivered += outcome == "sent"
-        return delivered
+                self._sent += outcome == "sent"
+            await self._release_rest(chat)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._release_rest(chat)
+            raise
+        finally:
+            # Nothing is awaited between the last look at `chat.rows` and this: a claim either
+            # gave its rows to this drain or finds the chat free.
+            del self._chats[chat.chat_id]
+            if self._crowded:
+                self.wake.set()  # a slot is free for a chat the last claim had to leave
+
+    async def _release_rest(self, chat: _Chat) -> None:
+        while chat.rows:
+            row_ids = [r.id for r in chat.rows if r.id is not None]
+            chat.rows.clear()
+            await self._release(row_ids)
 
     async def _release(self, row_ids: list[int]) -> None:
         if not row_ids:
@@ -279,6 +385,7 @@ class OutboxSender:
             if self.on_refused is not None:
                 await self.on_refused(session, stored, refusal, first)
                 self._followed_up = True
+                self.wake.set()
 
     async def _record_retry(self, row_id: int, reason: str, after: float | None) -> None:
         async with self.db.transaction() as session:
@@ -308,15 +415,50 @@ class OutboxSender:
             session.add(row)
 
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
-        """Deliver whenever woken (after each handled update) and every `interval` seconds."""
-        while not stop.is_set():
-            self.wake.clear()
-            try:
-                await self.deliver_due()
-            except Exception:
-                log.exception("outbox delivery failed; will try again")
-            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+        """Deliver whenever woken (after each handled update) and every `interval` seconds.
+
+        Each wake-up claims at once for the chats not draining yet, without waiting for the
+        drains under way. On `stop`, each drain finishes the row it is sending and releases the
+        rest; any still going after STOP_GRACE_SECONDS is cancelled (its claims time out)."""
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    await self._claim_and_start()
+                except Exception:
+                    log.exception("outbox delivery failed; will try again")
+                waiters = [
+                    asyncio.ensure_future(self.wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait(
+                        waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                    )
+                for waiter in waiters:
+                    waiter.cancel()
+        except asyncio.CancelledError:
+            for chat in list(self._chats.values()):
+                if chat.task is not None:
+                    chat.task.cancel()
+            raise
+        await self._finish_drains()
+
+    async def _finish_drains(self) -> None:
+        tasks = {chat.task for chat in self._chats.values() if chat.task is not None}
+        if not tasks:
+            return
+        self._stopping = True
+        try:
+            _done, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._stopping = False
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A drain's error is logged here (the worker awaits no drain); deliver_due re-raises it."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("outbox delivery failed; will try again", exc_info=error)

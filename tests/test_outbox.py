@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -11,7 +14,7 @@ from bot.channels.memory import MemorySender
 from domain.clock import ManualClock
 from domain.messages import MAX_TEXT, Button, DeliveryRefused, DeliveryRetry, Outbound
 from domain.outbox import enqueue, split_text
-from schedules.outbox import OutboxSender
+from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
 from storage.models import OutboxMessage
 
@@ -262,3 +265,134 @@ async def test_edit_ref_with_nothing_sent_yet_sends_a_new_message(
     await put(empty_db, clock, Outbound(chat_id=ALICE, text="card v3", edit_ref="card:9:9"))
     await outbox.deliver_due()
     assert [(m.text, m.edits) for m in channel.shown.messages(ALICE)] == [("card v3", 1)]
+
+
+# One chat's backlog and everyone else ----------------------------------------------------------
+
+
+class SteppedTime:
+    """A monotonic time that only the pacing's sleeps move: a sleep wakes at the moment it
+    asked for (never earlier), after letting the other tasks run."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, until)
+
+
+@dataclass
+class WatchedSender(FlakySender):
+    """Records when (on the stepped time) each message goes out; chat A's sixth message waits
+    until B's message has gone out (or the test lets A go), so a sender that makes B wait fails
+    instead of hanging."""
+
+    time: SteppedTime = field(default_factory=SteppedTime)
+    sent_at: list[tuple[float, int, str]] = field(default_factory=list)
+    a_started: asyncio.Event = field(default_factory=asyncio.Event)
+    b_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    give_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, message: Outbound) -> int:
+        if message.chat_id == ALICE and len(self.texts(ALICE)) == 5:
+            self.a_started.set()
+            gates = [asyncio.ensure_future(e.wait()) for e in (self.b_sent, self.give_up)]
+            await asyncio.wait(gates, return_when=asyncio.FIRST_COMPLETED)
+            for gate in gates:
+                gate.cancel()
+        message_id = await super().send(message)
+        self.sent_at.append((self.time.now, message.chat_id, message.text))
+        if message.chat_id == BOB:
+            self.b_sent.set()
+        return message_id
+
+
+async def test_a_reply_to_one_chat_is_not_queued_behind_another_chats_backlog(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, *texts(ALICE, *(f"a{n}" for n in range(60))))
+    channel = WatchedSender()
+    limits = SendLimits(per_second=3.0, monotonic=channel.time.monotonic, sleep=channel.time.sleep)
+    outbox = OutboxSender(empty_db, channel, clock, limits=limits)
+    stop = asyncio.Event()
+    running = asyncio.create_task(outbox.run(stop, interval=3600))
+
+    await channel.a_started.wait()  # A's backlog is draining...
+    # ...when B's reply is written, and one more message for A.
+    await put(empty_db, clock, *texts(BOB, "reply"), *texts(ALICE, "a60"))
+    outbox.wake.set()
+    # B's reply goes out while A's sixth message is held. A sender that serves no wake-up while
+    # A drains never sends it: A is let go then (the bound only ends a failing run; a passing one
+    # never waits for it), and the assertions below say what happened.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(channel.b_sent.wait(), timeout=20)
+    channel.give_up.set()
+
+    stop.set()
+    await running
+    await outbox.deliver_due()  # whatever the old sender left for its next pass
+
+    order = [(chat, text) for _at, chat, text in channel.sent_at]
+    b_index = order.index((BOB, "reply"))
+    a_before_b = sum(1 for chat, _text in order[:b_index] if chat == ALICE)
+    assert 60 - a_before_b > 50, f"B waited for {a_before_b} of A's messages"
+    assert channel.texts(ALICE) == [f"a{n}" for n in range(61)]  # A's order kept
+    # The deployment's bucket (3 at once, then 3 a second) holds over every stretch of time.
+    moments = [at for at, _chat, _text in channel.sent_at]
+    for first in range(len(moments)):
+        for last in range(first, len(moments)):
+            assert last - first + 1 <= 3 + 3.0 * (moments[last] - moments[first]) + 1e-6
+
+
+@dataclass
+class PausingSender(FlakySender):
+    """Holds the third message until let go, so a stop comes while it is being sent."""
+
+    sending_third: asyncio.Event = field(default_factory=asyncio.Event)
+    go_on: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, message: Outbound) -> int:
+        if message.text == "m2":
+            self.sending_third.set()
+            await self.go_on.wait()
+        return await super().send(message)
+
+
+class StoppingOutbox(OutboxSender):
+    """Says when the worker starts winding down its drains."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.finishing = asyncio.Event()
+
+    async def _finish_drains(self) -> None:
+        self.finishing.set()
+        await super()._finish_drains()
+
+
+async def test_a_stop_lets_the_send_under_way_finish_and_releases_the_rest(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    await put(empty_db, clock, *texts(ALICE, *(f"m{n}" for n in range(6))))
+    channel = PausingSender()
+    outbox = StoppingOutbox(empty_db, channel, clock)
+    stop = asyncio.Event()
+    running = asyncio.create_task(outbox.run(stop, interval=3600))
+    await channel.sending_third.wait()
+
+    stop.set()
+    await outbox.finishing.wait()  # the worker has taken the stop in, with the send under way
+    channel.go_on.set()
+    await running
+    assert channel.texts(ALICE) == ["m0", "m1", "m2"]
+    rows = await outbox_rows(empty_db)
+    assert [row.status for row in rows] == ["sent"] * 3 + ["pending"] * 3
+    assert all(row.claimed_at is None for row in rows[3:])  # free for the next worker at once
+
+    await outbox.deliver_due()
+    assert channel.texts(ALICE) == [f"m{n}" for n in range(6)]
