@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,6 +76,20 @@ def reachable_clause() -> ColumnElement[bool]:
         col(Staff.opened_at).is_not(None),
         col(Staff.refused_at).is_(None),
     )
+
+
+def refused_clause() -> ColumnElement[bool]:
+    """SQL: opened Huiyin once, and Telegram has refused a message to them since."""
+    return and_(
+        col(Staff.telegram_id).is_not(None),
+        col(Staff.opened_at).is_not(None),
+        col(Staff.refused_at).is_not(None),
+    )
+
+
+def not_opened_clause() -> ColumnElement[bool]:
+    """SQL: never opened Huiyin as this roster entry (or no Telegram account tied to it)."""
+    return or_(col(Staff.telegram_id).is_(None), col(Staff.opened_at).is_(None))
 
 
 def reach_of(staff: Staff) -> Reach:

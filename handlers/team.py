@@ -35,7 +35,14 @@ from domain.invites import invite_url, issue_invite, start_payload
 from domain.labels import ROLE_LABELS, format_time, unit_label
 from domain.lifecycle import Level
 from domain.messages import Button
-from domain.reach import Reach, is_reachable, reach_of, reachable_clause
+from domain.reach import (
+    Reach,
+    is_reachable,
+    not_opened_clause,
+    reach_of,
+    reachable_clause,
+    refused_clause,
+)
 from handlers.base import Context, Router, escape, parse_id
 from handlers.lookup import PAGE, Page, clamp, heading, page_offset, pager
 from storage.models import Staff, Unit
@@ -59,20 +66,6 @@ REFUSAL_LABELS: dict[str, str] = {
 
 
 # Who is in the team, and whom Huiyin cannot reach -------------------------------------------
-
-
-def refused_clause() -> ColumnElement[bool]:
-    """SQL: opened Huiyin once, and Telegram has refused a message to them since."""
-    return and_(
-        col(Staff.telegram_id).is_not(None),
-        col(Staff.opened_at).is_not(None),
-        col(Staff.refused_at).is_not(None),
-    )
-
-
-def not_opened_clause() -> ColumnElement[bool]:
-    """SQL: never opened Huiyin as this roster entry (or no Telegram account tied to it)."""
-    return or_(col(Staff.telegram_id).is_(None), col(Staff.opened_at).is_(None))
 
 
 async def team_clause(
