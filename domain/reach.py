@@ -104,6 +104,11 @@ def is_reachable(staff: Staff | None) -> bool:
     return staff is not None and reach_of(staff) is Reach.REACHABLE
 
 
+def reachable_chat(staff: Staff | None) -> int | None:
+    """The chat to write to `staff` in, or None when the bot cannot reach them."""
+    return staff.telegram_id if staff is not None and is_reachable(staff) else None
+
+
 def account_reachable(account: Account | None) -> bool:
     return account is not None and account.blocked_at is None
 

@@ -37,7 +37,7 @@ from domain.labels import (
 from domain.lifecycle import Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue
-from domain.reach import account_reachable, is_reachable
+from domain.reach import account_reachable, reachable_chat
 from handlers.base import escape
 from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, Unit
 
@@ -261,14 +261,15 @@ async def send_task_card(
 
     `lead` writes the card's first line in the assignee's language (default "New task").
     Nothing goes to someone the bot cannot reach (domain.reach)."""
-    if staff.telegram_id is None or not is_reachable(staff) or request.id is None:
+    chat_id = reachable_chat(staff)
+    if chat_id is None or request.id is None:
         return
     t = await staff_translator(session, staff)
     if request.media_kind and request.media_file_id:
         enqueue(
             session,
             Outbound(
-                chat_id=staff.telegram_id,
+                chat_id=chat_id,
                 text=request.reference,
                 media_kind=request.media_kind,
                 media_file_id=request.media_file_id,
@@ -281,7 +282,7 @@ async def send_task_card(
     enqueue(
         session,
         Outbound(
-            chat_id=staff.telegram_id,
+            chat_id=chat_id,
             text=f"<b>{heading}</b>\n{text}",
             buttons=tuple(tuple(r) for r in buttons),
             ref=card_ref(request.id, staff.id or 0),
@@ -301,14 +302,15 @@ async def refresh_task_card(
     not_before: datetime | None = None,
 ) -> None:
     """Edit the assignee's card in place to show the request's new state."""
-    if staff.telegram_id is None or not is_reachable(staff) or request.id is None:
+    chat_id = reachable_chat(staff)
+    if chat_id is None or request.id is None:
         return
     t = await staff_translator(session, staff)
     text, buttons = await task_card(session, t, zone, request, staff)
     enqueue(
         session,
         Outbound(
-            chat_id=staff.telegram_id,
+            chat_id=chat_id,
             text=text,
             buttons=tuple(tuple(r) for r in buttons),
             edit_ref=card_ref(request.id, staff.id or 0),
@@ -371,7 +373,8 @@ async def tell_staff(
     not_before: datetime | None = None,
 ) -> None:
     """A short message to a staff member in their language, with the task's view button."""
-    if staff is None or staff.telegram_id is None or not is_reachable(staff):
+    chat_id = reachable_chat(staff)
+    if staff is None or chat_id is None:
         return
     t = await staff_translator(session, staff)
     buttons: tuple[tuple[Button, ...], ...] = ()
@@ -379,7 +382,7 @@ async def tell_staff(
         buttons = ((Button(t._("Open the task"), data=f"v:{request.id}"),),)
     enqueue(
         session,
-        Outbound(chat_id=staff.telegram_id, text=build(t), buttons=buttons),
+        Outbound(chat_id=chat_id, text=build(t), buttons=buttons),
         now,
         not_before=not_before,
     )
@@ -405,9 +408,10 @@ async def announce_new_owner(
     non-urgent request keep quiet hours too (the sweep's; a person acting gets replies)."""
 
     async def staff_hold(staff: Staff | None) -> datetime | None:
-        if not hold or staff is None or staff.telegram_id is None or not is_reachable(staff):
+        chat_id = reachable_chat(staff)
+        if not hold or chat_id is None:
             return None
-        return await hold_until(session, staff.telegram_id, request, now, zone, policy)
+        return await hold_until(session, chat_id, request, now, zone, policy)
 
     if previous is not None and previous.id != owner.id:
         not_before = await staff_hold(previous)

@@ -23,7 +23,7 @@ from domain.i18n import Translator
 from domain.labels import STATUS_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
-from domain.reach import is_reachable
+from domain.reach import reachable_chat
 from domain.requests import note_event, open_tasks_of, pass_up_by_hand, transition
 from domain.verdicts import schedule_verdict
 from handlers.base import Context, Router, Step, escape, parse_id
@@ -418,12 +418,13 @@ async def on_answer(ctx: Context) -> None:
         actor_account_id=ctx.account.id if ctx.account else None,
         note=text or None,
     )
-    if staff is not None and staff.telegram_id is not None and is_reachable(staff):
+    chat_id = reachable_chat(staff)
+    if staff is not None and chat_id is not None:
         media = inbound.file_id if inbound.kind in ("voice", "photo") else None
         if media:
             ctx.send(
                 Outbound(
-                    chat_id=staff.telegram_id,
+                    chat_id=chat_id,
                     text=request.reference,
                     media_kind=inbound.kind,
                     media_file_id=media,

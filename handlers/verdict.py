@@ -38,7 +38,7 @@ from domain.labels import format_time, staff_label
 from domain.lifecycle import Action
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue
-from domain.reach import account_reachable, is_reachable
+from domain.reach import account_reachable, reachable_chat
 from domain.requests import note_event
 from domain.verdicts import (
     ASK,
@@ -648,11 +648,12 @@ async def on_note(ctx: Context) -> None:
         else None
     )
     passed_on = step in ("reason", "reopen", "staff_reason")
-    if passed_on and owner is not None and owner.telegram_id is not None and is_reachable(owner):
+    owner_chat = reachable_chat(owner)
+    if passed_on and owner is not None and owner_chat is not None:
         if voice:
             ctx.send(
                 Outbound(
-                    chat_id=owner.telegram_id,
+                    chat_id=owner_chat,
                     text=request.reference,
                     media_kind=VOICE,
                     media_file_id=voice,

@@ -46,7 +46,7 @@ from domain.deadlines import (
 from domain.i18n import Translator
 from domain.labels import LEVEL_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Level, Status
-from domain.reach import is_reachable
+from domain.reach import reachable_chat
 from domain.requests import (
     WHY_ACCEPT_OVERDUE,
     WHY_NOBODY_ABOVE,
@@ -187,8 +187,9 @@ async def remind(
             "⏰ Reminder: <b>{ref}</b> ({category}) is due to be resolved by {time}.", **values
         )
 
-    if owner is not None and owner.telegram_id is not None and is_reachable(owner):
-        hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
+    owner_chat = reachable_chat(owner)
+    if owner_chat is not None:
+        hold = await hold_until(session, owner_chat, request, now, zone, policy)
         await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
     note_event(
         session,
@@ -281,7 +282,8 @@ async def overdue_at_top(
         note=f"{why}\n{WHY_NOBODY_ABOVE}",
     )
     restart_clock(request, clock, now, zone, policy)
-    if owner is None or owner.telegram_id is None or not is_reachable(owner):
+    owner_chat = reachable_chat(owner)
+    if owner_chat is None:
         return
     top = request.level == Level.DISTRICT
 
@@ -296,5 +298,5 @@ async def overdue_at_top(
             return lead + " " + t._("You are the last level; please see to it today.")
         return lead + " " + t._("No one above can be reached yet; please see to it today.")
 
-    hold = await hold_until(session, owner.telegram_id, request, now, zone, policy)
+    hold = await hold_until(session, owner_chat, request, now, zone, policy)
     await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
