@@ -274,6 +274,7 @@ class Dispatcher:
             ctx.answer(ctx._("This button is no longer active."))
             return
         if value == "cancel":
+            await ctx.retire_pressed(ctx.step_ref, ctx._("✖ Cancelled"))
             await ctx.end_flow()
             ctx.answer(ctx._("Cancelled"))
             if (ctx.account is not None and ctx.account.consent_at is not None) or ctx.staff:
@@ -299,6 +300,9 @@ class Dispatcher:
             ctx.reply(ctx._("Please use the buttons above, or send /cancel to stop."))
             await step.render(ctx)
             return
+        for taker in self.router.idle:
+            if await taker(ctx):
+                return
         if ctx.inbound.kind == "unsupported":
             show_menu(
                 ctx,

@@ -88,6 +88,9 @@ class Outbound:
     contact_name: str = ""
     ref: str | None = None
     edit_ref: str | None = None
+    # Edit this very message (a pressed one, named by Telegram's message id) rather than the
+    # latest message `edit_ref` names.
+    edit_message_id: int | None = None
     upload_kind: UploadKind | None = None
     upload_name: str = ""
     upload_bytes: bytes = b""
@@ -114,6 +117,8 @@ class Outbound:
             "contact_name": self.contact_name,
             "edit_ref": self.edit_ref,
         }
+        if self.edit_message_id is not None:
+            payload["edit_message_id"] = self.edit_message_id
         if self.upload_kind is not None:
             # The outbox stores JSON, so the file travels base64-encoded (a chart is ~100 KB).
             payload["upload_kind"] = self.upload_kind
@@ -138,6 +143,7 @@ class Outbound:
             contact_name=payload.get("contact_name", ""),
             ref=ref,
             edit_ref=payload.get("edit_ref"),
+            edit_message_id=payload.get("edit_message_id"),
             upload_kind=payload.get("upload_kind"),
             upload_name=payload.get("upload_name", ""),
             upload_bytes=base64.b64decode(payload.get("upload_b64") or ""),

@@ -9,11 +9,13 @@ is cut off.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.messages import MAX_TEXT, Outbound
 from storage.models import OutboxMessage
+from storage.outbox import rows_named
 
 # A cut inside a line backs off this far at most, to keep a tag or "&amp;" whole.
 MAX_MARKUP = 12
@@ -79,6 +81,7 @@ def enqueue(
             contact_phone=message.contact_phone,
             contact_name=message.contact_name,
             edit_ref=message.edit_ref if len(pieces) == 1 else None,
+            edit_message_id=message.edit_message_id if len(pieces) == 1 else None,
             upload_kind=message.upload_kind if index == 0 else None,
             upload_name=message.upload_name if index == 0 else "",
             upload_bytes=message.upload_bytes if index == 0 else b"",
@@ -92,3 +95,58 @@ def enqueue(
                 next_attempt_at=send_at,
             )
         )
+
+
+def _shown(payload: dict[str, Any]) -> tuple[str, Any]:
+    return payload.get("text", ""), payload.get("buttons", [])
+
+
+async def enqueue_edit(
+    session: AsyncSession, message: Outbound, now: datetime, *, not_before: datetime | None = None
+) -> bool:
+    """Add an edit of the message `edit_ref` names, unless it would show exactly what the
+    latest send or edit of it shows already (a second tap, a card refreshed without a change):
+    Telegram would only answer "message is not modified". True when an edit was added."""
+    assert message.edit_ref is not None
+    rows = [
+        row
+        for row in await rows_named(session, message.chat_id, message.edit_ref)
+        if "edit_message_id" not in row.payload
+    ]
+    if rows and _shown(rows[-1].payload) == _shown(message.to_payload()):
+        return False
+    enqueue(session, message, now, not_before=not_before)
+    return True
+
+
+async def retire_keyboard(
+    session: AsyncSession,
+    chat_id: int,
+    message_id: int | None,
+    ref_key: str,
+    now: datetime,
+    chosen: str = "",
+) -> bool:
+    """The buttons of a message the user pressed go away once the choice is made, so nobody
+    taps a dead button: its text stays, with `chosen` (what was picked, e.g. "✅ Solved")
+    added on a line of its own. The message is found among those named `ref_key` in the chat;
+    one that is unknown, or whose buttons went already (a double tap), is left alone. True
+    when an edit was added."""
+    if message_id is None:
+        return False
+    shown: dict[str, Any] | None = None
+    for row in await rows_named(session, chat_id, ref_key):
+        target = row.payload.get("edit_message_id")
+        if target == message_id or (target is None and row.sent_message_id == message_id):
+            shown = row.payload
+    if shown is None or not shown.get("buttons"):
+        return False
+    text = shown.get("text", "")
+    if chosen:
+        text = f"{text}\n\n{chosen}"
+    enqueue(
+        session,
+        Outbound(chat_id=chat_id, text=text, ref=ref_key, edit_message_id=message_id),
+        now,
+    )
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -333,10 +334,17 @@ async def move_on_unreachable(
 async def requests_of(
     session: AsyncSession, account_id: int, limit: int, offset: int = 0
 ) -> list[Request]:
-    """A resident's requests, their own and those filed for family, newest first."""
+    """A resident's requests, newest first: their own, those they filed for family, and those
+    family filed for them once they opened their personal link (the entry's `account_id`)."""
+    linked = select(Beneficiary.id).where(Beneficiary.account_id == account_id)
     rows = await session.exec(
         select(Request)
-        .where(Request.reporter_account_id == account_id)
+        .where(
+            or_(
+                Request.reporter_account_id == account_id,
+                col(Request.beneficiary_id).in_(linked),
+            )
+        )
         .order_by(col(Request.created_at).desc(), col(Request.id).desc())
         .offset(offset)
         .limit(limit)

@@ -22,7 +22,7 @@ from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
-from domain.outbox import enqueue
+from domain.outbox import enqueue, retire_keyboard
 from storage.models import Account, ConversationState, Staff
 
 STEP_PREFIX = "c"
@@ -30,6 +30,9 @@ MAX_ID_DIGITS = 18  # ids and offsets fit a 64-bit integer column
 
 Handler = Callable[["Context"], Awaitable[None]]
 ChoiceHandler = Callable[["Context", str], Awaitable[None]]
+# Takes typed input that no step waits for, when it answers a question the bot asked outside a
+# conversation (the verdict, a staff member's question, a follow-up call); False to pass.
+IdleHandler = Callable[["Context"], Awaitable[bool]]
 
 
 def escape(text: str | None) -> str:
@@ -93,6 +96,18 @@ class Context:
     ) -> None:
         rows = tuple(tuple(row) for row in buttons)
         self.send(Outbound(chat_id=self.chat_id, text=text, buttons=rows, **options))
+
+    async def retire_pressed(self, ref_key: str, chosen: str = "") -> None:
+        """The pressed message (named `ref_key` when it was sent) loses its buttons, its text
+        kept with `chosen` below: the choice is made, nothing there is left to tap."""
+        await retire_keyboard(
+            self.session, self.chat_id, self.inbound.message_id, ref_key, self.now, chosen
+        )
+
+    @property
+    def step_ref(self) -> str:
+        """The name of a step's message whose buttons go once one is pressed (e.g. confirm)."""
+        return f"step:{self.chat_id}"
 
     def answer(self, text: str, *, alert: bool = False) -> None:
         """The short notice on a pressed button (answerCallbackQuery)."""
@@ -163,6 +178,7 @@ class Router:
     buttons: dict[str, Handler] = field(default_factory=dict)
     inputs: dict[str, Handler] = field(default_factory=dict)
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
+    idle: list[IdleHandler] = field(default_factory=list)
 
     def command(self, *names: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -188,6 +204,11 @@ class Router:
 
         return register
 
+    def when_idle(self, handler: IdleHandler) -> IdleHandler:
+        """Offer typed input outside any step to `handler` (in the order registered)."""
+        self.idle.append(handler)
+        return handler
+
     def step(self, flow: str, name: str, step: Step) -> None:
         self.steps[(flow, name)] = step
 
@@ -202,3 +223,4 @@ class Router:
             if clash:
                 raise ValueError(f"registered twice: {sorted(map(str, clash))}")
             table.update(incoming)  # type: ignore[attr-defined]
+        self.idle.extend(other.idle)

@@ -36,12 +36,16 @@ from domain.labels import (
 )
 from domain.lifecycle import Status
 from domain.messages import Button, Outbound
-from domain.outbox import enqueue
+from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
 from handlers.base import escape
 from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, Unit
+from storage.outbox import latest_sent_message_id
 
 TASK_PREFIX = "t"
+# The same notice to a linked family member (the beneficiary's own account) is named
+# "family:<request>": a refusal there says nothing about the reporter.
+FAMILY_NOTICE_PREFIX = "family"
 # A notice to the reporter about a request is named "notice:<request>", so that a refusal of it
 # (they blocked the bot) can be traced back to the request (schedules/refusals.py).
 NOTICE_PREFIX = "notice"
@@ -279,6 +283,11 @@ async def send_task_card(
         )
     text, buttons = await task_card(session, t, zone, request, staff)
     heading = lead(t) if lead else t._("🆕 New task")
+    # Edits go to the newest copy of the card; an older one keeps its text, not its buttons.
+    ref = card_ref(request.id, staff.id or 0)
+    await retire_keyboard(
+        session, chat_id, await latest_sent_message_id(session, chat_id, ref), ref, now
+    )
     enqueue(
         session,
         Outbound(
@@ -307,7 +316,9 @@ async def refresh_task_card(
         return
     t = await staff_translator(session, staff)
     text, buttons = await task_card(session, t, zone, request, staff)
-    enqueue(
+    # Unchanged (a second tap on a card that moved on): no edit, which Telegram would refuse
+    # as "message is not modified".
+    await enqueue_edit(
         session,
         Outbound(
             chat_id=chat_id,
@@ -330,32 +341,66 @@ async def notify_reporter(
     policy: Policy | None = None,
     buttons: Callable[[Translator], list[Button]] | None = None,
 ) -> bool:
-    """Tell the reporter about their request in their own language (`build` writes the text);
-    False when they cannot be told (Telegram refused us since they last wrote).
+    """Tell the reporter about their request in their own language (`build` writes the text),
+    and the family member it is for when their own account is linked to it (they hear what the
+    reporter hears); False when neither can be told (Telegram refused us since they last wrote).
 
     With `zone`, the notice keeps quiet hours (unless the request is urgent). `buttons` adds
     buttons in front of "See the timeline"."""
-    reporter = await reporter_within_reach(session, request)
-    if reporter is None:
+    told = False
+    for account in await residents_within_reach(session, request):
+        t = translator(account.language)
+        row = [
+            *(buttons(t) if buttons else []),
+            Button(t._("See the timeline"), data=f"v:{request.id}"),
+        ]
+        prefix = (
+            NOTICE_PREFIX if account.id == request.reporter_account_id else FAMILY_NOTICE_PREFIX
+        )
+        enqueue(
+            session,
+            Outbound(
+                chat_id=account.chat_id,
+                text=build(t),
+                buttons=(tuple(row),),
+                ref=f"{prefix}:{request.id}",
+            ),
+            now,
+            not_before=await hold_until(session, account.chat_id, request, now, zone, policy),
+        )
+        told = True
+    return told
+
+
+async def linked_account_id(session: AsyncSession, request: Request) -> int | None:
+    """The account of the family member a request is for, when they opened their personal
+    link (and are not the reporter)."""
+    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    if beneficiary is None or beneficiary.account_id in (None, request.reporter_account_id):
+        return None
+    return beneficiary.account_id
+
+
+async def is_resident_of(session: AsyncSession, request: Request, account: Account | None) -> bool:
+    """The reporter, or the linked family member the request is for."""
+    if account is None or account.id is None:
         return False
-    t = translator(reporter.language)
-    text = build(t)
-    row = [
-        *(buttons(t) if buttons else []),
-        Button(t._("See the timeline"), data=f"v:{request.id}"),
-    ]
-    enqueue(
-        session,
-        Outbound(
-            chat_id=reporter.chat_id,
-            text=text,
-            buttons=(tuple(row),),
-            ref=f"{NOTICE_PREFIX}:{request.id}",
-        ),
-        now,
-        not_before=await hold_until(session, reporter.chat_id, request, now, zone, policy),
-    )
-    return True
+    if request.reporter_account_id == account.id:
+        return True
+    return await linked_account_id(session, request) == account.id
+
+
+async def residents_within_reach(session: AsyncSession, request: Request) -> list[Account]:
+    """The reporter and the linked family member, those the bot can still write to."""
+    people: list[Account] = []
+    reporter = await session.get(Account, request.reporter_account_id)
+    if reporter is not None and account_reachable(reporter):
+        people.append(reporter)
+    linked = await linked_account_id(session, request)
+    family = await session.get(Account, linked) if linked is not None else None
+    if family is not None and account_reachable(family):
+        people.append(family)
+    return people
 
 
 async def reporter_within_reach(session: AsyncSession, request: Request) -> Account | None:

@@ -4,7 +4,8 @@
                ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘
     family:  saved members? ──► choose one ─────────────────────────────────────► report: kind
                  ├─ add ─► name ─► relation ─► pick grid ─► phone (or skip) ─► saved ─┘
-                 └─ link ─► the members, each with a "personal link" button
+                 └─ link ─► the members: a "personal link" button for each one not linked,
+                            "remove the link" (`bu:<id>`) for each linked one
     `bl:<id>` (on "saved", and in that list): a personal link for the member to forward to
               them (`/start b_<code>`, a t.me link when the bot's username is known); when
               they open it, their own account is tied to the entry (handlers/onboarding.py)
@@ -20,6 +21,7 @@ from sqlmodel import col, select
 
 from domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
 from domain.family_links import START_PREFIX, create_link
+from domain.i18n import translator
 from domain.labels import (
     RELATIONS,
     category_label,
@@ -28,18 +30,20 @@ from domain.labels import (
     relation_label,
     staff_label,
 )
-from domain.messages import Button
+from domain.messages import Button, Outbound
+from domain.reach import account_reachable
 from domain.requests import submit_request
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import send_task_card
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
-from storage.models import Beneficiary
+from storage.models import Account, Beneficiary
 
 router = Router()
 REPORT = "report"
 FAMILY = "family"
 LINK_PREFIX = "bl"
+UNLINK_PREFIX = "bu"
 MAX_DESCRIPTION = 1000
 MAX_NAME = 30
 MAX_STORED_NAME = 50  # the width of `beneficiaries.name`; a Telegram name can be longer
@@ -198,11 +202,13 @@ async def render_confirm(ctx: Context) -> None:
                 ctx.choice(ctx._("✖ Cancel"), "cancel"),
             ],
         ],
+        ref=ctx.step_ref,
     )
 
 
 async def on_confirm(ctx: Context, value: str) -> None:
     if value == "edit":
+        await ctx.retire_pressed(ctx.step_ref, ctx._("✏ Change the details"))
         ctx.go(REPORT, "describe")
         await render_describe(ctx)
         return
@@ -228,6 +234,7 @@ async def on_confirm(ctx: Context, value: str) -> None:
         policy=ctx.policy,
     )
     await ctx.end_flow()
+    await ctx.retire_pressed(ctx.step_ref, ctx._("✅ Submitted"))
     ctx.answer(ctx._("Submitted"))
     if route is None:
         show_menu(
@@ -421,24 +428,93 @@ def link_button(ctx: Context, member: Beneficiary) -> Button:
     )
 
 
-async def show_link_choices(ctx: Context) -> None:
-    """The resident's family members: linked ones marked, the others with a link button."""
+def links_ref(ctx: Context) -> str:
+    return f"links:{ctx.chat_id}"
+
+
+async def show_link_choices(ctx: Context, lead: str | None = None) -> None:
+    """The resident's family members: who is linked (by their Telegram name), each with a
+    button to remove the link; the others with a link button."""
     members = await family_members(ctx)
-    lines = [
+    lines = [lead] if lead else []
+    lines.append(
         ctx._(
-            "A family member who uses Telegram can be linked to their entry: when a request "
-            "you made for them is done, they are asked too whether it was solved. Choose "
-            "whom to send a personal link."
+            "A family member who uses Telegram can be linked to their entry: they then hear "
+            "how the requests you file for them go, see them under “My requests”, and are "
+            "asked too whether each was solved. Choose whom to send a personal link."
         )
-    ]
+    )
     rows: list[list[Button]] = []
     for member in members:
         if member.account_id is not None:
-            lines.append(ctx._("✅ {name} is linked.", name=escape(member.name)))
+            linked = await ctx.session.get(Account, member.account_id)
+            lines.append(
+                ctx._(
+                    "✅ {name} is linked (Telegram: {account}).",
+                    name=escape(member.name),
+                    account=escape((linked.display_name if linked else "") or "?"),
+                )
+            )
+            rows.append(
+                [
+                    Button(
+                        ctx._("✂ Remove the link for {name}", name=member.name),
+                        data=f"{UNLINK_PREFIX}:{member.id}",
+                    )
+                ]
+            )
         else:
             rows.append([link_button(ctx, member)])
     rows.append([Button(ctx._("🏠 Menu"), data=f"{MENU_PREFIX}:home")])
-    ctx.reply("\n".join(lines), rows)
+    ctx.reply("\n".join(lines), rows, ref=links_ref(ctx))
+
+
+@router.button(UNLINK_PREFIX)
+async def on_unlink_button(ctx: Context) -> None:
+    """Remove a family member's link (checked on press): their account no longer hears about
+    the entry's requests, sees them, or rates them; they are told once."""
+    _, _, raw_id = ctx.inbound.button_data.partition(":")
+    member_id = parse_id(raw_id)
+    member = (
+        await ctx.session.get(Beneficiary, member_id, with_for_update=True)
+        if member_id is not None
+        else None
+    )
+    account = ctx.account
+    if (
+        member is None
+        or account is None
+        or account.id is None
+        or member.owner_account_id != account.id
+        or member.is_self
+    ):
+        ctx.answer(ctx._("This family member is not in your list."), alert=True)
+        return
+    if member.account_id is None:
+        ctx.answer(ctx._("{name} is not linked any more.", name=member.name), alert=True)
+        await ctx.retire_pressed(links_ref(ctx))
+        return
+    unlinked = await ctx.session.get(Account, member.account_id)
+    member.account_id = None
+    ctx.session.add(member)
+    if unlinked is not None and account_reachable(unlinked):
+        t = translator(unlinked.language)
+        ctx.send(
+            Outbound(
+                chat_id=unlinked.chat_id,
+                text=t._(
+                    "{proxy} removed your link to the family entry “{name}” on Huiyin: you "
+                    "will no longer hear about the requests filed for it.",
+                    proxy=escape(account.display_name or "?"),
+                    name=escape(member.name),
+                ),
+            )
+        )
+    ctx.answer(ctx._("Link removed"))
+    await ctx.retire_pressed(links_ref(ctx))
+    await show_link_choices(
+        ctx, ctx._("The link for {name} was removed.", name=escape(member.name))
+    )
 
 
 @router.button(LINK_PREFIX)

@@ -2,7 +2,9 @@
 
     menu ─► list (8 a page, "more" pages on) ─► tap one ─► summary + timeline
 
-Also the `v:<id>` button used in notices: the reporter sees the timeline; the current assignee
+A family member who opened their personal link sees the requests filed for them too, marked
+with who filed them. Also the `v:<id>` button used in notices: the reporter (and that linked
+family member) sees the timeline; the current assignee
 sees the task card. Anyone else (a forged or stale button) gets a polite refusal.
 """
 
@@ -24,10 +26,10 @@ from domain.messages import Button
 from domain.requests import requests_of, timeline
 from domain.verdicts import may_reopen_from_list, waiting_for_verdict
 from handlers.base import Context, Router, escape, parse_id
-from handlers.cards import request_summary, send_task_card
+from handlers.cards import is_resident_of, request_summary, send_task_card
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.verdict import RATE_PREFIX, solved_buttons, voice_rows
-from storage.models import Request, RequestEvent, Staff
+from storage.models import Account, Request, RequestEvent, Staff
 
 router = Router()
 PAGE = 8
@@ -52,6 +54,12 @@ async def show_my_requests(ctx: Context, offset: int = 0) -> None:
         )
         if request.reopen_count:
             line += " · " + ctx._("🔁 Reopened {count} time(s)", count=request.reopen_count)
+        if request.reporter_account_id != ctx.account.id:
+            reporter = await ctx.session.get(Account, request.reporter_account_id)
+            line += " · " + ctx._(
+                "filed for you by {name}",
+                name=escape((reporter.display_name if reporter else "") or "?"),
+            )
         lines.append(line)
         buttons.append(
             [
@@ -132,7 +140,7 @@ async def view_request(ctx: Context) -> None:
     if request is None:
         ctx.answer(ctx._("This request is not available."), alert=True)
         return
-    if ctx.account is not None and request.reporter_account_id == ctx.account.id:
+    if await is_resident_of(ctx.session, request, ctx.account):
         await show_timeline(ctx, request)
     elif ctx.staff is not None and request.assignee_staff_id == ctx.staff.id:
         await send_task_card(

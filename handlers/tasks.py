@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from sqlalchemy import or_
+from sqlmodel import col, select
+
 from domain.deadlines import COMPLEX, URGENT, change_priority, pause_clocks, resume_clocks
 from domain.i18n import Translator
 from domain.labels import STATUS_LABELS, category_label, format_time, staff_label
@@ -31,15 +34,18 @@ from handlers.cards import (
     ANSWER_PREFIX,
     TASK_PREFIX,
     announce_new_owner,
+    card_ref,
+    is_resident_of,
     notify_reporter,
     refresh_task_card,
-    reporter_within_reach,
+    residents_within_reach,
     send_task_card,
     tell_staff,
 )
 from handlers.common import show_menu, typed_note
 from handlers.coordinator import holder
 from storage.models import Beneficiary, Request, Staff
+from storage.outbox import latest_sent_message_id
 
 router = Router()
 FLOW = "task"
@@ -66,6 +72,10 @@ async def own_task(
             alert=True,
         )
         await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
+        # Pressed on an older copy of the card: its buttons go too.
+        ref = card_ref(request_id, ctx.staff.id or 0)
+        if ctx.inbound.message_id != await latest_sent_message_id(ctx.session, ctx.chat_id, ref):
+            await ctx.retire_pressed(ref)
         return None
     return request
 
@@ -294,7 +304,7 @@ async def ask_resident(ctx: Context, request: Request, question: str) -> None:
     """Send the question to the reporter with an Answer button; the clock waits for them."""
     assert ctx.staff is not None
     staff = ctx.staff
-    if await reporter_within_reach(ctx.session, request) is None:
+    if not await residents_within_reach(ctx.session, request):
         ctx.reply(
             ctx._(
                 "📵 {ref}: the resident cannot be asked here: Telegram refuses our messages to "
@@ -367,7 +377,7 @@ async def on_answer_button(ctx: Context) -> None:
     _, _, raw_id = ctx.inbound.button_data.partition(":")
     request_id = parse_id(raw_id)
     request = await ctx.session.get(Request, request_id) if request_id is not None else None
-    if request is None or ctx.account is None or request.reporter_account_id != ctx.account.id:
+    if request is None or not await is_resident_of(ctx.session, request, ctx.account):
         ctx.answer(ctx._("This request is not available."), alert=True)
         return
     if request.status not in OPEN:
@@ -388,11 +398,13 @@ async def render_answer(ctx: Context) -> None:
     )
 
 
+ANSWER_KINDS = ("text", "voice", "photo")
+
+
 async def on_answer(ctx: Context) -> None:
-    inbound = ctx.inbound
     text = typed_note(
         ctx,
-        ("text", "voice", "photo"),
+        ANSWER_KINDS,
         ctx._("I can take text, a voice message or a photo here. Please try again."),
     )
     if text is None:
@@ -402,6 +414,58 @@ async def on_answer(ctx: Context) -> None:
     if request is None or request.status not in OPEN:
         show_menu(ctx, ctx._("This request is no longer open; no answer is needed."))
         return
+    await pass_answer(ctx, request, text)
+
+
+async def awaited_answer(ctx: Context) -> Request | None:
+    """The open request whose staff question waits for this resident (the reporter, or the
+    linked family member it is for), the latest asked first."""
+    account = ctx.account
+    if account is None or account.id is None:
+        return None
+    rows = await ctx.session.exec(
+        select(Request)
+        .where(col(Request.paused_at).is_not(None), col(Request.status).in_(OPEN))
+        .where(
+            or_(
+                Request.reporter_account_id == account.id,
+                col(Request.beneficiary_id).in_(
+                    select(Beneficiary.id).where(Beneficiary.account_id == account.id)
+                ),
+            )
+        )
+        .order_by(col(Request.paused_at).desc(), col(Request.id).desc())
+        .limit(1)
+    )
+    return rows.first()
+
+
+@router.when_idle
+async def typed_answer(ctx: Context) -> bool:
+    """Typed (or a voice note, or a photo) without tapping "✍ Answer" while a staff question
+    waits: it is the answer, not lost."""
+    if ctx.inbound.kind not in ANSWER_KINDS:
+        return False
+    request = await awaited_answer(ctx)
+    if request is None or request.id is None:
+        return False
+    text = typed_note(
+        ctx,
+        ANSWER_KINDS,
+        ctx._("I can take text, a voice message or a photo here. Please try again."),
+    )
+    if text is None:
+        return True
+    request = await ctx.session.get(Request, request.id, with_for_update=True)
+    if request is None or request.status not in OPEN:
+        return False
+    await pass_answer(ctx, request, text)
+    return True
+
+
+async def pass_answer(ctx: Context, request: Request, text: str) -> None:
+    """The resident's answer goes to whoever holds the request; the paused clock runs again."""
+    inbound = ctx.inbound
     staff = (
         await ctx.session.get(Staff, request.assignee_staff_id)
         if request.assignee_staff_id

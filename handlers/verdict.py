@@ -29,13 +29,15 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.areas import area_of
 from domain.deadlines import Policy
 from domain.i18n import N_, Translator, translator
 from domain.labels import format_time, staff_label
-from domain.lifecycle import Action
+from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue
 from domain.reach import account_reachable, reachable_chat
@@ -86,6 +88,19 @@ SATISFACTION_LABELS: dict[str, str] = {
 
 
 # Buttons ------------------------------------------------------------------------------------
+
+
+def verdict_ref(request_id: int) -> str:
+    """The name of the verdict questions to a resident ("Is it solved?", "How satisfied?"), so
+    that their buttons can go once one is pressed."""
+    return f"verdict:{request_id}"
+
+
+def follow_up_ref(request_id: int) -> str:
+    return f"followup:{request_id}"
+
+
+SOLVED_LABELS: dict[str, str] = {"y": N_("✅ Solved"), "n": N_("❌ Not solved")}
 
 
 def solved_buttons(t: Translator, prefix: str, request_id: int) -> tuple[tuple[Button, ...], ...]:
@@ -197,6 +212,7 @@ async def ask(
                 chat_id=account.chat_id,
                 text=text_for(t),
                 buttons=solved_buttons(t, RATE_PREFIX, request_id),
+                ref=verdict_ref(request_id),
             ),
             now,
             not_before=policy.quiet_hours.release(now, zone),
@@ -242,6 +258,7 @@ async def give_follow_up(
             chat_id=staff.telegram_id,
             text=text,
             buttons=solved_buttons(t, FOLLOW_UP_PREFIX, request.id),
+            ref=follow_up_ref(request.id),
         ),
         now,
         not_before=policy.quiet_hours.release(now, zone),
@@ -297,14 +314,34 @@ async def role_of(ctx: Context, request: Request) -> str | None:
     return None
 
 
-def already_answered(ctx: Context, request: Request) -> None:
+async def rater_name(session: AsyncSession, t: Translator, request: Request) -> str:
+    """Who gave this round's verdict on the bot, by their Telegram name."""
+    account = (
+        await session.get(Account, request.verdict_account_id)
+        if request.verdict_account_id is not None
+        else None
+    )
+    return (account.display_name if account else "") or t._("your family member")
+
+
+async def already_answered(ctx: Context, request: Request) -> None:
+    """Who rated it, and when, in words that fit the one asking."""
+    when = format_time(request.rated_at, ctx.zone) if request.rated_at else ""
     if request.verdict_by == BY_STAFF:
-        who = ctx._("a staff member, after a call")
+        text = ctx._(
+            "Thank you, this was already rated on {time}: a staff member took down the "
+            "answer on a call.",
+            time=when,
+        )
     elif ctx.account is not None and request.verdict_account_id == ctx.account.id:
-        who = ctx._("you")
+        text = ctx._("Thank you, you already rated this on {time}.", time=when)
     else:
-        who = ctx._("your family")
-    ctx.answer(ctx._("Thank you, this has already been answered (by {who}).", who=who), alert=True)
+        text = ctx._(
+            "Thank you, {name} already rated this on {time}.",
+            name=await rater_name(ctx.session, ctx.t, request),
+            time=when,
+        )
+    ctx.answer(text, alert=True)
 
 
 @router.button(RATE_PREFIX)
@@ -328,16 +365,20 @@ async def on_rate_button(ctx: Context) -> None:
     if action == "o" and not rest:
         await start_reopen(ctx, request)
         return
-    if not still_open_for_verdict(ctx, request):
+    ref = verdict_ref(request.id or 0)
+    if not await still_open_for_verdict(ctx, request, ref):
         return
     if action == "s" and rest in (["y"], ["n"]):
+        await ctx.retire_pressed(ref, ctx._(SOLVED_LABELS[rest[0]]))
         ctx.reply(
             ctx._(
                 "How satisfied are you with how <b>{ref}</b> was handled?", ref=request.reference
             ),
             satisfaction_buttons(ctx.t, RATE_PREFIX, request.id or 0, rest[0]),
+            ref=ref,
         )
     elif action == "f" and len(rest) == 2 and rest[0] in "yn" and rest[1] in SATISFACTION_CODES:
+        await ctx.retire_pressed(ref, ctx._(SATISFACTION_LABELS[SATISFACTION_CODES[rest[1]]]))
         await give_verdict(
             ctx, request, rest[0] == "y", SATISFACTION_CODES[rest[1]], by=role, staff=None
         )
@@ -345,15 +386,17 @@ async def on_rate_button(ctx: Context) -> None:
         ctx.answer(ctx._("This button is no longer active."))
 
 
-def still_open_for_verdict(ctx: Context, request: Request) -> bool:
-    """True while an answer can still be given; otherwise the presser is told why not."""
+async def still_open_for_verdict(ctx: Context, request: Request, ref: str) -> bool:
+    """True while an answer can still be given; otherwise the presser is told why not, and
+    the buttons they pressed go (nothing there can be answered any more)."""
     if request.rated_at is not None:
-        already_answered(ctx, request)
-        return False
-    if not waiting_for_verdict(request):
+        await already_answered(ctx, request)
+    elif not waiting_for_verdict(request):
         ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
-        return False
-    return True
+    else:
+        return True
+    await ctx.retire_pressed(ref)
+    return False
 
 
 @router.button(FOLLOW_UP_PREFIX)
@@ -371,14 +414,18 @@ async def on_follow_up_button(ctx: Context) -> None:
     if staff.id in await handled_by(ctx.session, request):
         ctx.answer(ctx._("Staff cannot rate their own work."), alert=True)
         return
-    if not still_open_for_verdict(ctx, request):
+    ref = follow_up_ref(request.id or 0)
+    if not await still_open_for_verdict(ctx, request, ref):
         return
     if action == "s" and rest in (["y"], ["n"]):
+        await ctx.retire_pressed(ref, ctx._(SOLVED_LABELS[rest[0]]))
         ctx.reply(
             ctx._("<b>{ref}</b>: how satisfied is the resident?", ref=request.reference),
             satisfaction_buttons(ctx.t, FOLLOW_UP_PREFIX, request.id or 0, rest[0]),
+            ref=ref,
         )
     elif action == "f" and len(rest) == 2 and rest[0] in "yn" and rest[1] in SATISFACTION_CODES:
+        await ctx.retire_pressed(ref, ctx._(SATISFACTION_LABELS[SATISFACTION_CODES[rest[1]]]))
         await give_verdict(
             ctx, request, rest[0] == "y", SATISFACTION_CODES[rest[1]], by=BY_STAFF, staff=staff
         )
@@ -396,6 +443,8 @@ async def give_verdict(
     staff: Staff | None,
 ) -> None:
     account_id = ctx.account.id if ctx.account is not None and staff is None else None
+    # Words the resident typed before tapping (kept as the comment) are their reason too.
+    said_before = request.verdict_comment
     await record_verdict(
         ctx.session,
         request,
@@ -407,22 +456,32 @@ async def give_verdict(
         staff_id=staff.id if staff else None,
     )
     ctx.answer(ctx._("Thank you!"))
+    rater = ctx.account.display_name if ctx.account is not None and staff is None else ""
+
+    def answered(t: Translator) -> str:
+        if staff is not None:
+            return t._(
+                "Thank you: a staff member took down the answer on <b>{ref}</b> on a call; "
+                "nothing more is needed from you.",
+                ref=request.reference,
+            )
+        return t._(
+            "Thank you: {name} has already rated <b>{ref}</b>; nothing more is needed from you.",
+            name=escape(rater or t._("your family member")),
+            ref=request.reference,
+        )
+
     # The others who were asked are told, once, that the answer is in.
     await tell_parties(
         ctx.session,
         request,
         ctx.now,
-        lambda t: t._(
-            "Thank you: <b>{ref}</b> has been answered already (by {who}); nothing more is "
-            "needed from you.",
-            ref=request.reference,
-            who=t._("a staff member, after a call") if staff else t._("your family"),
-        ),
+        answered,
         except_account=account_id,
         not_before=ctx.policy.quiet_hours.release(ctx.now, ctx.zone),
     )
     if needs_reopening(solved, satisfaction):
-        await reopen_and_announce(ctx, request, reason=None, by_staff=staff)
+        await reopen_and_announce(ctx, request, reason=said_before, by_staff=staff)
         ctx.go(FLOW, "reason" if staff is None else "staff_reason", request_id=request.id)
         await render_note(ctx)
         return
@@ -625,8 +684,10 @@ async def on_note(ctx: Context) -> None:
             ctx, request, reason=text or None, by_staff=None, voice_file_id=voice
         )
     else:
-        if request.verdict_comment is None:
-            request.verdict_comment = (text or ctx._("(a voice message)"))[:1000]
+        # A bare voice message stays a voice: it is kept on the timeline entry (to play
+        # again), and the comment column holds only words actually written.
+        if request.verdict_comment is None and text:
+            request.verdict_comment = text[:1000]
             ctx.session.add(request)
         # A comment taken down by staff after the call is marked so on the timeline.
         parts = ["by:staff" if staff else "", text]
@@ -677,6 +738,105 @@ async def on_note(ctx: Context) -> None:
         show_menu(ctx, ctx._("Noted on the request's timeline. Thank you!"))
     else:
         show_menu(ctx, ctx._("Thank you! Your words were passed on."))
+
+
+# Words typed instead of a tap --------------------------------------------------------------
+
+
+async def awaited_verdict(ctx: Context) -> Request | None:
+    """The request whose "Is it solved?" waits for this person: a resident who may rate it,
+    or the staff member given its follow-up call; the latest asked first."""
+    query = select(Request).where(
+        Request.status == Status.RESOLVED,
+        col(Request.rated_at).is_(None),
+        col(Request.verdict_asked_at).is_not(None),
+    )
+    if ctx.staff is not None and ctx.staff.id is not None:
+        staff_query = query.where(Request.followup_staff_id == ctx.staff.id)
+        found = (
+            await ctx.session.exec(
+                staff_query.order_by(col(Request.verdict_asked_at).desc()).limit(1)
+            )
+        ).first()
+        if found is not None:
+            return found
+    account = ctx.account
+    if account is None or account.id is None:
+        return None
+    mine = query.where(
+        or_(
+            Request.reporter_account_id == account.id,
+            col(Request.beneficiary_id).in_(
+                select(Beneficiary.id).where(Beneficiary.account_id == account.id)
+            ),
+        )
+    )
+    return (
+        await ctx.session.exec(
+            mine.order_by(col(Request.verdict_asked_at).desc(), col(Request.id).desc()).limit(1)
+        )
+    ).first()
+
+
+@router.when_idle
+async def typed_verdict(ctx: Context) -> bool:
+    """Words (or a voice message) sent instead of tapping "Solved" / "Not solved" are kept as
+    the comment on the timeline, and the one-tap question is asked again: nothing is lost.
+    For the staff member on a follow-up call, they are a note from the call."""
+    inbound = ctx.inbound
+    if inbound.kind not in ("text", VOICE):
+        return False
+    found = await awaited_verdict(ctx)
+    if found is None or found.id is None:
+        return False
+    text = typed_note(
+        ctx, ("text", VOICE), ctx._("Please type a few words or send a voice message.")
+    )
+    if text is None:
+        return True
+    request = await ctx.session.get(Request, found.id, with_for_update=True)
+    if request is None or not waiting_for_verdict(request):
+        return False
+    by_staff = ctx.staff is not None and request.followup_staff_id == ctx.staff.id
+    voice = inbound.file_id if inbound.kind == VOICE and inbound.file_id else None
+    if text and not by_staff:
+        kept = f"{request.verdict_comment}\n{text}" if request.verdict_comment else text
+        request.verdict_comment = kept[:1000]
+        ctx.session.add(request)
+    parts = ["by:staff" if by_staff else "", text]
+    event = note_event(
+        ctx.session,
+        request,
+        Action.COMMENT,
+        ctx.now,
+        actor_account_id=ctx.account.id if ctx.account and not by_staff else None,
+        actor_staff_id=ctx.staff.id if by_staff and ctx.staff else None,
+        note="\n".join(p for p in parts if p) or None,
+    )
+    if voice:
+        event.media_kind = VOICE
+        event.media_file_id = voice
+    if by_staff:
+        ctx.reply(
+            ctx._(
+                "Noted on the timeline of <b>{ref}</b>. Please record the resident's answer: "
+                "is it solved?",
+                ref=request.reference,
+            ),
+            solved_buttons(ctx.t, FOLLOW_UP_PREFIX, request.id or 0),
+            ref=follow_up_ref(request.id or 0),
+        )
+    else:
+        ctx.reply(
+            ctx._(
+                "Thank you, your words on <b>{ref}</b> are kept with the request. One more "
+                "tap, please: is it solved?",
+                ref=request.reference,
+            ),
+            solved_buttons(ctx.t, RATE_PREFIX, request.id or 0),
+            ref=verdict_ref(request.id or 0),
+        )
+    return True
 
 
 for _step in ("comment", "reason", "reopen", *STAFF_STEPS):

@@ -350,6 +350,16 @@ class OutboxSender:
 
     async def _transmit(self, message: Outbound) -> int:
         """Send, or edit the message `edit_ref` names; return the id of the message shown."""
+        if message.edit_message_id is not None:
+            # A pressed message whose buttons go: if the user deleted it, nothing is lost.
+            try:
+                await self.sender.edit(message, message.edit_message_id)
+            except NotModified:
+                pass
+            except DeliveryRefused as refused:
+                if "not found" not in str(refused).lower():
+                    raise
+            return message.edit_message_id
         if message.edit_ref:
             async with self.db.session() as session:
                 existing = await latest_sent_message_id(session, message.chat_id, message.edit_ref)

@@ -26,6 +26,18 @@ async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: s
     return row.first()
 
 
+async def rows_named(session: AsyncSession, chat_id: int, ref_key: str) -> list[OutboxMessage]:
+    """Every row that sent or edited a message named `ref_key` in the chat, oldest first (not
+    the failed ones: the user never saw those)."""
+    rows = await session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.ref_key == ref_key, OutboxMessage.chat_id == chat_id)
+        .where(OutboxMessage.status != "failed")
+        .order_by(col(OutboxMessage.id))
+    )
+    return list(rows.all())
+
+
 OUTBOX_CHANNEL = "huiyin_outbox"
 
 

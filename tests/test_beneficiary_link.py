@@ -157,7 +157,9 @@ async def test_the_mother_opens_her_link_and_answers_first(family: Harness) -> N
     await harness.press(MOTHER, "rv:f:1:y:s")
     await harness.press(RESIDENT, "rv:s:1:n")
     assert callback(harness) == t._(
-        "Thank you, this has already been answered (by {who}).", who=t._("your family")
+        "Thank you, {name} already rated this on {time}.",
+        name="user900003",
+        time="2026-11-30 11:00",
     )
     request = await request_row(harness)
     assert (request.status, request.verdict_by, request.verdict_account_id) == (
@@ -166,10 +168,9 @@ async def test_the_mother_opens_her_link_and_answers_first(family: Harness) -> N
         mother.id,
     )
     answered = t._(
-        "Thank you: <b>{ref}</b> has been answered already (by {who}); nothing more is "
-        "needed from you.",
+        "Thank you: {name} has already rated <b>{ref}</b>; nothing more is needed from you.",
+        name="user900003",
         ref="HY000001",
-        who=t._("your family"),
     )
     assert harness.texts(RESIDENT).count(answered) == 1
     assert containing(harness, MOTHER, "nothing more is") == []
@@ -301,8 +302,12 @@ async def test_the_family_chooser_lists_who_is_linked(family: Harness) -> None:
     await choose(harness, MOTHER, "yes")
     await harness.press(RESIDENT, "m:family")
     (listing,) = await choose(harness, RESIDENT, "link")
-    assert values(listing) == ["m:home"]
-    assert t._("✅ {name} is linked.", name="Chen Guilan") in listing.text
+    assert values(listing) == [f"bu:{member.id}", "m:home"]
+    assert listing.buttons[0].text == t._("✂ Remove the link for {name}", name="Chen Guilan")
+    assert (
+        t._("✅ {name} is linked (Telegram: {account}).", name="Chen Guilan", account="user900003")
+        in listing.text
+    )
 
 
 # Voice notes, the staff member's comment, the reopen count --------------------------------
@@ -334,7 +339,8 @@ async def test_a_voice_reason_is_kept_and_offered_on_the_timeline(
     assert [(e.note, e.media_kind, e.media_file_id) for e in comment] == [
         (None, "voice", "voice-reason-1")
     ]
-    assert (await request_row(harness)).verdict_comment == t._("(a voice message)")
+    # The voice stays a voice: on the timeline entry, not as words in the comment column.
+    assert (await request_row(harness)).verdict_comment is None
     # The new holder hears it, and reads the reason in their own language.
     voices = [m for m in harness.sender.messages(XU) if m.message.media_file_id]
     assert [m.message.media_file_id for m in voices] == ["voice-reason-1"]

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import col, select
 
 from domain.deadlines import DEFAULT_POLICY
-from domain.labels import staff_label
+from domain.labels import format_time, staff_label
 from schedules.sweep import sweep
 from storage.models import Account, Beneficiary, OutboxMessage, Request, RequestEvent, Staff
 from tests.harness import Harness
@@ -141,7 +141,7 @@ async def test_asked_after_an_hour_satisfied_then_closed(resolved: Harness) -> N
     # The verdict cannot be changed after closing.
     await harness.press(RESIDENT, "rv:f:1:n:u")
     assert callback(harness) == t._(
-        "Thank you, this has already been answered (by {who}).", who=t._("you")
+        "Thank you, you already rated this on {time}.", time="2026-11-30 11:00"
     )
     assert (await request_row(harness)).satisfaction == "satisfied"
     (timeline,) = await harness.press(RESIDENT, "v:1")
@@ -371,12 +371,13 @@ async def test_follow_up_call_recorded_by_a_grid_member(harness: Harness) -> Non
     assert [e.note for e in verdict] == ["solved:y\nsatisfaction:fairly\nby:staff"]
     assert verdict[0].actor_staff_id is not None
     assert harness.texts(RESIDENT)[-1] == (
-        "Thank you: <b>HY000001</b> has been answered already (by a staff member, after a "
-        "call); nothing more is needed from you."
+        "Thank you: a staff member took down the answer on <b>HY000001</b> on a call; "
+        "nothing more is needed from you."
     )
     await harness.press(RESIDENT, "rv:f:1:y:u")
     assert callback(harness) == (
-        "Thank you, this has already been answered (by a staff member, after a call)."
+        f"Thank you, this was already rated on {format_time(request.rated_at, ZONE)}: a staff "
+        "member took down the answer on a call."
     )
     (timeline,) = await harness.press(RESIDENT, "v:1")
     assert "recorded by staff after a call" in timeline.text
@@ -420,18 +421,18 @@ async def test_proxy_and_beneficiary_both_answer_the_first_wins(harness: Harness
     await harness.press(RESIDENT, "rv:s:1:y")
     await harness.press(RESIDENT, "rv:f:1:y:s")  # ...her son finishes first
     await harness.press(MOTHER, "rv:f:1:y:u")
-    assert callback(harness) == "Thank you, this has already been answered (by your family)."
+    assert callback(harness) == "Thank you, user900001 already rated this on 2026-11-30 11:00."
     request = await request_row(harness)
     assert (request.satisfaction, request.verdict_by, request.status) == (
         "satisfied",
         "reporter",
         "closed",
     )
-    told = containing(harness, MOTHER, "has been answered already")
+    told = containing(harness, MOTHER, "has already rated")
     assert len(told) == 1  # told once
-    assert containing(harness, RESIDENT, "has been answered already") == []
+    assert containing(harness, RESIDENT, "has already rated") == []
     await harness.press(MOTHER, "rv:s:1:n")
-    assert len(containing(harness, MOTHER, "has been answered already")) == 1
+    assert len(containing(harness, MOTHER, "has already rated")) == 1
 
 
 async def test_beneficiary_may_answer_first(harness: Harness) -> None:
@@ -445,7 +446,7 @@ async def test_beneficiary_may_answer_first(harness: Harness) -> None:
     await harness.press(MOTHER, "rv:f:1:y:f")
     request = await request_row(harness)
     assert (request.satisfaction, request.verdict_by) == ("fairly", "beneficiary")
-    assert len(containing(harness, RESIDENT, "has been answered already")) == 1
+    assert len(containing(harness, RESIDENT, "has already rated")) == 1
 
 
 async def test_forged_or_own_work_rating_buttons_are_refused(resolved: Harness) -> None:
