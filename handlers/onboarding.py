@@ -218,8 +218,9 @@ async def complete_family_link(ctx: Context, code: str) -> bool:
         await ctx.end_flow()
     await tell_proxy_linked(ctx, link, beneficiary)
     lead = ctx._(
-        "✅ You are linked. When a request made for you is done, you will be asked whether "
-        "it is solved; you or your family may answer."
+        "✅ You are linked. You will hear how the requests made for you go and find them "
+        "under “My requests”; when one is done, you will be asked whether it is solved. "
+        "You or your family may answer."
     )
     place = ctx._(
         "📍 You are registered in {place}.",
@@ -240,8 +241,9 @@ async def tell_proxy_linked(ctx: Context, link: BeneficiaryLink, beneficiary: Be
         Outbound(
             chat_id=proxy.chat_id,
             text=t._(
-                "✅ {name} opened your link and is now linked on Huiyin. When a request for "
-                "them is done, both of you are asked; the first answer counts.",
+                "✅ {name} opened your link and is now linked on Huiyin: they hear how your "
+                "requests for them go. When one is done, both of you are asked; the first "
+                "answer counts.",
                 name=escape(beneficiary.name),
             ),
         ),

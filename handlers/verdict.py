@@ -486,7 +486,12 @@ async def give_verdict(
         await render_note(ctx)
         return
     await close_request(ctx.session, request, ctx.now)
-    ctx.go(FLOW, "comment" if staff is None else "staff_comment", request_id=request.id)
+    ctx.go(
+        FLOW,
+        "comment" if staff is None else "staff_comment",
+        request_id=request.id,
+        said=bool(said_before),
+    )
     await render_note(ctx)
 
 
@@ -612,7 +617,14 @@ async def start_reopen(ctx: Context, request: Request) -> None:
 
 async def render_note(ctx: Context) -> None:
     ref = Request(id=ctx.data["request_id"]).reference  # type: ignore[call-arg]
-    if ctx.step == "comment":
+    if ctx.step == "comment" and ctx.data.get("said"):
+        text = ctx._(
+            "Thank you! {ref} is closed, and your words are kept with it. Anything to add? "
+            "Type it or send a voice message.",
+            ref=ref,
+        )
+        buttons = [[ctx.choice(ctx._("No comment, thanks"), "skip")]]
+    elif ctx.step == "comment":
         text = ctx._(
             "Thank you! {ref} is closed. Would you like to add a comment? Type it or send a "
             "voice message.",
@@ -686,8 +698,9 @@ async def on_note(ctx: Context) -> None:
     else:
         # A bare voice message stays a voice: it is kept on the timeline entry (to play
         # again), and the comment column holds only words actually written.
-        if request.verdict_comment is None and text:
-            request.verdict_comment = text[:1000]
+        if text:
+            kept = f"{request.verdict_comment}\n{text}" if request.verdict_comment else text
+            request.verdict_comment = kept[:1000]
             ctx.session.add(request)
         # A comment taken down by staff after the call is marked so on the timeline.
         parts = ["by:staff" if staff else "", text]

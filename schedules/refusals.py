@@ -68,7 +68,9 @@ async def handle_refusal(
     """`first`: this refusal is the one that put the person out of reach (later ones for the
     same chat, already queued, are refused too)."""
     card = parse_ref(row.ref_key, "card", 2)
-    if card is not None and not row.payload.get("edit_ref"):
+    # Only a card sent anew; not an edit of one (by its name, or a copy losing its buttons).
+    edit = row.payload.get("edit_ref") or row.payload.get("edit_message_id") is not None
+    if card is not None and not edit:
         await move_card_on(session, card[0], card[1], refusal, now, zone, policy)
         return
     notice = parse_ref(row.ref_key, NOTICE_PREFIX, 1)

@@ -122,8 +122,9 @@ async def test_the_mother_opens_her_link_and_answers_first(family: Harness) -> N
     (linked,) = await choose(harness, MOTHER, "yes")
     assert linked.text.startswith(
         tm._(
-            "✅ You are linked. When a request made for you is done, you will be asked whether "
-            "it is solved; you or your family may answer."
+            "✅ You are linked. You will hear how the requests made for you go and find them "
+            "under “My requests”; when one is done, you will be asked whether it is solved. "
+            "You or your family may answer."
         )
     )
     mother = await account(harness, MOTHER)
@@ -133,8 +134,9 @@ async def test_the_mother_opens_her_link_and_answers_first(family: Harness) -> N
     assert (spent.used_at, spent.used_by_account_id) == (at(11, 30, 10), mother.id)
     told = containing(harness, RESIDENT, "Chen Guilan")[-1]
     assert told.text == t._(
-        "✅ {name} opened your link and is now linked on Huiyin. When a request for them "
-        "is done, both of you are asked; the first answer counts.",
+        "✅ {name} opened your link and is now linked on Huiyin: they hear how your "
+        "requests for them go. When one is done, both of you are asked; the first "
+        "answer counts.",
         name="Chen Guilan",
     )
 
@@ -190,8 +192,9 @@ async def test_a_t_me_link_when_the_bot_username_is_known(harness: Harness) -> N
     await register(harness, MOTHER, grid="QS-JB-TH-02")
     shown = await harness.say(MOTHER, f"/start b_{code}")
     assert [m.text.split("\n")[0] for m in shown][1] == (
-        "✅ You are linked. When a request made for you is done, you will be asked whether "
-        "it is solved; you or your family may answer."
+        "✅ You are linked. You will hear how the requests made for you go and find them "
+        "under “My requests”; when one is done, you will be asked whether it is solved. "
+        "You or your family may answer."
     )
     mother = await account(harness, MOTHER)
     assert (await mother_entry(harness)).account_id == mother.id

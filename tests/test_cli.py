@@ -155,7 +155,12 @@ async def test_demo_plays_the_whole_loop() -> None:
     assert "This task is not assigned to you." in transcript
     assert driver.sender.messages(700000008), "the second grid member got the family request"
     # An hour later (the demo's own clock) the verdict, then the coordinator's questions.
-    assert "Thank you! HY000001 is closed." in transcript
+    # Her typed words are kept and the question asked again; each answered question then
+    # shows her choice instead of its buttons.
+    assert "your words on HY000001 are kept with the request" in transcript
+    assert "💬 Comment: It's fixed, thank you Mr Wang!" in transcript
+    assert "(card updated)" in transcript and "\n      ✅ Solved\n" in transcript
+    assert "Thank you! HY000001 is closed, and your words are kept with it." in transcript
     assert "⭐ Verdict: solved · satisfied · by the reporter" in transcript
     assert "📊 Tianhe Community ·" in transcript
     assert "[photo: " in transcript

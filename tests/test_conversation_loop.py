@@ -20,9 +20,13 @@ import pytest
 from sqlmodel import col, select
 
 from bot.channels.memory import ShownMessage
+from domain.deadlines import DEFAULT_POLICY
 from domain.labels import staff_label
+from domain.messages import Outbound
+from domain.reach import Refusal
+from schedules.refusals import handle_refusal
 from storage.models import Beneficiary, OutboxMessage, Request, Staff
-from tests.harness import Harness
+from tests.harness import ZONE, Harness
 from tests.test_conversation_escalation import at, containing, events, request_row, tick
 from tests.test_conversation_onboarding import LANGUAGES, choice, choose, register, tr, values
 from tests.test_conversation_report import report_need
@@ -450,3 +454,31 @@ async def test_the_requests_of_a_resident_not_linked_stay_private(harness: Harne
         assert [r.reference for r in rows.all()] == ["HY000001"]
     (menu,) = await harness.press(MOTHER, "m:mine")
     assert menu.text == "You have no requests yet."
+
+
+async def test_a_refused_edit_of_an_old_card_copy_does_not_move_the_task(harness: Harness) -> None:
+    """Taking the buttons off an older copy of a card is an edit: if Telegram refuses it (the
+    grid member blocked the bot), it is not taken for a new card nobody received."""
+    await setup(harness, "en")
+    await report_need(harness, RESIDENT)
+    wang = await staff_id_of(harness, WANG)
+    row = OutboxMessage(
+        chat_id=WANG,
+        payload=Outbound(chat_id=WANG, text="old copy", edit_message_id=1).to_payload(),
+        ref_key=f"card:1:{wang}",
+        created_at=harness.clock.now(),
+        next_attempt_at=harness.clock.now(),
+    )
+    async with harness.db.transaction() as session:
+        await handle_refusal(
+            session,
+            row,
+            Refusal.BLOCKED,
+            first=True,
+            now=harness.clock.now(),
+            zone=ZONE,
+            policy=DEFAULT_POLICY,
+        )
+    request = await request_row(harness)
+    assert request.assignee_staff_id == wang
+    assert [e.action for e in await events(harness)] == ["create", "route"]

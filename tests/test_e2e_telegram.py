@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -33,7 +33,9 @@ import bot.app
 from bot.app import run_bot
 from bot.settings import load_settings
 from domain.clock import ManualClock
+from domain.deadlines import DEFAULT_POLICY
 from domain.i18n import translator
+from schedules.sweep import sweep
 from schedules.worker import TickJob, Worker
 from storage.database import Database
 from storage.models import OutboxMessage, Request, RequestEvent
@@ -413,3 +415,55 @@ async def test_the_command_menu_is_set_in_both_languages(running: Running) -> No
     assert menus[""][0]["description"] == "打开主菜单"
     assert menus["en"][0]["description"] == "Open the main menu"
     assert any(c.method == "getMe" for c in running.fake.calls)
+
+
+@pytest.mark.parametrize("running", starts("workday-1000"), indirect=True)
+async def test_pressed_keyboards_go_and_a_double_tap_edits_nothing(running: Running) -> None:
+    """Issue 16 on a real framework: the confirm message and the verdict questions show the
+    choice instead of their buttons (editMessageText without a keyboard); a double tap on a
+    task card sends no second edit (Telegram would refuse it as "message is not modified",
+    which `bot_running` checks); words typed instead of a tap are kept and asked again."""
+    fake, db = running.fake, running.db
+    wang, resident = User(fake, WANG), User(fake, RESIDENT)
+    await wang.say("/start", "You are registered as")
+    await resident.say("/start g_QS-JB-TH-01", "Do you agree?")
+    await resident.tap("yes", "You are registered in")
+    await resident.tap("report", "What kind")
+    await resident.tap("living", "Which of these")
+    await resident.tap("repair", "Please describe")
+    await resident.say("The kitchen tap leaks", "Please check")
+    confirm, _ = resident.button("submit")
+    await resident.tap("submit", "HY000001")
+    await resident.expect("✅ Submitted", after=0, method="editMessageText")
+    shown = fake.message(RESIDENT, confirm.message_id)
+    assert shown.inline_markup is None and shown.text.endswith("✅ Submitted")
+
+    card = await wang.expect("New task", after=0)
+    card_id = card.result_or_error["message_id"]
+    _, accept = wang.button("t:accept")
+    await wang.press(card_id, accept, "Being handled", method="editMessageText")
+    mark = len(fake.calls)
+    answer = await wang.press(card_id, accept)  # the second tap of a double tap
+    assert "already moved on" in answer.params.get("text", "")
+    await wang.tap("t:resolve", "what was done?")
+    await wang.say("Replaced the washer", "is marked resolved")
+    edits = [c for c in fake.calls[mark:] if c.method == "editMessageText"]
+    assert len(edits) == 1 and "Resolved" in edits[0].params["text"]  # the resolve, only
+
+    # An hour later the sweep asks; words typed instead of a tap are kept.
+    running.clock.advance(timedelta(hours=2))
+    await sweep(db, running.clock, ZONE, DEFAULT_POLICY)
+    await resident.expect("Is it solved?", after=mark)
+    await resident.say("Still drips a little", "One more tap")
+    question, data = resident.button("rv:s:1")
+    assert data == "rv:s:1:y"
+    await resident.press(question.message_id, "rv:s:1:n", "How satisfied")
+    shown = fake.message(RESIDENT, question.message_id)
+    assert shown.inline_markup is None and shown.text.endswith("❌ Not solved")
+    how, _ = resident.button("rv:f:1:n")
+    await resident.press(how.message_id, "rv:f:1:n:u", "reopened")
+    assert fake.message(RESIDENT, how.message_id).inline_markup is None
+    async with db.session() as session:
+        request = await session.get(Request, 1)
+        assert request is not None
+        assert (request.status, request.verdict_comment) == ("assigned", "Still drips a little")
