@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import unicodedata
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
@@ -333,6 +335,18 @@ async def roster_status_command(db: Database, unit: str | None) -> int:
     return 0
 
 
+def open_private(path: Path) -> IO[bytes]:
+    """Open `path` for writing, readable by its owner only (0600): the ledger holds names and
+    full phone numbers. A file already there is truncated and narrowed to 0600 too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
 async def export_command(
     db: Database,
     settings: Settings,
@@ -367,7 +381,7 @@ async def export_command(
             )
             return 1
         try:
-            with out.open("wb") as target:
+            with open_private(out) as target:
                 count = await write_ledger(
                     session,
                     area,

