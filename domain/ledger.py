@@ -408,7 +408,9 @@ def parts_heading(level: Level) -> str:
 
 def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
     if value is None:
-        return text_cell(sheet, "—")  # an empty denominator: undefined, never 0% or 100% (docs/metrics.md)
+        return text_cell(
+            sheet, "—"
+        )  # an empty denominator: undefined, never 0% or 100% (docs/metrics.md)
     cell = WriteOnlyCell(sheet, value=value)
     cell.number_format = RATE_FORMAT
     return cell

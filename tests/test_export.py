@@ -380,9 +380,7 @@ async def test_the_file_arrives_through_telegram(tmp_path: Path, start: Start) -
         assert (rows[1][0], rows[1][8]) == (ref(made["request"]), "138****1111")  # Wang holds it
 
 
-def test_the_terminal_file_is_readable_by_its_owner_only(
-    cli_database: str, tmp_path: Path
-) -> None:
+def test_the_terminal_file_is_readable_by_its_owner_only(cli_database: str, tmp_path: Path) -> None:
     """The ledger holds full phone numbers: a new file is created 0600, and one already there
     (world-readable) is narrowed to 0600 when it is overwritten."""
     fresh = tmp_path / "fresh.xlsx"

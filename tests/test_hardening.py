@@ -1,0 +1,86 @@
+"""Small hardening items (issue 10, item 6): private files, redacted SQL logging, one-line
+start-up errors."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from storage.database import Database
+from storage.models import Account, Beneficiary
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+async def test_the_sqlite_file_is_created_private(tmp_path: Path) -> None:
+    """The database holds names and phone numbers: SQLite's file (and the -wal and -shm files
+    it makes beside it) is created 0600; one already there that others can read is narrowed."""
+    path = tmp_path / "huiyin.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("huiyin.db")]
+    assert path in made
+    for file in made:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+    old = tmp_path / "old.db"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    db = Database(f"sqlite+aiosqlite:///{old}")
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
+async def test_an_in_memory_database_makes_no_file(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = Database(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_sql_logging_shows_no_personal_values(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`huiyin -v` logs SQL statements, never the values bound to them (names, phones, texts),
+    and an error from the database does not carry them either."""
+    phone = "13812345678"
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    async with db.transaction() as session:
+        account = Account(telegram_id=777001, chat_id=777001, display_name="王秀英", created_at=NOW)
+        session.add(account)
+        await session.flush()
+        assert account.id is not None
+        session.add(
+            Beneficiary(
+                owner_account_id=account.id,
+                is_self=True,
+                name="王秀英",
+                grid_code="QS-JB-TH-01",
+                phone=phone,
+                created_at=NOW,
+            )
+        )
+    with pytest.raises(IntegrityError) as failed:
+        async with db.transaction() as session:
+            session.add(Account(telegram_id=777001, chat_id=1, display_name=phone, created_at=NOW))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "INSERT INTO beneficiaries" in logged  # the statements are there
+    assert phone not in logged and "王秀英" not in logged
+    assert phone not in str(failed.value) and "王秀英" not in str(failed.value)
