@@ -598,4 +598,4 @@ async def test_no_cell_carries_a_formula(db: Database, district: dict[str, int])
             assert by_value[value].data_type == "s"
             assert by_value[value].quotePrefix, (language, value)
         # Ordinary text is not marked.
-        assert not by_value["HY%06d" % district["closed"]].quotePrefix
+        assert not by_value[ref(district["closed"])].quotePrefix
