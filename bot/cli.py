@@ -426,7 +426,15 @@ async def console_command(
                 return 1
             user = staff.telegram_id
             print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")
-    driver = ChatDriver(db, clock or SystemClock(), settings.zone, policy=settings.policy)
+    # Only this chat's messages: on a live database the rows of every other chat are the
+    # worker's to send to Telegram, not this terminal's to show and mark sent.
+    driver = ChatDriver(
+        db,
+        clock or SystemClock(),
+        settings.zone,
+        policy=settings.policy,
+        only_chats=frozenset({user}),
+    )
     driver.languages[user] = "en" if language == "en" else "zh-hans"
     driver.names[user] = "you"
     await run_console(driver, user)
