@@ -139,6 +139,21 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
         return asyncio.run(dispatch(args, settings, clock or SystemClock()))
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        # The database or the Bot API cannot be reached (or the token is refused): one line
+        # saying which and what to check; the traceback only with -v.
+        from bot.app import StartupError, bot_api_problem
+
+        problem = (
+            str(error)
+            if isinstance(error, StartupError)
+            else bot_api_problem(error, settings.telegram_api_url)
+        )
+        if problem is None:
+            raise
+        logging.getLogger("huiyin").debug("start-up failed", exc_info=error)
+        print(problem, file=sys.stderr)
+        return 1
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -> int:
@@ -168,17 +183,20 @@ async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -
             return 2
         await run_bot(settings, clock=clock, role=args.role, webhook_url=args.webhook)
         return 0
-    db = Database(settings.database_url)
+    from bot.app import open_database
+
+    if args.verb == "db" and args.db_verb == "downgrade":
+        db = Database(settings.database_url)
+    else:
+        db = await open_database(settings.database_url)  # migrated to the newest schema
     try:
         if args.verb == "db":
             if args.db_verb == "upgrade":
-                await db.upgrade()
                 print("Database is at the newest schema.")
             else:
                 await db.downgrade(args.revision)
                 print(f"Database migrated down to {args.revision}.")
             return 0
-        await db.upgrade()
         if args.verb == "import":
             return await import_command(db, args.directory)
         if args.verb == "invite":

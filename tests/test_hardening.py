@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from bot.cli import main
+from domain.clock import ManualClock
 from storage.database import Database
 from storage.models import Account, Beneficiary
 
@@ -85,3 +88,53 @@ async def test_sql_logging_shows_no_personal_values(
     assert "INSERT INTO beneficiaries" in logged  # the statements are there
     assert phone not in logged and "王秀英" not in logged
     assert phone not in str(failed.value) and "王秀英" not in str(failed.value)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+TOKEN = "123456789:AAEabcdefghijklmnopqrstuvwxyz0123456"
+
+
+@pytest.mark.parametrize("framework", ["ptb", "aiogram"])
+def test_an_unreachable_bot_api_at_start_is_one_line(
+    framework: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUIYIN_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("HUIYIN_TELEGRAM_API_URL", api)
+    monkeypatch.setenv("HUIYIN_FRAMEWORK", framework)
+    monkeypatch.setenv("HUIYIN_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    assert main(["run"], clock=ManualClock(NOW)) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"Cannot reach the Telegram Bot API at {api}: ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb", [["run"], ["db", "upgrade"], ["roster", "status"]])
+def test_an_unreachable_database_at_start_is_one_line(
+    verb: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The password is not shown; the line says what to check."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUIYIN_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("HUIYIN_TELEGRAM_API_URL", f"http://127.0.0.1:{closed_port()}")
+    url = f"postgresql+asyncpg://huiyin:secret-pw@127.0.0.1:{closed_port()}/huiyin"
+    monkeypatch.setenv("HUIYIN_DATABASE_URL", url)
+    assert main(verb, clock=ManualClock(NOW)) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("Cannot reach the database at postgresql+asyncpg://huiyin:***@127.0.0.1:")
+    assert "secret-pw" not in err and "check HUIYIN_DATABASE_URL" in err
