@@ -160,6 +160,15 @@ def resolve_outcome(request: Request, breached: bool, now: datetime) -> Outcome:
     return "pending"
 
 
+def resolve_deadline(request: Request) -> datetime | None:
+    """The resolve deadline the ledger shows: the current holder's while the request is open;
+    once resolved or closed, the one "Resolved on time" was measured against: the first that
+    passed, if one did, else the holder's deadline when it was resolved."""
+    if request.status in DONE:
+        return request.resolve_missed_due_at or request.resolved_due_at
+    return request.resolve_due_at
+
+
 def verdict_by(request: Request, beneficiary: Beneficiary | None) -> str:
     """ "resident", "proxy" (a family member who reported it) or "staff" (after a call)."""
     if request.verdict_by == BY_BENEFICIARY:
@@ -233,7 +242,7 @@ def row_values(
         t._(PRIORITY_NAMES.get(request.priority, request.priority)),
         request.reopen_count,
         _local(request.respond_by, zone),
-        _local(request.resolve_due_at, zone),
+        _local(resolve_deadline(request), zone),
         *(t._(OUTCOME_LABELS[o]) if o else "" for o in outcomes),
         t._(solved) if solved else "",
         t._(satisfaction) if satisfaction else "",

@@ -136,6 +136,12 @@ class Request(SQLModel, table=True):
     # The first deadline this round of work missed (set by the sweep when a deadline passes,
     # kept through escalations, cleared when the resident reopens it): what "overdue" reads.
     overdue_since: datetime | None = None
+    # The resolve deadlines kept once the clock stops (the ledger's "Resolve deadline" column
+    # for a resolved request): the first one that passed (set by the sweep when it escalates or
+    # flags the request for not being resolved in time; never cleared), and the holder's when
+    # it was last resolved.
+    resolve_missed_due_at: datetime | None = None
+    resolved_due_at: datetime | None = None
     # Response (domain/metrics.py): the first holder's accept deadline, the first acceptance.
     respond_by: datetime | None = None
     responded_at: datetime | None = None

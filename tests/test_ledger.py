@@ -19,11 +19,18 @@ from domain.areas import Area, area_of, area_of_unit
 from domain.clock import ManualClock
 from domain.deadlines import DEFAULT_POLICY
 from domain.i18n import translator
-from domain.ledger import COLUMNS, Viewer, accept_outcome, resolve_outcome, write_ledger
+from domain.ledger import (
+    COLUMNS,
+    Viewer,
+    accept_outcome,
+    resolve_deadline,
+    resolve_outcome,
+    write_ledger,
+)
 from domain.lifecycle import Action
 from domain.reports import parse_period
 from domain.requests import submit_request, transition
-from domain.verdicts import BY_REPORTER, close_request, record_verdict
+from domain.verdicts import BY_REPORTER, close_request, record_verdict, reopen
 from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import Account, Beneficiary, Request, Staff, Unit
@@ -290,7 +297,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "urgent",
         0,
         datetime(2026, 11, 2, 11, 0),
-        None,
+        datetime(2026, 11, 3, 10, 0),  # the grid member's resolve deadline, which passed
         "met",
         "missed",
         None,
@@ -318,7 +325,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "normal",
         0,
         datetime(2026, 11, 11, 9, 0),
-        None,
+        datetime(2026, 11, 19, 9, 0),  # resolved within the resolve deadline
         "met",
         "met",
         "solved",
@@ -599,3 +606,57 @@ async def test_no_cell_carries_a_formula(db: Database, district: dict[str, int])
             assert by_value[value].quotePrefix, (language, value)
         # Ordinary text is not marked.
         assert not by_value[ref(district["closed"])].quotePrefix
+
+
+def test_the_resolve_deadline_shown() -> None:
+    """Open: the current holder's. Resolved or closed: the first that passed, if one did,
+    else the one it was resolved within. Cancelled: what is left (nothing)."""
+    current, missed, within = NOW + timedelta(days=1), NOW - timedelta(days=3), NOW
+    assert resolve_deadline(request(resolve_due_at=current)) == current
+    assert resolve_deadline(request(resolve_due_at=current, resolve_missed_due_at=missed)) == (
+        current
+    )
+    for status in ("resolved", "closed"):
+        assert resolve_deadline(request(status=status, resolved_due_at=within)) == within
+        assert (
+            resolve_deadline(
+                request(status=status, resolved_due_at=within, resolve_missed_due_at=missed)
+            )
+            == missed
+        )
+        assert resolve_deadline(request(status=status)) is None  # resolved before 0012
+    assert resolve_deadline(request(status="cancelled")) is None
+
+
+async def test_a_reopened_request_keeps_the_deadline_it_missed(
+    db: Database, district: dict[str, int]
+) -> None:
+    """The escalated request missed the grid member's resolve deadline: reopened and resolved
+    on time at the community, it still shows that deadline, as "Resolved on time" still says
+    missed; the closed one, reopened and resolved again, shows its new holder's deadline."""
+    for key in ("escalated", "closed"):
+        async with db.transaction() as session:
+            row = await session.get(Request, district[key])
+            assert row is not None
+            await reopen(
+                session,
+                row,
+                local(11, 12, 9),
+                ZONE,
+                DEFAULT_POLICY,
+                reason="Still broken",
+                actor_account_id=row.reporter_account_id,
+            )
+        async with db.transaction() as session:
+            row = await session.get(Request, district[key])
+            assert row is not None and row.status == "assigned", (key, row and row.status)
+        await act(db, district[key], Action.ACCEPT, local(11, 12, 10))
+        await act(db, district[key], Action.RESOLVE, local(11, 12, 15))
+    async with db.session() as session:
+        escalated = await session.get(Request, district["escalated"])
+        closed = await session.get(Request, district["closed"])
+    assert escalated is not None and closed is not None
+    assert resolve_deadline(escalated) == local(11, 3, 10)
+    assert resolve_outcome(escalated, True, NOW) == "missed"
+    assert closed.resolved_due_at is not None and closed.resolved_due_at > local(11, 12, 15)
+    assert resolve_deadline(closed) == closed.resolved_due_at
