@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 import unicodedata
 from pathlib import Path
@@ -120,16 +121,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A mainland mobile number (13812345678, +86 138 1234 5678, 138-1234-5678) in a log line.
+MOBILE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
+# Loggers whose DEBUG lines carry personal data: SQLAlchemy's result rows, aiosqlite's calls
+# with their parameters, the frameworks' Bot API calls and replies (message texts, contacts).
+# With -v they log at INFO at most.
+PERSONAL_DEBUG_LOGGERS = ("sqlalchemy.engine", "aiosqlite", "telegram", "aiogram")
+
+
+class RedactPhones(logging.Filter):
+    """Masks mobile numbers in every log line (138****5678), whatever logged them: a driver's
+    error message, a framework's line, a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = MOBILE.sub(r"\1****\2", message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = MOBILE.sub(r"\1****\2", record.exc_text)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO, or DEBUG with -v; either way no personal data: SQL statements are logged without
+    their values (the engine's hide_parameters), result rows and Bot API payloads are not
+    logged, and mobile numbers are masked in every line."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactPhones) for f in handler.filters):
+            handler.addFilter(RedactPhones())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if verbose:
+        for name in PERSONAL_DEBUG_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+    else:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     """Run one command; `clock` is the time it runs at (the system's; tests pass their own)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         settings = load_settings()
     except SettingsError as error:

@@ -1,8 +1,9 @@
-"""Small hardening items (issue 10, item 6): private files, redacted SQL logging, one-line
-start-up errors."""
+"""Small hardening items (issue 10, item 6): private files, logging without personal data,
+one-line start-up errors."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
-from bot.cli import main
+from bot.cli import configure_logging, main
 from domain.clock import ManualClock
 from storage.database import Database
 from storage.models import Account, Beneficiary
@@ -138,3 +140,47 @@ def test_an_unreachable_database_at_start_is_one_line(
     assert len(err.splitlines()) == 1, err
     assert err.startswith("Cannot reach the database at postgresql+asyncpg://huiyin:***@127.0.0.1:")
     assert "secret-pw" not in err and "check HUIYIN_DATABASE_URL" in err
+
+
+async def test_verbose_logging_keeps_personal_data_out(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`huiyin -v`: SQL statements are logged, but not the values bound to them nor the rows
+    they return, and a mobile number is masked in any line (a driver's message, a traceback)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.DEBUG)
+    configure_logging(verbose=True)
+    logging.Logger.manager._clear_cache()  # root's level was set without setLevel
+    phone = "13812345678"
+    async with db.transaction() as session:
+        account = Account(telegram_id=777002, chat_id=777002, display_name="王秀英", created_at=NOW)
+        session.add(account)
+        await session.flush()
+        assert account.id is not None
+        session.add(
+            Beneficiary(
+                owner_account_id=account.id,
+                is_self=True,
+                name="王秀英",
+                grid_code="QS-JB-TH-01",
+                phone=phone,
+                created_at=NOW,
+            )
+        )
+    async with db.session() as session:
+        found = (await session.exec(select(Beneficiary).where(Beneficiary.phone == phone))).one()
+        assert found.name == "王秀英"
+    driver = logging.getLogger("asyncpg.protocol")
+    driver.error("invalid input for query argument $1: %s (value out of int32 range)", phone)
+    try:
+        raise ValueError(f"no such id {phone}")
+    except ValueError:
+        logging.getLogger("huiyin").exception("update failed for +86 138 1234 5678")
+    logged = stream.getvalue()
+    assert "SELECT" in logged and "INSERT INTO beneficiaries" in logged
+    assert "王秀英" not in logged
+    assert phone not in logged and "1234 5678" not in logged
+    assert "argument $1: 138****5678" in logged and "no such id 138****5678" in logged

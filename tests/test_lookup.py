@@ -921,6 +921,7 @@ async def test_big_numbers_are_phones_or_nothing(
             (RESIDENT, f"m:mine:{number}"),
             (XU, f"fu:call:{number}"),
             (XU, f"tl:{number}"),
+            (XU, f"tm:{number}"),
             (XU, f"ov:{number}"),
             (WANG, f"q:{number}"),
         ):
