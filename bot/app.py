@@ -23,6 +23,9 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
 from bot.channels.telegram_common import BotApiSender
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.dispatcher import Dispatcher
@@ -44,6 +47,55 @@ RECOVERY_SECONDS = 30.0
 EXPORT_POLL_SECONDS = 2.0
 
 
+class StartupError(RuntimeError):
+    """The bot cannot start, for a reason one line says (the database or the Bot API cannot be
+    reached, the token is refused); `huiyin` prints the line, not a traceback."""
+
+
+def database_label(url: str) -> str:
+    """The database URL without its password, for a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "HUIYIN_DATABASE_URL"
+
+
+async def open_database(url: str) -> Database:
+    """The database, migrated to the newest schema; StartupError when it cannot be reached."""
+    db = Database(url)
+    try:
+        await db.upgrade()
+    except (OSError, SQLAlchemyError) as error:
+        await db.dispose()
+        reason = getattr(error, "orig", None) or error
+        raise StartupError(
+            f"Cannot reach the database at {database_label(url)}: {reason} "
+            "(check HUIYIN_DATABASE_URL and that the database server is running)."
+        ) from error
+    return db
+
+
+def bot_api_problem(error: BaseException, api_url: str) -> str | None:
+    """One line for a failure to reach or use the Bot API at start, or None for anything else.
+    The frameworks' own errors are looked for along the chain of causes."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+    from telegram.error import InvalidToken, NetworkError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, InvalidToken | TelegramUnauthorizedError):
+            return "The Bot API refused the bot token (HUIYIN_BOT_TOKEN): check it with @BotFather."
+        if isinstance(current, NetworkError | TelegramNetworkError):
+            return (
+                f"Cannot reach the Telegram Bot API at {api_url}: {current} "
+                "(check HUIYIN_TELEGRAM_API_URL and the network)."
+            )
+        current = current.__cause__ or current.__context__
+    return None
+
+
 async def run_bot(
     settings: Settings,
     *,
@@ -61,9 +113,8 @@ async def run_bot(
     clock = clock or SystemClock()
     charts.use_font(settings.chart_font)
     _stop_on_signals(stop)
-    db = Database(settings.database_url)
+    db = await open_database(settings.database_url)
     try:
-        await db.upgrade()
         leadership = Leadership(db, clock, holder=holder)
         if role == "worker":
             await _run_worker_only(settings, db, clock, leadership, stop)

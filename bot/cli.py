@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import sys
 import unicodedata
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
@@ -118,16 +121,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A mainland mobile number (13812345678, +86 138 1234 5678, 138-1234-5678) in a log line.
+MOBILE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
+# Loggers whose DEBUG lines carry personal data: SQLAlchemy's result rows, aiosqlite's calls
+# with their parameters, the frameworks' Bot API calls and replies (message texts, contacts).
+# With -v they log at INFO at most.
+PERSONAL_DEBUG_LOGGERS = ("sqlalchemy.engine", "aiosqlite", "telegram", "aiogram")
+
+
+class RedactPhones(logging.Filter):
+    """Masks mobile numbers in every log line (138****5678), whatever logged them: a driver's
+    error message, a framework's line, a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = MOBILE.sub(r"\1****\2", message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = MOBILE.sub(r"\1****\2", record.exc_text)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO, or DEBUG with -v; either way no personal data: SQL statements are logged without
+    their values (the engine's hide_parameters), result rows and Bot API payloads are not
+    logged, and mobile numbers are masked in every line."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactPhones) for f in handler.filters):
+            handler.addFilter(RedactPhones())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if verbose:
+        for name in PERSONAL_DEBUG_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+    else:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     """Run one command; `clock` is the time it runs at (the system's; tests pass their own)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -137,6 +177,21 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
         return asyncio.run(dispatch(args, settings, clock or SystemClock()))
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        # The database or the Bot API cannot be reached (or the token is refused): one line
+        # saying which and what to check; the traceback only with -v.
+        from bot.app import StartupError, bot_api_problem
+
+        problem = (
+            str(error)
+            if isinstance(error, StartupError)
+            else bot_api_problem(error, settings.telegram_api_url)
+        )
+        if problem is None:
+            raise
+        logging.getLogger("huiyin").debug("start-up failed", exc_info=error)
+        print(problem, file=sys.stderr)
+        return 1
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -> int:
@@ -166,17 +221,20 @@ async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -
             return 2
         await run_bot(settings, clock=clock, role=args.role, webhook_url=args.webhook)
         return 0
-    db = Database(settings.database_url)
+    from bot.app import open_database
+
+    if args.verb == "db" and args.db_verb == "downgrade":
+        db = Database(settings.database_url)
+    else:
+        db = await open_database(settings.database_url)  # migrated to the newest schema
     try:
         if args.verb == "db":
             if args.db_verb == "upgrade":
-                await db.upgrade()
                 print("Database is at the newest schema.")
             else:
                 await db.downgrade(args.revision)
                 print(f"Database migrated down to {args.revision}.")
             return 0
-        await db.upgrade()
         if args.verb == "import":
             return await import_command(db, args.directory)
         if args.verb == "invite":
@@ -333,6 +391,18 @@ async def roster_status_command(db: Database, unit: str | None) -> int:
     return 0
 
 
+def open_private(path: Path) -> IO[bytes]:
+    """Open `path` for writing, readable by its owner only (0600): the ledger holds names and
+    full phone numbers. A file already there is truncated and narrowed to 0600 too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
 async def export_command(
     db: Database,
     settings: Settings,
@@ -367,7 +437,7 @@ async def export_command(
             )
             return 1
         try:
-            with out.open("wb") as target:
+            with open_private(out) as target:
                 count = await write_ledger(
                     session,
                     area,
@@ -412,7 +482,15 @@ async def console_command(
                 return 1
             user = staff.telegram_id
             print(f"Talking as {staff.name} ({staff.role}, {staff.unit_code}).")
-    driver = ChatDriver(db, clock or SystemClock(), settings.zone, policy=settings.policy)
+    # Only this chat's messages: on a live database the rows of every other chat are the
+    # worker's to send to Telegram, not this terminal's to show and mark sent.
+    driver = ChatDriver(
+        db,
+        clock or SystemClock(),
+        settings.zone,
+        policy=settings.policy,
+        only_chats=frozenset({user}),
+    )
     driver.languages[user] = "en" if language == "en" else "zh-hans"
     driver.names[user] = "you"
     await run_console(driver, user)

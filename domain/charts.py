@@ -6,6 +6,13 @@ Chinese labels need a font with CJK glyphs. `chart_font` looks for one: the file
 installed fonts, then any installed font whose character map covers the text. Without one the
 caller draws the chart in English (`covers` tells it), rather than showing boxes; the missing
 font is logged once.
+
+Two traps lie in "the installed fonts". matplotlib knows them from a cache written when it first
+ran, so a font installed later (the CJK package after the first chart) is not among them:
+`refresh_font_cache` adds the installed fonts the cache lacks, and saves it. And matplotlib ships
+"Last Resort", whose character map gives every code point a glyph, a box naming its Unicode
+block: it "covers" any text and draws nothing but boxes, so `covers` never accepts such a
+catch-all font (`is_catch_all`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from datetime import date
 from pathlib import Path
 
 # The Figure API with the Agg canvas, not pyplot: no display, no global figure state.
-from matplotlib import font_manager
+from matplotlib import font_manager, get_cachedir
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -44,6 +51,9 @@ CJK_FAMILIES = (
 )
 # Characters a chart in Chinese always shows: a font without them is no use.
 PROBE = "回音响应率解决率满意率每日受理数量社区街道镇村网格区"
+# Code points no real font draws (two noncharacters, an unassigned one, a tag character): a
+# font with glyphs for them has a placeholder for everything.
+CATCH_ALL_PROBE = "\uffff\U0001fffe\u0378\U000e0080"
 RATE_COLOURS = ("#4C72B0", "#55A868", "#DD8452")
 DAY_COLOUR = "#8172B2"
 
@@ -62,13 +72,58 @@ def _font_face(path: str) -> FT2Font:
     return FT2Font(path)
 
 
+def is_catch_all(face: FT2Font) -> bool:
+    """A font that maps every code point to a placeholder (matplotlib's "Last Resort")."""
+    if face.family_name.lower().replace(" ", "").startswith("lastresort"):
+        return True
+    return any(face.get_char_index(ord(ch)) != 0 for ch in CATCH_ALL_PROBE)
+
+
 def covers(font: Path, text: str) -> bool:
-    """Whether the font has a glyph for every visible character of `text`."""
+    """Whether the font has a real glyph for every visible character of `text` (a catch-all
+    font's boxes do not count)."""
     try:
         face = _font_face(str(font))
     except (OSError, RuntimeError):
         return False
+    if is_catch_all(face):
+        return False
     return all(face.get_char_index(ord(ch)) != 0 for ch in set(text) if not ch.isspace())
+
+
+def font_cache_file() -> Path:
+    """Where matplotlib keeps its list of installed fonts."""
+    return Path(get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
+
+
+def refresh_font_cache() -> list[Path]:
+    """Add the installed fonts matplotlib's font cache does not know (installed after it was
+    written) and save the cache, so later starts find them too; return the fonts added."""
+    manager = font_manager.fontManager
+    known = {str(Path(entry.fname).resolve()) for entry in manager.ttflist}
+    added: list[Path] = []
+    for name in sorted(font_manager.findSystemFonts()):
+        path = Path(name)
+        if str(path.resolve()) in known:
+            continue
+        try:
+            manager.addfont(str(path))
+        except (OSError, RuntimeError, ValueError) as error:
+            log.info("chart: cannot read the font %s (%s)", path, error)
+            continue
+        known.add(str(path.resolve()))
+        added.append(path)
+    if added:
+        log.info(
+            "chart: %d font(s) installed after matplotlib's font cache was written, added: %s",
+            len(added),
+            ", ".join(p.name for p in added),
+        )
+        try:
+            font_manager.json_dump(manager, font_cache_file())
+        except OSError as error:
+            log.info("chart: cannot save matplotlib's font cache (%s)", error)
+    return added
 
 
 def _candidates() -> list[Path]:
@@ -84,7 +139,9 @@ def _candidates() -> list[Path]:
 
 @functools.cache
 def chart_font() -> Path | None:
-    """A font that can write Chinese labels, or None (logged once)."""
+    """A font that can write Chinese labels, or None (logged once). Fonts installed since
+    matplotlib's cache was written are looked at too (`refresh_font_cache`)."""
+    refresh_font_cache()
     for path in _candidates():
         if path.suffix.lower() in (".ttf", ".otf", ".ttc") and covers(path, PROBE):
             return path

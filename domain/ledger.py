@@ -11,6 +11,13 @@ one batch, never the whole ledger.
 
 Phone numbers are masked (138****0001) except on requests the viewer holds (the ones whose
 task card shows the full number to them), or for the office admin at the terminal.
+
+No cell can carry a formula: names, comments and roster labels come from residents and staff,
+and one starting with `=` (or `+`, `-`, `@`, which spreadsheets also read as a formula when the
+cell is edited) would run in the coordinator's Excel or WPS, where `HYPERLINK(...)` can carry the
+phone column away. Every text cell is written as a string (`text_cell`), and one that starts
+like a formula is also marked quote-prefixed, the stored form of Excel's leading apostrophe: it
+is shown as typed and stays text when edited.
 """
 
 from __future__ import annotations
@@ -57,6 +64,11 @@ DAY_FORMAT = "yyyy-mm-dd"
 RATE_FORMAT = "0.0%"
 
 Kind = Literal["text", "datetime", "number"]
+
+# What Excel, WPS and LibreOffice take as the start of a formula (fullwidth forms included:
+# a Chinese input method types them, and Excel converts them), and the control characters
+# that can hide one behind them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +160,15 @@ def resolve_outcome(request: Request, breached: bool, now: datetime) -> Outcome:
     return "pending"
 
 
+def resolve_deadline(request: Request) -> datetime | None:
+    """The resolve deadline the ledger shows: the current holder's while the request is open;
+    once resolved or closed, the one "Resolved on time" was measured against: the first that
+    passed, if one did, else the holder's deadline when it was resolved."""
+    if request.status in DONE:
+        return request.resolve_missed_due_at or request.resolved_due_at
+    return request.resolve_due_at
+
+
 def verdict_by(request: Request, beneficiary: Beneficiary | None) -> str:
     """ "resident", "proxy" (a family member who reported it) or "staff" (after a call)."""
     if request.verdict_by == BY_BENEFICIARY:
@@ -221,7 +242,7 @@ def row_values(
         t._(PRIORITY_NAMES.get(request.priority, request.priority)),
         request.reopen_count,
         _local(request.respond_by, zone),
-        _local(request.resolve_due_at, zone),
+        _local(resolve_deadline(request), zone),
         *(t._(OUTCOME_LABELS[o]) if o else "" for o in outcomes),
         t._(solved) if solved else "",
         t._(satisfaction) if satisfaction else "",
@@ -290,7 +311,18 @@ async def resolve_breaches(session: AsyncSession, request_ids: Sequence[int]) ->
     return set(rows.all())
 
 
+def text_cell(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+    """A cell holding `value` as a string, never as a formula (see the module's note)."""
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"  # openpyxl would otherwise write "=..." as a formula
+    if value.startswith(FORMULA_STARTS):
+        cell.quotePrefix = True
+    return cell
+
+
 def _cell(sheet: WriteOnlyWorksheet, value: object, kind: Kind) -> object:
+    if isinstance(value, str):
+        return text_cell(sheet, value) if value else value
     if kind == "datetime" and value is not None:
         cell = WriteOnlyCell(sheet, value=value)
         cell.number_format = DATE_FORMAT
@@ -301,7 +333,7 @@ def _cell(sheet: WriteOnlyWorksheet, value: object, kind: Kind) -> object:
 def _header(sheet: WriteOnlyWorksheet, titles: Sequence[str]) -> list[WriteOnlyCell]:
     cells = []
     for title in titles:
-        cell = WriteOnlyCell(sheet, value=title)
+        cell = text_cell(sheet, title)
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="center")
         cells.append(cell)
@@ -385,7 +417,9 @@ def parts_heading(level: Level) -> str:
 
 def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
     if value is None:
-        return "—"  # an empty denominator: undefined, never 0% or 100% (docs/metrics.md)
+        return text_cell(
+            sheet, "—"
+        )  # an empty denominator: undefined, never 0% or 100% (docs/metrics.md)
     cell = WriteOnlyCell(sheet, value=value)
     cell.number_format = RATE_FORMAT
     return cell
@@ -394,7 +428,7 @@ def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
 def _figures_row(sheet: WriteOnlyWorksheet, name: str, figures: Figures) -> list[object]:
     rates: Rates = figures.rates
     return [
-        name,
+        text_cell(sheet, name),
         figures.received,
         figures.accepted,
         figures.resolved,
@@ -408,7 +442,7 @@ def _figures_row(sheet: WriteOnlyWorksheet, name: str, figures: Figures) -> list
 
 
 def _bold(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=value)
+    cell = text_cell(sheet, value)
     cell.font = Font(bold=True)
     return cell
 
@@ -432,11 +466,11 @@ def write_figures(book: Workbook, report: Report, t: Translator, units: dict[str
         ]
     )
     if area.categories is not None:
-        sheet.append([t._("Only the categories in your remit are counted.")])
+        sheet.append([text_cell(sheet, t._("Only the categories in your remit are counted."))])
     sheet.append([])
     sheet.append(_header(sheet, [t._(title) for title, _ in FIGURE_COLUMNS]))
     total = _figures_row(sheet, t._("Total"), report.total)
-    sheet.append([_bold(sheet, str(total[0])), *total[1:]])
+    sheet.append([_bold(sheet, t._("Total")), *total[1:]])
     sheet.append([])
     sheet.append([_bold(sheet, t._(parts_heading(area.level)))])
     for code, figures in report.by_part:

@@ -120,6 +120,7 @@ async def transition(
     elif action is Action.RESOLVE:
         request.resolved_at = now
         request.result_note = note
+        request.resolved_due_at = request.resolve_due_at  # what it was resolved within
         stop_clocks(request)
     elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
         request.closed_at = now

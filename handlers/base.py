@@ -23,10 +23,9 @@ from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
 from domain.outbox import enqueue, retire_keyboard
-from storage.models import Account, ConversationState, Staff
+from storage.models import MAX_ROW_ID, Account, ConversationState, Staff
 
 STEP_PREFIX = "c"
-MAX_ID_DIGITS = 18  # ids and offsets fit a 64-bit integer column
 
 Handler = Callable[["Context"], Awaitable[None]]
 ChoiceHandler = Callable[["Context", str], Awaitable[None]]
@@ -40,9 +39,12 @@ def escape(text: str | None) -> str:
 
 
 def parse_id(text: str) -> int | None:
-    """A number from button data, or None for anything else (a forged or garbled button)."""
-    if text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
-        return int(text)
+    """A row id (or a page offset) from button data, or None for anything else: a forged or
+    garbled button, or a number beyond what an id column holds (`MAX_ROW_ID`), which
+    PostgreSQL would refuse rather than find nothing."""
+    if text.isascii() and text.isdigit() and len(text) <= 12:
+        number = int(text)
+        return number if number <= MAX_ROW_ID else None
     return None
 
 

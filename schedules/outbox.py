@@ -154,6 +154,7 @@ class OutboxSender:
         parallel_chats: int = 8,
         limits: SendLimits | None = None,
         claim_timeout: timedelta = timedelta(seconds=60),
+        only_chats: frozenset[int] | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -163,6 +164,9 @@ class OutboxSender:
         self.limits = limits
         self.claim_timeout = claim_timeout
         self.parallel_chats = parallel_chats
+        # Deliver these chats' rows only (`huiyin console` on a live database: its own chat's,
+        # leaving everyone else's to the worker); None: every chat.
+        self.only_chats = only_chats
         self._chats: dict[int, _Chat] = {}  # the chats draining now
         # One claim of new chats at a time, so the free slots it counts stay free.
         self._claiming = asyncio.Lock()
@@ -235,6 +239,8 @@ class OutboxSender:
             .order_by(col(OutboxMessage.id))
             .limit(BATCH)
         )
+        if self.only_chats is not None:
+            query = query.where(col(OutboxMessage.chat_id).in_(sorted(self.only_chats)))
         if chat_id is None:
             query = query.with_for_update(skip_locked=True)
         else:

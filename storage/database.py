@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,10 +12,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -31,12 +35,47 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     return apply
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (None for an in-memory or URI-style database)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_private(path: Path) -> None:
+    """Create the database file readable and writable by its owner only (0600), before SQLite
+    opens it: it holds residents' names and phone numbers. SQLite gives its -wal and -shm files
+    the database file's permissions. A file already there that others can read is narrowed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # SQLite will say what is wrong with the path
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by others; it is now 0600 (owner only).", path)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    # hide_parameters: `huiyin -v` logs each SQL statement, and an error names the statement
+    # that failed; neither shows the values bound to it (names, phone numbers, free texts).
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        engine = create_async_engine(
+            url, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        path = sqlite_file(url)
+        if path is not None:
+
+            def before_connect(*_args: Any) -> None:
+                make_private(path)
+
+            event.listen(engine.sync_engine, "do_connect", before_connect)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

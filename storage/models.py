@@ -136,6 +136,12 @@ class Request(SQLModel, table=True):
     # The first deadline this round of work missed (set by the sweep when a deadline passes,
     # kept through escalations, cleared when the resident reopens it): what "overdue" reads.
     overdue_since: datetime | None = None
+    # The resolve deadlines kept once the clock stops (the ledger's "Resolve deadline" column
+    # for a resolved request): the first one that passed (set by the sweep when it escalates or
+    # flags the request for not being resolved in time; never cleared), and the holder's when
+    # it was last resolved.
+    resolve_missed_due_at: datetime | None = None
+    resolved_due_at: datetime | None = None
     # Response (domain/metrics.py): the first holder's accept deadline, the first acceptance.
     respond_by: datetime | None = None
     responded_at: datetime | None = None
@@ -161,11 +167,21 @@ def format_reference(request_id: int) -> str:
     return f"HY{request_id:06d}"
 
 
+# The largest id a table's primary key can hold (INTEGER: 32-bit on PostgreSQL). A number
+# typed or carried by a button beyond it names no row; asking the database for it would fail.
+MAX_ROW_ID = 2**31 - 1
+
+
 def parse_reference(text: str) -> int | None:
+    """The request id a reference names ("HY000123", "#123", "123"), or None. A number out of
+    an id's range is no reference: an 11-digit number is a mobile phone (13812345678)."""
     text = text.strip().upper().removeprefix("#")
     if text.startswith("HY"):
         text = text[2:]
-    return int(text) if text.isdigit() and 0 < len(text) <= 12 else None
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
 
 
 class RequestEvent(SQLModel, table=True):

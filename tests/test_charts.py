@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from matplotlib import font_manager, get_data_path
 from matplotlib.image import imread
 
 from bot.settings import SettingsError, load_settings
@@ -117,3 +118,55 @@ def test_the_font_setting_names_a_file(tmp_path: Path) -> None:
     font.write_bytes(b"\0")
     assert load_settings(_env_file=None, chart_font=str(font)).chart_font == font
     assert load_settings(_env_file=None, chart_font="").chart_font is None
+
+
+LAST_RESORT = Path(get_data_path(), "fonts", "ttf", "LastResortHE-Regular.ttf")
+
+
+def test_a_catch_all_font_covers_nothing() -> None:
+    """matplotlib's "Last Resort" maps every code point to a box: it is never taken as
+    covering Chinese (nor anything else), while a real font still is."""
+    assert LAST_RESORT.exists()
+    assert not charts.covers(LAST_RESORT, charts.PROBE)
+    assert not charts.covers(LAST_RESORT, "Response rate")
+    assert charts.covers(charts.default_font(), "Response rate")
+
+
+def test_the_pick_with_a_stale_font_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """matplotlib's font cache was written before the CJK font was installed: it lists Last
+    Resort but not the CJK font. Without the refresh no font is picked, so the chart is drawn
+    in English (never boxes), with a warning; with it the installed CJK font is found, the
+    chart has every glyph, and the cache is saved with the font in it."""
+    real = charts.chart_font()
+    assert real is not None, "install a CJK font (fonts-wqy-microhei) or set HUIYIN_CHART_FONT"
+    manager = font_manager.fontManager
+    stale = [entry for entry in manager.ttflist if not charts.covers(Path(entry.fname), "回音")]
+    assert any(Path(entry.fname).name == LAST_RESORT.name for entry in stale)
+    assert len(stale) < len(manager.ttflist)
+    cache = tmp_path / "fontlist.json"
+    monkeypatch.setattr(manager, "ttflist", stale)
+    monkeypatch.setattr(charts, "font_cache_file", lambda: cache)
+    monkeypatch.setattr(charts, "_configured", None)
+    try:
+        # No refresh (nothing new on disk): nothing is picked, and the chart falls back.
+        monkeypatch.setattr(font_manager, "findSystemFonts", lambda: [])
+        charts.chart_font.cache_clear()
+        with caplog.at_level(logging.WARNING, logger="domain.charts"):
+            assert charts.chart_font() is None
+        assert "no installed font has Chinese glyphs" in caplog.text
+        assert charts.font_for(chart(charts.Font(None)).words()) is None
+        assert not cache.exists()
+        # The font is on disk but not in the cache: the refresh finds it.
+        monkeypatch.setattr(font_manager, "findSystemFonts", lambda: [str(real)])
+        charts.chart_font.cache_clear()
+        picked = charts.chart_font()
+        assert picked is not None and picked.resolve() == real.resolve()
+        font = charts.font_for(chart(charts.Font(None)).words())
+        assert font == charts.Font(picked)
+        png, missing = render_watching(chart(font), caplog)
+        assert png.startswith(b"\x89PNG") and missing == []
+        assert str(real) in cache.read_text()
+    finally:
+        charts.chart_font.cache_clear()

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import io
 
-from bot.channels.console import ChatDriver, Transcript, console_line, plain
+import pytest
+from sqlmodel import select
+
+import bot.channels.console as console_module
+from bot.channels.console import ChatDriver, Transcript, console_line, plain, run_console
+from bot.cli import console_command
+from bot.settings import load_settings
 from domain.clock import ManualClock
+from domain.messages import Outbound
+from domain.outbox import enqueue
 from storage.database import Database
+from storage.models import OutboxMessage
 from tests.harness import ZONE
 
 USER = 960000001
@@ -46,3 +55,41 @@ async def test_staff_share_a_contact_in_the_console(db: Database, clock: ManualC
 
 def test_plain_shows_html_as_a_person_reads_it() -> None:
     assert plain("<b>HY000001</b> &amp; more") == "HY000001 & more"
+
+
+async def test_the_console_on_a_live_database_shows_only_its_own_chat(
+    db: Database,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`huiyin console` next to a running bot: messages waiting for other chats stay pending
+    for the worker (not printed here and marked sent), while the console's own are shown."""
+    other = 960000002
+    async with db.transaction() as session:
+        enqueue(session, Outbound(chat_id=other, text="For someone else 13812345678"), clock.now())
+    lines = iter(["/start"])
+
+    def typed(_prompt: str = "") -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", typed)
+    out = io.StringIO()
+
+    async def into_out(driver: ChatDriver, user: int) -> None:
+        await run_console(driver, user, out)
+
+    monkeypatch.setattr(console_module, "run_console", into_out)
+    settings = load_settings(_env_file=None, database_url=db.url)
+    assert await console_command(db, settings, str(USER), "en", clock) == 0
+    shown = out.getvalue()
+    assert "/start" in shown and "I agree" in shown
+    assert "someone else" not in shown
+    async with db.session() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    theirs = [row for row in rows if row.chat_id == other]
+    mine = [row for row in rows if row.chat_id == USER]
+    assert [(row.status, row.claimed_at) for row in theirs] == [("pending", None)]
+    assert mine and all(row.status == "sent" for row in mine)

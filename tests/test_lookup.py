@@ -5,6 +5,7 @@ passing a request up from the status card."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -878,3 +879,54 @@ async def test_help_shows_the_area_commands_only_to_those_with_an_area(harness: 
     (resident,) = [m for m in await harness.say(RESIDENT, "/help") if "/help" in m.text]
     assert "/join" in resident.text and "/tasks" not in resident.text
     assert "/status" not in resident.text
+
+
+BIG = (2**31, 2**31 + 1, 2**63 - 1, 13912340001, 10**12 - 1)
+
+
+async def test_big_numbers_are_phones_or_nothing(
+    harness: Harness, district: District, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL an id column holds 32 bits: a mobile number typed to /find, or a reference
+    or button id of 2**31 and more, is answered (as a phone, or as nothing there), never sent
+    to the database as an id to fail there, with a traceback carrying the phone."""
+    # /find with an 11-digit number looks for the phone, however it is written.
+    for text in ("13912340001", "139 1234 0001", "139-1234-0001", "１３９１２３４０００１"):
+        (found,) = await harness.say(XU, f"/find {text}")
+        assert opened(found) == ids(district.discount, district.gas, district.tap), text
+    (none,) = await harness.say(XU, "/find 13800000000")
+    assert none.text.startswith("Nothing in your area matches “13800000000”.")
+    await harness.say(XU, "/cancel")
+    for number in BIG:
+        for reference in (str(number), f"HY{number}", f"#{number}"):
+            (status,) = await harness.say(XU, f"/status {reference}")
+            assert status.text == f"There is no request {reference[:20]} in your area."
+            (reassign,) = await harness.say(XU, f"/reassign {reference}")
+            assert reassign.text == f"There is no request {reference[:20]} in your area."
+    # Forged buttons carrying a big id: each refused as any unknown id is.
+    for number in BIG:
+        for data, answer in (
+            (f"s:{number}", "This request is not available."),
+            (f"su:{number}", "This request is not available."),
+            (f"r:{number}", "This button is no longer active."),
+            (f"r:{district.tap}:{number}", "This button is no longer active."),
+            (f"t:acc:{number}", "This button is no longer active."),
+        ):
+            assert await harness.press(XU, data) == [], data
+            assert harness.last_answer == answer, data
+        for user, data in (
+            (RESIDENT, f"v:{number}"),
+            (RESIDENT, f"rv:y:{number}"),
+            (RESIDENT, f"bl:{number}"),
+            (RESIDENT, f"m:mine:{number}"),
+            (XU, f"fu:call:{number}"),
+            (XU, f"tl:{number}"),
+            (XU, f"tm:{number}"),
+            (XU, f"ov:{number}"),
+            (WANG, f"q:{number}"),
+        ):
+            await harness.press(user, data)
+            assert "went wrong" not in (harness.last_answer or ""), data
+            assert all("went wrong" not in t for t in harness.texts(user)), data
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "13912340001" not in caplog.text

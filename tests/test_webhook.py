@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func
 from sqlmodel import select
 
 from bot.app import Role, run_bot
-from bot.channels.webhook import SECRET_HEADER, derive_secret
+from bot.channels.webhook import SECRET_HEADER, WebhookServer, derive_secret
 from bot.settings import load_settings
 from domain.clock import ManualClock
 from storage.database import Database
@@ -198,3 +199,73 @@ async def test_a_conversation_through_the_webhook(
             "sendMessage", lambda c: "You are registered in" in c.params["text"], after=mark
         )
     await db.dispose()
+
+
+class Recording:
+    """A framework stand-in: the updates it is fed."""
+
+    sender: Any = None
+
+    def __init__(self) -> None:
+        self.fed: list[dict[str, Any]] = []
+
+    async def feed(self, payload: dict[str, Any]) -> None:
+        self.fed.append(payload)
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        return None
+
+
+def message_update(update_id: object, chat: object, user: object = RESIDENT) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": chat, "type": "private"} if chat is not None else "nope",
+            "from": {"id": user, "is_bot": False, "first_name": "R"},
+            "text": "hello",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        message_update(2**64, RESIDENT),
+        message_update(2**63, RESIDENT),
+        message_update(-1, RESIDENT),
+        message_update("17", RESIDENT),
+        message_update(True, RESIDENT),
+        message_update(17, "a string chat"),
+        message_update(17, 2**64),
+        message_update(17, None),
+        message_update(17, RESIDENT, user="x"),
+        {"update_id": 18, "callback_query": {"id": "1", "from": {"id": "x"}, "data": "m:help"}},
+        {"update_id": 19, "callback_query": {"id": "1", "from": {"id": 1}, "message": []}},
+        {"update_id": 20, "message": "text"},
+        [1, 2, 3],
+        "update",
+        None,
+    ],
+)
+async def test_a_malformed_update_is_answered_400(db: Database, body: object) -> None:
+    """An update with the right secret but a body that is not a Telegram update (an id past
+    64 bits, a string where a chat belongs) is refused with 400, nothing taken in, nothing
+    handled, and the replica goes on serving."""
+    app = Recording()
+    clock = ManualClock(STARTED_AT)
+    server = WebhookServer(db=db, clock=clock, app=app, path="/hook", secret="s3cret")
+    async with TestClient(TestServer(server.web_app())) as client:
+        response = await client.post("/hook", json=body, headers={SECRET_HEADER: "s3cret"})
+        assert response.status == 400
+        assert await response.json() == {"ok": False, "error": "not an update"}
+        broken = await client.post("/hook", data=b"{not json", headers={SECRET_HEADER: "s3cret"})
+        assert broken.status == 400
+        good = await client.post(
+            "/hook", json=message_update(21, RESIDENT), headers={SECRET_HEADER: "s3cret"}
+        )
+        assert good.status == 200
+        await server.settle()
+    assert await inbox_rows(db) == 1
+    assert [update["update_id"] for update in app.fed] == [21]

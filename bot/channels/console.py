@@ -47,13 +47,16 @@ class ChatDriver:
         zone: ZoneInfo,
         sender: MemorySender | None = None,
         policy: Policy = DEFAULT_POLICY,
+        only_chats: frozenset[int] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.zone = zone
         self.sender = sender or MemorySender()
         self.dispatcher = Dispatcher(db, clock, zone, policy=policy)
-        self.outbox = OutboxSender(db, self.sender, clock)
+        # `only_chats`: deliver those chats' messages only (the console on a live database
+        # shows its own chat; everyone else's stay pending for the worker to send).
+        self.outbox = OutboxSender(db, self.sender, clock, only_chats=only_chats)
         self.outbox.on_refused = refusal_handler(clock, zone, policy)
         self.languages: dict[int, str] = {}
         self.names: dict[int, str] = {}

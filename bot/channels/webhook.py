@@ -38,6 +38,49 @@ def derive_secret(token: str) -> str:
     return hmac.new(token.encode(), b"huiyin-webhook", hashlib.sha256).hexdigest()
 
 
+# Telegram's ids (updates, chats, users, messages) fit a signed 64-bit integer, the columns
+# they are stored in; a number beyond that, or a text where a number belongs, is no update.
+ID_RANGE = range(-(2**63), 2**63)
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is int and value in ID_RANGE
+
+
+def _valid_chat_parts(message: object) -> bool:
+    """A message (as in `message` or a callback's `message`): its chat, if any, is an object
+    with an id that is a number, and so is its sender's."""
+    if not isinstance(message, dict):
+        return False
+    for key in ("chat", "from"):
+        if key in message and not (
+            isinstance(message[key], dict) and _is_id(message[key].get("id"))
+        ):
+            return False
+    return "message_id" not in message or _is_id(message["message_id"])
+
+
+def update_id_of(payload: object) -> int | None:
+    """The update id of a well-formed update, or None for a body that is not one (answered
+    400): not an object, an update id that is not a 64-bit number, or a message, edited
+    message or callback query whose chat or sender ids are not numbers. What is taken in
+    must be an update the rest of the bot can file under its chat and handle."""
+    if not isinstance(payload, dict) or not _is_id(payload.get("update_id")):
+        return None
+    if payload["update_id"] < 0:
+        return None
+    for key in ("message", "edited_message"):
+        if key in payload and not _valid_chat_parts(payload[key]):
+            return None
+    if "callback_query" in payload:
+        query = payload["callback_query"]
+        if not _valid_chat_parts(query):
+            return None
+        if "message" in query and not _valid_chat_parts(query["message"]):
+            return None
+    return int(payload["update_id"])
+
+
 class TelegramApp(Protocol):
     """A framework's bot without polling: what a webhook replica or a worker needs."""
 
@@ -75,9 +118,13 @@ class WebhookServer:
             return web.json_response({"ok": False, "error": "forbidden"}, status=403)
         try:
             payload = await request.json()
-            update_id = int(payload["update_id"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            payload = None
+        update_id = update_id_of(payload)
+        if update_id is None:
+            log.warning("webhook: refused a body that is not a Telegram update")
             return web.json_response({"ok": False, "error": "not an update"}, status=400)
+        assert isinstance(payload, dict)
         if await take_in(self.db, payload, self.clock.now()):
             self.handle_soon(chat_of(payload))
         else:
