@@ -86,6 +86,7 @@ async def _run_polling(
         settings.zone,
         policy=settings.policy,
         bot_username=settings.bot_username,
+        review_weights=settings.weights,
     )
     background: list[asyncio.Task[None]] = []
 
@@ -132,6 +133,7 @@ async def _run_webhook(
         use_inbox=True,
         policy=settings.policy,
         bot_username=settings.bot_username,
+        review_weights=settings.weights,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:

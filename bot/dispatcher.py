@@ -25,6 +25,7 @@ from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
 from domain.reach import is_reachable, mark_written
+from domain.review import DEFAULT_WEIGHTS, Weights
 from handlers import (
     coordinator,
     export,
@@ -34,6 +35,7 @@ from handlers import (
     my_requests,
     onboarding,
     rate_above,
+    review,
     stats,
     tasks,
     team,
@@ -60,6 +62,7 @@ def build_router() -> Router:
     router.include(export.router)
     router.include(team.router)
     router.include(rate_above.router)
+    router.include(review.router)
     return router
 
 
@@ -80,6 +83,7 @@ class Dispatcher:
         use_inbox: bool = False,
         policy: Policy = DEFAULT_POLICY,
         bot_username: str = "",
+        review_weights: Weights = DEFAULT_WEIGHTS,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -93,6 +97,7 @@ class Dispatcher:
         self.use_inbox = use_inbox
         self.policy = policy
         self.bot_username = bot_username
+        self.review_weights = review_weights
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -195,6 +200,7 @@ class Dispatcher:
             policy=self.policy,
             steps=self.router.steps,
             bot_username=self.bot_username,
+            review_weights=self.review_weights,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx
