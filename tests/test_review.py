@@ -125,9 +125,8 @@ async def seed(db: Database) -> None:
                 )
             return row
 
-        wang, li, zhang, liu, chen = "王建华", "李秀英", "张伟", "刘芳", "陈磊"
+        wang, zhang, liu, chen = "王建华", "张伟", "刘芳", "陈磊"
         xu, hu, luo = "徐国庆", "胡海涛", "罗斌"
-        del li
         # R1: Wang takes it, resolves it; satisfied.
         await request(
             "QS-JB-TH-01",
