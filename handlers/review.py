@@ -39,12 +39,13 @@ def file_name(unit_code: str, label: str) -> str:
 
 def row_line(t: Translator, table: Table, row: Row, place: int | None = None) -> str:
     score = row.score(table.weights)
-    head = f"{place}. " if place is not None else ""
+    shown = "—" if score is None else format(score, ".1f")
+    head = "" if place is None else str(place) + ". "
     return head + t._(
         "<b>{name}</b>: score {score} · satisfaction {satisfaction} · from below {below} · "
         "on time {on_time} · received {received}, passed up {passed_up}",
         name=escape(row_name(t, row)),
-        score="—" if score is None else f"{score:.1f}",
+        score=shown,
         satisfaction=percent(t, row.satisfied, row.rated),
         below=percent(t, row.below_satisfied, row.below_rated),
         on_time=percent(t, row.on_time, row.resolved),
