@@ -38,6 +38,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, true
@@ -317,14 +318,36 @@ def _rank(level: str | None) -> int:
         return -1
 
 
+class Step(NamedTuple):
+    """What the table reads of one timeline entry (plain columns: building ORM objects for a
+    year of timelines would cost more than the rest of the work)."""
+
+    action: str
+    actor_staff_id: int | None
+    assignee_staff_id: int | None
+    from_level: str | None
+    to_level: str | None
+    note: str | None
+
+
+STEP_COLUMNS = (
+    col(RequestEvent.action),
+    col(RequestEvent.actor_staff_id),
+    col(RequestEvent.assignee_staff_id),
+    col(RequestEvent.from_level),
+    col(RequestEvent.to_level),
+    col(RequestEvent.note),
+)
+
+
 def walk(
-    request: Request,
-    events: Sequence[RequestEvent],
+    rid: int,
+    status: str,
+    events: Sequence[Step],
     key_of: dict[int, Key],
     tallies: defaultdict[Key, _Tally],
 ) -> None:
     """One request's timeline, into the tallies of the units that held it."""
-    rid = request.id or 0
     holder: Key | None = None
     late = False  # a deadline of the current holding passed
     last_resolver: Key | None = None
@@ -357,7 +380,7 @@ def walk(
             for line in (event.note or "").split("\n"):
                 if line.startswith("satisfaction:"):
                     tallies[last_resolver].verdicts[rid] = line.removeprefix("satisfaction:")
-    if request.status in DONE and last_resolver is not None:
+    if status in DONE and last_resolver is not None:
         tallies[last_resolver].resolved.add(rid)
         if resolved_on_time:
             tallies[last_resolver].on_time.add(rid)
@@ -384,7 +407,7 @@ async def build_table(
         batch = list(
             (
                 await session.exec(
-                    select(Request)
+                    select(col(Request.id), col(Request.status))
                     .where(cohort, col(Request.id) > last_id)
                     .order_by(col(Request.id))
                     .limit(BATCH)
@@ -393,28 +416,28 @@ async def build_table(
         )
         if not batch:
             break
-        ids = [r.id for r in batch if r.id is not None]
-        events: dict[int, list[RequestEvent]] = defaultdict(list)
-        for event in (
-            await session.exec(
-                select(RequestEvent)
-                .where(col(RequestEvent.request_id).in_(ids))
-                .order_by(col(RequestEvent.request_id), col(RequestEvent.at), col(RequestEvent.id))
+        ids = [rid for rid, _ in batch]
+        events: dict[int, list[Step]] = defaultdict(list)
+        rows = await session.exec(
+            select(col(RequestEvent.request_id), *STEP_COLUMNS)
+            .where(col(RequestEvent.request_id).in_(ids))
+            .order_by(col(RequestEvent.request_id), col(RequestEvent.at), col(RequestEvent.id))
+        )
+        for request_id, *step in rows.all():
+            events[request_id].append(Step(*step))
+        for rid, status in batch:
+            walk(rid, status, events.get(rid, []), key_of, tallies)
+        ratings = await session.exec(
+            select(
+                col(UpwardRating.request_id),
+                col(UpwardRating.rated_unit_code),
+                col(UpwardRating.rating),
             )
-        ).all():
-            events[event.request_id].append(event)
-        for request in batch:
-            walk(request, events.get(request.id or 0, []), key_of, tallies)
-        for rating in (
-            await session.exec(
-                select(UpwardRating)
-                .where(col(UpwardRating.request_id).in_(ids))
-                .where(UpwardRating.state == RATED)
-            )
-        ).all():
-            tallies[("unit", rating.rated_unit_code)].below.setdefault(
-                rating.request_id, []
-            ).append(rating.rating or "")
+            .where(col(UpwardRating.request_id).in_(ids))
+            .where(UpwardRating.state == RATED)
+        )
+        for request_id, rated_unit, rating in ratings.all():
+            tallies[("unit", rated_unit)].below.setdefault(request_id, []).append(rating or "")
         last_id = ids[-1]
         if len(batch) < BATCH:
             break

@@ -82,9 +82,7 @@ async def test_passed_up_by_hand_the_grid_member_rates_the_community_once(
 
     t = tr(harness, WANG)
     unit = "Tianhe Community" if t.language == "en" else "天河社区"
-    expected = t._(
-        QUESTION, ref="HY000001", category=t._("Home repairs (water, power)"), unit=unit
-    )
+    expected = t._(QUESTION, ref="HY000001", category=t._("Home repairs (water, power)"), unit=unit)
     (question,) = [m for m in harness.sender.messages(WANG) if m.text.startswith("⭐")]
     assert question.text.startswith(expected), question.text
     assert [b.data for b in question.buttons] == ["ra:1:s", "ra:1:f", "ra:1:u"]
@@ -103,9 +101,7 @@ async def test_passed_up_by_hand_the_grid_member_rates_the_community_once(
 
     # Someone else's tap is refused and changes nothing.
     await harness.press(XU, "ra:1:u")
-    assert harness.results[-1].callback_answer == tr(harness, XU)._(
-        "This question is not for you."
-    )
+    assert harness.results[-1].callback_answer == tr(harness, XU)._("This question is not for you.")
     (note_prompt,) = await harness.press(WANG, "ra:1:f")
     assert note_prompt.text == t._(
         "Noted on {ref}. Would you like to add a line or a voice note about how it was "
@@ -115,9 +111,7 @@ async def test_passed_up_by_hand_the_grid_member_rates_the_community_once(
     (thanks,) = await harness.say(WANG, "Took a while, but the plumber was good")
     assert thanks.text.startswith(t._("Noted on the request's timeline. Thank you!"))
     await harness.press(WANG, "ra:1:s")  # a second tap: the first answer counts
-    assert harness.results[-1].callback_answer == t._(
-        "Thank you, this has already been answered."
-    )
+    assert harness.results[-1].callback_answer == t._("Thank you, this has already been answered.")
 
     (row,) = await ratings(harness)
     assert (row.state, row.rating, row.comment) == (
