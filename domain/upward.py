@@ -152,8 +152,9 @@ async def plan_ratings(
     policy: Policy,
 ) -> list[UpwardRating]:
     """The need was resolved by `resolver`: a rating row for each lower unit it left on its way
-    up to the resolver's level that has none yet for this need. Rows due now (out of quiet
-    hours, someone reachable) are returned as ASKED-to-be: the caller asks them at once."""
+    up to the resolver's level that has none yet for this need. The rows that can be asked now
+    (out of quiet hours, with someone reachable to ask) are returned: the caller asks them at
+    once; the others wait for the worker's tick (pending) or are marked unreachable."""
     assert request.id is not None
     resolved_rank = rank(request.level)
     existing = set(
