@@ -221,3 +221,23 @@ async def test_quiet_hours_hold_the_question_and_seven_days_without_answer_lapse
     )
     (row,) = await ratings(harness)
     assert row.state == "lapsed"
+
+
+async def test_the_note_may_be_a_voice_message_and_a_photo_is_refused_politely(
+    people: Harness,
+) -> None:
+    harness = people
+    await report_need(harness, RESIDENT)
+    await harness.press(WANG, "t:decline:1")
+    await harness.say(WANG, "Needs the community's plumber")
+    await resolve(harness, XU)
+    await harness.press(WANG, "ra:1:u")
+    t = tr(harness, WANG)
+    (refusal,) = await harness.send(WANG, "photo", file_id="photo-1")
+    assert refusal.text == t._("Please type a few words or send a voice message.")
+    (thanks,) = await harness.send(WANG, "voice", file_id="voice-1")
+    assert thanks.text.startswith(t._("Noted on the request's timeline. Thank you!"))
+    (row,) = await ratings(harness)
+    assert (row.rating, row.comment) == ("not_satisfied", t._("(a voice message)"))
+    note = (await events(harness))[-1]
+    assert (note.action, note.media_kind, note.media_file_id) == ("rate_note", "voice", "voice-1")
