@@ -132,7 +132,12 @@ async def _run_polling(
 ) -> None:
     assert settings.bot_token is not None
     dispatcher = Dispatcher(
-        db, clock, settings.zone, policy=settings.policy, bot_username=settings.bot_username
+        db,
+        clock,
+        settings.zone,
+        policy=settings.policy,
+        bot_username=settings.bot_username,
+        review_weights=settings.weights,
     )
     background: list[asyncio.Task[None]] = []
 
@@ -179,6 +184,7 @@ async def _run_webhook(
         use_inbox=True,
         policy=settings.policy,
         bot_username=settings.bot_username,
+        review_weights=settings.weights,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -313,6 +319,16 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return answered
 
     worker.every("exports", EXPORT_POLL_SECONDS, exports)
+
+    from schedules.ratings import run_ratings
+
+    async def ratings_from_below() -> object:
+        report = await run_ratings(db, clock, settings.zone, policy)
+        if report.asked:
+            worker.outbox.wake.set()
+        return report
+
+    worker.every("ratings", settings.sweep_interval_seconds, ratings_from_below)
     return worker
 
 

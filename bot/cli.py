@@ -7,6 +7,7 @@ huiyin import DIR               load units.csv and people.csv (refused whole on 
 huiyin invite PHONE             a one-time link that ties a roster entry to a Telegram account
 huiyin roster status [--unit CODE]   who on the roster Huiyin can reach, unit by unit
 huiyin export --unit CODE --period 2026-11 --out FILE   an area's ledger as an .xlsx file
+huiyin review --unit CODE --period 2026 --out FILE     the review table (分层考核) as an .xlsx file
 huiyin db upgrade|downgrade REV migrate the database
 """
 
@@ -111,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
     export.add_argument(
+        "--lang", choices=["zh", "en"], default="zh", help="the headers and labels' language"
+    )
+    review = verbs.add_parser(
+        "review",
+        help="write the review table (each unit's figures, rating from below, score) as .xlsx",
+    )
+    review.add_argument(
+        "--unit", required=True, help="a district, town, community or department code"
+    )
+    review.add_argument(
+        "--period",
+        default="year",
+        help="YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD, or year, quarter, month (so far)",
+    )
+    review.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
+    review.add_argument(
         "--lang", choices=["zh", "en"], default="zh", help="the headers and labels' language"
     )
     db = verbs.add_parser("db", help="database migrations")
@@ -247,6 +264,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -
             return await console_command(db, settings, args.who, args.lang, clock)
         if args.verb == "export":
             return await export_command(
+                db, settings, args.unit, args.period, args.out, args.lang, clock
+            )
+        if args.verb == "review":
+            return await review_command(
                 db, settings, args.unit, args.period, args.out, args.lang, clock
             )
     finally:
@@ -452,6 +473,57 @@ async def export_command(
             print(f"--out {out}: cannot write it ({error.strerror or error}).", file=sys.stderr)
             return 1
     print(f"Wrote {out}: the ledger of {unit} for {period.label}, {count} request(s).")
+    return 0
+
+
+async def review_command(
+    db: Database,
+    settings: Settings,
+    unit: str,
+    period_text: str,
+    out: Path,
+    language: str,
+    clock: Clock,
+) -> int:
+    """The review table of a unit (docs/metrics.md), with the district's weights; the same
+    rows /review shows that unit's staff, as the district office sees them."""
+    from domain.i18n import translator
+    from domain.labels import unit_name
+    from domain.review import build_table, parse_review_period, scope_of_unit
+    from domain.review_book import row_name, write_review
+
+    now = clock.now()
+    period = parse_review_period(period_text, now, settings.zone)
+    if period is None:
+        print(
+            f"--period {period_text!r}: use YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD, "
+            "or year, quarter, month (a period that has begun).",
+            file=sys.stderr,
+        )
+        return 2
+    t = translator("en" if language == "en" else "zh_CN")
+    async with db.session() as session:
+        scope = await scope_of_unit(session, unit)
+        if scope is None:
+            print(
+                f"--unit {unit!r}: no district, town, community or department with that code. "
+                "The codes are in units.csv.",
+                file=sys.stderr,
+            )
+            return 1
+        table = await build_table(session, scope, period, settings.weights)
+        area = await unit_name(session, t, unit)
+    try:
+        with out.open("wb") as target:
+            write_review(table, target, t, area)
+    except OSError as error:
+        print(f"--out {out}: cannot write it ({error.strerror or error}).", file=sys.stderr)
+        return 1
+    print(f"Wrote {out}: the review of {unit} for {period.label}, {len(table.rows)} row(s).")
+    for row in table.rows[:1]:
+        score = row.score(table.weights)
+        shown = "—" if score is None else f"{score:.1f}"
+        print(f"  {row_name(t, row)}: received {row.received}, score {shown}")
     return 0
 
 

@@ -25,6 +25,7 @@ from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
 from domain.reach import is_reachable, mark_written
+from domain.review import DEFAULT_WEIGHTS, Weights
 from handlers import (
     coordinator,
     export,
@@ -33,6 +34,8 @@ from handlers import (
     menu,
     my_requests,
     onboarding,
+    rate_above,
+    review,
     stats,
     tasks,
     team,
@@ -58,6 +61,8 @@ def build_router() -> Router:
     router.include(stats.router)
     router.include(export.router)
     router.include(team.router)
+    router.include(rate_above.router)
+    router.include(review.router)
     return router
 
 
@@ -78,6 +83,7 @@ class Dispatcher:
         use_inbox: bool = False,
         policy: Policy = DEFAULT_POLICY,
         bot_username: str = "",
+        review_weights: Weights = DEFAULT_WEIGHTS,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -91,6 +97,7 @@ class Dispatcher:
         self.use_inbox = use_inbox
         self.policy = policy
         self.bot_username = bot_username
+        self.review_weights = review_weights
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -193,6 +200,7 @@ class Dispatcher:
             policy=self.policy,
             steps=self.router.steps,
             bot_username=self.bot_username,
+            review_weights=self.review_weights,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

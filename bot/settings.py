@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.calendar import CalendarFileError, load_official_days, parse_clock_time
 from domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
+from domain.review import DEFAULT_WEIGHTS_TEXT, Weights
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     # A font file with Chinese glyphs for the /stats chart (domain/charts.py); without it an
     # installed CJK font is looked for, and failing that the chart is drawn in English.
     chart_font: Path | None = None
+    # How the review table (/review, huiyin review) weights the parts of its score
+    # (docs/metrics.md, "The review table"): part=weight pairs, in proportion.
+    review_weights: str = DEFAULT_WEIGHTS_TEXT
 
     @field_validator("bot_token")
     @classmethod
@@ -121,6 +125,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (try Asia/Shanghai)") from exc
         return value
+
+    @field_validator("review_weights")
+    @classmethod
+    def _review_weights(cls, value: str) -> str:
+        Weights.parse(value)
+        return value.strip()
+
+    @property
+    def weights(self) -> Weights:
+        return Weights.parse(self.review_weights)
 
     @field_validator("chart_font", mode="before")
     @classmethod

@@ -62,6 +62,10 @@ EVENT_LABELS: dict[str, str] = {
     "verdict": N_("Verdict given"),
     "comment": N_("The resident's comment"),
     "undelivered": N_("The task card could not be delivered to {assignee}"),
+    "rate_ask": N_("{actor} was asked how the level above handled it"),
+    "rate_above": N_("Rated from below by {actor}"),
+    "rate_note": N_("{actor}'s note on the rating from below"),
+    "rate_lapsed": N_("Not rated from below within 7 days"),
 }
 
 # Codes in an event's note (domain.requests WHY_*, and the deadline events), as shown.

@@ -51,6 +51,12 @@ class Action(StrEnum):
     VERDICT = "verdict"  # the verdict was given (by the resident, or recorded by staff)
     COMMENT = "comment"  # the resident's comment or reason after the verdict
     UNDELIVERED = "undelivered"  # Telegram refused the holder's task card; no one else to take it
+    # Rating from below (domain/upward.py): a lower unit that passed the need up is asked how
+    # the level that resolved it handled it; its answer; or no answer in 7 days.
+    RATE_ASK = "rate_ask"
+    RATE_ABOVE = "rate_above"
+    RATE_NOTE = "rate_note"  # the rater's optional line or voice note
+    RATE_LAPSED = "rate_lapsed"
 
 
 class Level(StrEnum):

@@ -45,6 +45,10 @@ AFTER_THE_WORK = (
     Action.VERDICT.value,
     Action.COMMENT.value,
     Action.CLOSE.value,
+    Action.RATE_ASK.value,
+    Action.RATE_ABOVE.value,
+    Action.RATE_NOTE.value,
+    Action.RATE_LAPSED.value,
 )
 
 

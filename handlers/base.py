@@ -23,6 +23,7 @@ from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
 from domain.outbox import enqueue, retire_keyboard
+from domain.review import DEFAULT_WEIGHTS, Weights
 from storage.models import MAX_ROW_ID, Account, ConversationState, Staff
 
 STEP_PREFIX = "c"
@@ -71,6 +72,8 @@ class Context:
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
     # For t.me links the bot hands out; "" when unknown (the console, tests).
     bot_username: str = ""
+    # The district's weights for the review table's score (HUIYIN_REVIEW_WEIGHTS).
+    review_weights: Weights = DEFAULT_WEIGHTS
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
     # Set when this update made a roster entry reachable again (its first message, or the

@@ -24,6 +24,7 @@ from domain.labels import (
 )
 from domain.messages import Button
 from domain.requests import requests_of, timeline
+from domain.upward import STAFF_ONLY_ACTIONS
 from domain.verdicts import may_reopen_from_list, waiting_for_verdict
 from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import is_resident_of, request_summary, send_task_card
@@ -113,7 +114,10 @@ async def show_timeline(ctx: Context, request: Request) -> None:
     assert request.id is not None
     text = await request_summary(ctx.session, ctx.t, ctx.zone, request, full_phone=True)
     lines = [text, "", ctx._("<b>Timeline</b>")]
-    events = await timeline(ctx.session, request.id)
+    # Ratings between staff units (domain/upward.py) are not the resident's business.
+    events = [
+        e for e in await timeline(ctx.session, request.id) if e.action not in STAFF_ONLY_ACTIONS
+    ]
     for event in events:
         lines.append(
             f"{format_time(event.at, ctx.zone)} · {await describe_event(ctx.session, ctx.t, event)}"

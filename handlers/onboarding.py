@@ -406,6 +406,9 @@ async def show_help(ctx: Context) -> None:
             )
         )
         parts.append(ctx._("Your team: /team who Huiyin can reach, and join links for the others"))
+        parts.append(
+            ctx._("Review: /review [period] each unit's figures, rating from below and score")
+        )
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

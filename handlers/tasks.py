@@ -28,6 +28,7 @@ from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
 from domain.reach import reachable_chat
 from domain.requests import note_event, open_tasks_of, pass_up_by_hand, transition
+from domain.upward import plan_ratings
 from domain.verdicts import schedule_verdict
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
@@ -44,6 +45,7 @@ from handlers.cards import (
 )
 from handlers.common import show_menu, typed_note
 from handlers.coordinator import holder
+from handlers.rate_above import ask_rating
 from storage.models import Beneficiary, Request, Staff
 from storage.outbox import latest_sent_message_id
 
@@ -223,6 +225,12 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
     )
     # The resident is asked for their verdict later, by the sweep (handlers/verdict.py).
     schedule_verdict(request, ctx.now, ctx.zone, ctx.policy)
+    # The units it left on its way up rate how this level handled it (domain/upward.py):
+    # asked now, or by the worker's tick when quiet hours end.
+    for rating in await plan_ratings(
+        ctx.session, request, ctx.staff, ctx.now, ctx.zone, ctx.policy
+    ):
+        await ask_rating(ctx.session, rating, ctx.now)
     await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
     told = await notify_reporter(
         ctx.session,

@@ -327,3 +327,34 @@ class WorkerLease(SQLModel, table=True):
     holder: str = Field(max_length=100)
     acquired_at: datetime
     heartbeat_at: datetime
+
+
+class UpwardRating(SQLModel, table=True):
+    """A lower unit's rating of how the level above handled a need it passed up (一定双评):
+    one per need per lower unit (the unique index), asked of one person of that unit.
+
+    `state`: "pending" (to be asked at `ask_at`, the end of quiet hours), "asked" (lapses at
+    `lapses_at`, 7 days later, as not rated), "rated", "lapsed", "unreachable" (no one of the
+    unit could be asked). Ratings are domain.verdicts' satisfied / fairly / not_satisfied."""
+
+    __tablename__ = "upward_ratings"
+    __table_args__ = (
+        Index("ux_upward_ratings_request_unit", "request_id", "rater_unit_code", unique=True),
+        Index("ix_upward_ratings_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="requests.id")
+    rater_unit_code: str = Field(foreign_key="units.code", max_length=32)
+    rater_level: str = Field(max_length=16)
+    rater_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    rated_unit_code: str = Field(foreign_key="units.code", max_length=32, index=True)
+    rated_level: str = Field(max_length=16)
+    how: str = Field(max_length=12)  # "pass_up" (by hand) or "escalation" (a missed deadline)
+    state: str = Field(max_length=12)
+    created_at: datetime
+    due_at: datetime | None = None  # the next step: asking (pending) or lapsing (asked)
+    asked_at: datetime | None = None
+    rating: str | None = Field(default=None, max_length=16)
+    comment: str | None = Field(default=None, max_length=1000)
+    rated_at: datetime | None = None
