@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +19,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+
+
+def process_name() -> str:
+    """This process, as its connections name it to PostgreSQL (`application_name`, 63 bytes at
+    most): another process of the deployment can tell from `pg_stat_activity` that it is alive."""
+    return f"huiyin:{socket.gethostname()}:{os.getpid()}"[:63]
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -31,12 +41,25 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     return apply
 
 
-def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+def make_engine(
+    url: str,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = MAX_OVERFLOW,
+    name: str | None = None,
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"server_settings": {"application_name": (name or process_name())[:63]}},
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -48,11 +71,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 class Database:
-    """One engine and its sessions."""
+    """One engine and its sessions. `name` is the process's name in `pg_stat_activity`
+    (`process_name()` unless given: tests play several processes in one)."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
+        name: str | None = None,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, busy_timeout_ms)
+        self.name = (name or process_name())[:63]
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.engine = make_engine(
+            url, busy_timeout_ms, pool_size=pool_size, max_overflow=max_overflow, name=self.name
+        )
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
