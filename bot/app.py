@@ -164,7 +164,16 @@ async def _run_webhook(
         await introduce(app.sender, dispatcher, settings)
         path = urlsplit(webhook_url).path or "/"
         drains = _drains(db, app, clock, settings)
-        server = WebhookServer(db=db, clock=clock, app=app, path=path, secret=secret, drains=drains)
+        health_db = Database(settings.database_url, pool_size=1, max_overflow=0, name=db.name)
+        server = WebhookServer(
+            db=db,
+            clock=clock,
+            app=app,
+            path=path,
+            secret=secret,
+            drains=drains,
+            health_db=health_db,
+        )
         stop_serving = await serve(server.web_app(), settings.webhook_host, settings.webhook_port)
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -188,6 +197,7 @@ async def _run_webhook(
         finally:
             await stop_serving()
             await server.settle()
+            await health_db.dispose()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

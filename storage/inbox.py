@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from storage.database import Database
@@ -53,20 +54,23 @@ def chat_of(payload: dict[str, Any]) -> int:
 
 
 async def take_in(db: Database, payload: dict[str, Any], now: datetime) -> bool:
-    """Record the update; False when this update id was taken in before."""
-    try:
-        async with db.transaction() as session:
-            session.add(
-                InboxUpdate(
-                    update_id=int(payload["update_id"]),
-                    chat_id=chat_of(payload),
-                    payload=payload,
-                    received_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    """Record the update; False when this update id was taken in before.
+
+    One INSERT ... ON CONFLICT DO NOTHING: what Telegram waits for is this statement alone."""
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(InboxUpdate)
+        .values(
+            update_id=int(payload["update_id"]),
+            chat_id=chat_of(payload),
+            payload=payload,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
+    async with db.transaction() as session:
+        result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount)
 
 
 async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
