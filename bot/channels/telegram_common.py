@@ -11,8 +11,10 @@ here and takes either framework's objects:
 - delivering: `BotApiSender` (HTML, Telegram's limits, which keyboard a message carries,
   captions, uploads, the command menu) and what a failed call means (`Failure`,
   `delivery_error`: retry, not modified, refused, blocked);
-- running: `BotApiApp` (one update fed through the framework, the webhook) and `run_polling`
-  (the order every polling run follows).
+- running: `BotApiApp` (one update fed through the framework; raw updates fetched), `poll_into`
+  (the polling `huiyin run` does: each batch kept, in the inbox, before the next getUpdates
+  confirms it) and `run_polling` (the channel alone, handling in memory what it fetched: no
+  database, so a crash loses what was fetched; `huiyin run` does not use it).
 
 A framework's file (`telegram_ptb`, `telegram_aiogram`) writes the rest: finding the command
 entity and telling attachments apart; a `BotApiSender` subclass with small factories (buttons,

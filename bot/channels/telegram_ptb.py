@@ -38,8 +38,7 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.request import HTTPXRequest, RequestData
-from telegram.request._baserequest import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.channels.telegram_common import (
     ALLOWED_UPDATES,
