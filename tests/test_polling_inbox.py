@@ -22,6 +22,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 import bot.app
+import bot.channels.telegram_aiogram
+import bot.channels.telegram_ptb
 from bot.app import run_bot
 from bot.dispatcher import Dispatcher
 from bot.settings import load_settings
@@ -35,6 +37,9 @@ from tests.test_webhook import STARTED_AT
 
 RESIDENT = 940000001
 FRAMEWORKS = ("ptb", "aiogram")
+# Both frameworks are imported above, not on the bot's first start: importing aiogram takes
+# seconds, which would otherwise count against the first test's wait for the bot.
+assert bot.channels.telegram_aiogram and bot.channels.telegram_ptb
 
 
 @asynccontextmanager
@@ -102,7 +107,7 @@ async def restart_and_expect_one_reply(fake: FakeBotApi, url: str, framework: st
         await fake.wait_for(
             "sendMessage", lambda c: "Do you agree?" in c.params.get("text", ""), timeout=20
         )
-        await fake.wait_until_polling()
+        await fake.wait_until_polling(timeout=30)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -125,7 +130,7 @@ async def test_stopped_after_keeping_before_handling_the_restart_handles_it_once
     async with district(tmp_path) as url, FakeBotApi() as fake:
         with mock.patch.object(Dispatcher, "handle", stuck):
             task, _stop = start(fake, url, framework)
-            await fake.wait_until_polling()
+            await fake.wait_until_polling(timeout=30)
             update_id = fake.push_text(RESIDENT, "/start", language_code="en")
             await asyncio.wait_for(entered.wait(), 10)
             await confirmed(fake, update_id)  # Telegram will not send it again
@@ -150,7 +155,7 @@ async def test_stopped_before_keeping_telegram_still_holds_the_update(
     async with district(tmp_path) as url, FakeBotApi() as fake:
         with mock.patch.object(bot.app, "take_in", stuck):
             task, _stop = start(fake, url, framework)
-            await fake.wait_until_polling()
+            await fake.wait_until_polling(timeout=30)
             update_id = fake.push_text(RESIDENT, "/start", language_code="en")
             await asyncio.wait_for(entered.wait(), 10)
             await crash(task)
@@ -212,3 +217,22 @@ async def restart_and_expect_one_reply_after_junk(fake: FakeBotApi, url: str) ->
         )
         assert pending.one() == 0
     await db.dispose()
+
+
+async def test_both_frameworks_poll_the_inbox_alike(tmp_path: Path) -> None:
+    """The same getUpdates calls with the same parameters from either framework: deleteWebhook
+    first, offsets moving past what was kept, and a last call that only confirms."""
+    polls: dict[str, list[dict[str, Any]]] = {}
+    for framework in FRAMEWORKS:
+        (tmp_path / framework).mkdir()
+        async with district(tmp_path / framework) as url, FakeBotApi() as fake:
+            fake.push_text(RESIDENT, "/start", language_code="en")
+            await restart_and_expect_one_reply(fake, url, framework)
+            methods = [call.method for call in fake.calls]
+            assert methods.index("deleteWebhook") < methods.index("getUpdates")
+            polls[framework] = [call.params for call in fake.calls_of("getUpdates")]
+    for params in polls.values():
+        assert [p.get("offset", 0) for p in params[:2]] == [0, 2]
+        assert params[-1]["timeout"] == 0  # the last poll only confirms
+        assert all(p["allowed_updates"] == ["message", "callback_query"] for p in params)
+    assert polls["ptb"][0] == polls["aiogram"][0] and polls["ptb"][-1] == polls["aiogram"][-1]
