@@ -3,14 +3,15 @@ so that process's chats go on at once instead of after the 60 s claim timeout; a
 claims are left alone (PostgreSQL: alive means connected; SQLite: one process, so every claim
 but its own is a dead one's).
 
-What a dead process took into the inbox is handled at start-up too: see
-tests/test_polling_inbox.py (a restart handles it with the clock standing still).
+What a dead process took into the inbox is handled at start-up too, with the clock standing
+still: by a webhook replica (below) and by polling (tests/test_polling_inbox.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import col, select
 
@@ -20,8 +21,11 @@ from domain.messages import Outbound
 from domain.outbox import enqueue
 from schedules.outbox import OutboxSender
 from storage.database import Database
-from storage.models import OutboxMessage
+from storage.inbox import take_in
+from storage.models import InboxUpdate, OutboxMessage
 from storage.outbox import release_dead_claims
+from tests.fake_bot_api import FakeBotApi
+from tests.test_webhook import STARTED_AT, prepared, pushed, replica
 
 CHAT = 5001
 
@@ -113,3 +117,21 @@ async def test_a_claim_of_unknown_origin_still_times_out(db: Database, clock: Ma
     outbox = OutboxSender(db, sender, clock)
     clock.advance(timedelta(minutes=2))
     assert await outbox.deliver_due() == 1
+
+
+async def test_a_starting_replica_handles_what_a_dead_one_took_in(tmp_path: Path) -> None:
+    """An update a replica wrote to the inbox and died before handling is handled by the next
+    replica that starts, at once (the clock stands still: no 30 s recovery wait)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/hook.db"
+    db = await prepared(url)
+    async with FakeBotApi() as fake:
+        update = pushed(fake, "/start")
+        assert await take_in(db, update, STARTED_AT)  # the dead replica got this far
+        async with replica(fake, url, "ptb"):
+            await fake.wait_for(
+                "sendMessage", lambda c: "Do you agree?" in c.params["text"], timeout=20
+            )
+    async with db.session() as session:
+        row = await session.get(InboxUpdate, update["update_id"])
+        assert row is not None and row.processed_at is not None
+    await db.dispose()
