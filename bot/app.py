@@ -2,7 +2,9 @@
 
 Three shapes, one code path each:
 
-- polling (the default): one process polls Telegram and runs the worker;
+- polling (the default): one process polls Telegram and runs the worker; each update is
+  written to the inbox before the next getUpdates confirms it, and handled from there, so a
+  crash between fetching and handling loses nothing (a restart handles it, once);
 - webhook (`--webhook URL`): replicas take updates in through the inbox; with `--role all`
   the replica also runs the worker, with `--role web` it leaves that to a worker process;
 - worker (`--role worker`): the outbox sender and the ticks, and nothing else.
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from bot.channels.telegram_common import BotApiSender
+from bot.channels.telegram_common import BotApiApp, BotApiSender, poll_into
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
@@ -37,12 +39,20 @@ from schedules.leadership import Leadership
 from schedules.outbox import SendLimits
 from schedules.worker import Worker
 from storage.database import Database
-from storage.inbox import RETRY_WINDOW, forget_processed
+from storage.inbox import (
+    RETRY_WINDOW,
+    InboxDrains,
+    chat_of,
+    forget_processed,
+    parallel_drains,
+    take_in,
+)
 
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
 RECOVERY_SECONDS = 30.0
+POLL_TIMEOUT = 10
 # Ledgers asked for with /export are looked for this often (a cheap indexed read).
 EXPORT_POLL_SECONDS = 2.0
 
@@ -60,9 +70,10 @@ def database_label(url: str) -> str:
         return "HUIYIN_DATABASE_URL"
 
 
-async def open_database(url: str) -> Database:
-    """The database, migrated to the newest schema; StartupError when it cannot be reached."""
-    db = Database(url)
+async def open_database(url: str, **options: Any) -> Database:
+    """The database, migrated to the newest schema; StartupError when it cannot be reached.
+    `options` go to Database (pool size, overflow, the process's name)."""
+    db = Database(url, **options)
     try:
         await db.upgrade()
     except (OSError, SQLAlchemyError) as error:
@@ -113,7 +124,12 @@ async def run_bot(
     clock = clock or SystemClock()
     charts.use_font(settings.chart_font)
     _stop_on_signals(stop)
-    db = await open_database(settings.database_url)
+    db = await open_database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        name=holder,
+    )
     try:
         leadership = Leadership(db, clock, holder=holder)
         if role == "worker":
@@ -130,41 +146,51 @@ async def run_bot(
 async def _run_polling(
     settings: Settings, db: Database, clock: Clock, leadership: Leadership, stop: asyncio.Event
 ) -> None:
+    """Poll Telegram into the inbox and handle each chat's updates from there (as a webhook
+    replica does), with the worker alongside. What a crash left in the inbox is handled first."""
     assert settings.bot_token is not None
     dispatcher = Dispatcher(
         db,
         clock,
         settings.zone,
+        use_inbox=True,
         policy=settings.policy,
         bot_username=settings.bot_username,
         review_weights=settings.weights,
     )
-    background: list[asyncio.Task[None]] = []
-
-    async def start_delivery(sender: Sender) -> None:
-        await introduce(sender, dispatcher, settings)
-        worker = build_worker(db, sender, clock, settings)
+    tasks: list[asyncio.Task[None]] = []
+    async with open_telegram_app(settings, dispatcher.handle) as app:
+        dispatcher.direct_sender = app.sender
+        await introduce(app.sender, dispatcher, settings)
+        worker = build_worker(db, app.sender, clock, settings)
         dispatcher.on_commit = worker.outbox.wake.set
-        dispatcher.direct_sender = sender
-        background.append(asyncio.create_task(leadership.run(stop, worker.run), name="worker"))
+        tasks.append(asyncio.create_task(leadership.run(stop, worker.run), name="worker"))
+        drains = _drains(db, app, clock, settings)
 
-    if settings.framework == "aiogram":
-        from bot.channels.telegram_aiogram import run_aiogram_polling as run_polling
-    else:
-        from bot.channels.telegram_ptb import run_ptb_polling as run_polling
-    try:
-        await run_polling(
-            settings.bot_token,
-            settings.telegram_api_url,
-            dispatcher.handle,
-            on_started=start_delivery,
-            stop=stop,
-        )
-    finally:
-        stop.set()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async def keep(updates: list[dict[str, Any]]) -> None:
+            now = clock.now()
+            for update in updates:
+                if await take_in(db, update, now):
+                    drains.handle_soon(chat_of(update))
+
+        try:
+            tasks.append(asyncio.create_task(_recover_inbox(drains, db, clock, stop)))
+            assert isinstance(app, BotApiApp)
+            await poll_into(app, keep, stop=stop, poll_timeout=POLL_TIMEOUT)
+        except asyncio.CancelledError:
+            drains.cancel()  # not a clean stop: what is under way stays in the inbox
+            raise
+        finally:
+            stop.set()
+            await drains.settle()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _drains(db: Database, app: TelegramApp, clock: Clock, settings: Settings) -> InboxDrains:
+    parallel = parallel_drains(settings.database_pool_size, settings.database_max_overflow)
+    return InboxDrains(db, app.feed, clock.now, parallel=parallel)
 
 
 async def _run_webhook(
@@ -191,7 +217,17 @@ async def _run_webhook(
         dispatcher.direct_sender = app.sender
         await introduce(app.sender, dispatcher, settings)
         path = urlsplit(webhook_url).path or "/"
-        server = WebhookServer(db=db, clock=clock, app=app, path=path, secret=secret)
+        drains = _drains(db, app, clock, settings)
+        health_db = Database(settings.database_url, pool_size=1, max_overflow=0, name=db.name)
+        server = WebhookServer(
+            db=db,
+            clock=clock,
+            app=app,
+            path=path,
+            secret=secret,
+            drains=drains,
+            health_db=health_db,
+        )
         stop_serving = await serve(server.web_app(), settings.webhook_host, settings.webhook_port)
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -207,24 +243,36 @@ async def _run_webhook(
                 worker = build_worker(db, app.sender, clock, settings)
                 dispatcher.on_commit = worker.outbox.wake.set
                 tasks.append(asyncio.create_task(leadership.run(stop, worker.run)))
-            tasks.append(asyncio.create_task(_recover_inbox(server, db, clock, stop)))
+            tasks.append(asyncio.create_task(_recover_inbox(drains, db, clock, stop)))
             await stop.wait()
+        except asyncio.CancelledError:
+            drains.cancel()
+            raise
         finally:
             await stop_serving()
             await server.settle()
+            await health_db.dispose()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
 
 async def _recover_inbox(
-    server: WebhookServer, db: Database, clock: Clock, stop: asyncio.Event
+    drains: InboxDrains, db: Database, clock: Clock, stop: asyncio.Event
 ) -> None:
-    """Pick up updates a replica took in and did not finish, and forget old handled ones."""
+    """At start, handle every update a stopped or crashed process took in and did not finish;
+    then, now and again, pick up what a replica left behind, and forget old handled ones."""
+    first = True
     while not stop.is_set():
         try:
             now = clock.now()
-            await server.recover(now - timedelta(seconds=RECOVERY_SECONDS))
+            # At start-up everything pending: no other process of ours is handling it, or its
+            # chat's lock makes this wait, and the update is then found handled.
+            since = None if first else now - timedelta(seconds=RECOVERY_SECONDS)
+            chats = await drains.recover(since)
+            if first and chats:
+                log.warning("inbox: handling updates a stopped process left, in %s chats", chats)
+            first = False
             await forget_processed(db, now - RETRY_WINDOW)
         except Exception:
             log.exception("inbox recovery failed; trying again")
@@ -254,7 +302,12 @@ async def open_telegram_app(
         from bot.channels.telegram_aiogram import open_aiogram_app as opener
     else:
         from bot.channels.telegram_ptb import open_ptb_app as opener
-    async with opener(settings.bot_token, settings.telegram_api_url, handle) as app:
+    async with opener(
+        settings.bot_token,
+        settings.telegram_api_url,
+        handle,
+        request_timeout=settings.request_timeout_seconds,
+    ) as app:
         yield app
 
 

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     calendar_file: Path | None = None
     send_rate_total: float = Field(default=30.0, gt=0)
     send_rate_per_chat: float = Field(default=1.0, gt=0)
+    # Every Bot API request is cut after this long, on both frameworks (a long poll gets its
+    # poll time on top): a hung request is retried rather than holding a chat.
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The PostgreSQL connection pool of one process. Updates are handled a third of it at once
+    # (each chat holds two connections), so a burst of chats waits its turn rather than
+    # emptying the pool (storage/inbox.py).
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    database_max_overflow: int = Field(default=10, ge=0, le=100)
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)

@@ -33,7 +33,7 @@ from domain.messages import DeliveryRefused, DeliveryRetry, NotModified, Outboun
 from domain.reach import Refusal, record_refusal, refusal_of
 from storage.database import Database
 from storage.models import OutboxMessage
-from storage.outbox import latest_sent_message_id
+from storage.outbox import latest_sent_message_id, release_dead_claims
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,7 @@ class OutboxSender:
                 due = due[:CHAT_CLAIM]
                 for row in due:
                     row.claimed_at = now
+                    row.claimed_by = self.db.name
                     session.add(row)
                 claimed[chat] = due
         return claimed
@@ -330,6 +331,7 @@ class OutboxSender:
                 row = await session.get(OutboxMessage, row_id)
                 if row is not None:
                     row.claimed_at = None
+                    row.claimed_by = None
                     session.add(row)
 
     async def _deliver_one(self, row: OutboxMessage) -> str:
@@ -350,7 +352,7 @@ class OutboxSender:
             await self._record_retry(row.id, f"{type(error).__name__}: {error}", None)
             return "retry"
         await self._update(
-            row.id, status="sent", sent_at=self.clock.now(), sent_message_id=message_id
+            row.id, status="sent", sent_at=self.clock.now(), sent_message_id=message_id or None
         )
         return "sent"
 
@@ -418,6 +420,7 @@ class OutboxSender:
             delay = after if after is not None else backoff_seconds(row.attempts)
             row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
             row.claimed_at = None
+            row.claimed_by = None
             session.add(row)
 
     async def _update(self, row_id: int, **values: object) -> None:
@@ -435,7 +438,17 @@ class OutboxSender:
 
         Each wake-up claims at once for the chats not draining yet, without waiting for the
         drains under way. On `stop`, each drain finishes the row it is sending and releases the
-        rest; any still going after STOP_GRACE_SECONDS is cancelled (its claims time out)."""
+        rest; any still going after STOP_GRACE_SECONDS is cancelled (its claims time out).
+
+        First, the claims of processes that are gone (a crash, kill -9) are released, so their
+        chats go on at once instead of after `claim_timeout`."""
+        try:
+            released = await release_dead_claims(self.db)
+        except Exception:
+            log.exception("outbox: could not release the claims of stopped processes")
+        else:
+            if released:
+                log.warning("outbox: released %s rows claimed by a stopped process", released)
         try:
             while not stop.is_set():
                 self.wake.clear()

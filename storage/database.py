@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,14 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+
+
+def process_name() -> str:
+    """This process, as its connections name it to PostgreSQL (`application_name`, 63 bytes at
+    most): another process of the deployment can tell from `pg_stat_activity` that it is alive."""
+    return f"huiyin:{socket.gethostname()}:{os.getpid()}"[:63]
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -59,7 +68,14 @@ def make_private(path: Path) -> None:
         os.close(fd)
 
 
-def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+def make_engine(
+    url: str,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = MAX_OVERFLOW,
+    name: str | None = None,
+) -> AsyncEngine:
     # hide_parameters: `huiyin -v` logs each SQL statement, and an error names the statement
     # that failed; neither shows the values bound to it (names, phone numbers, free texts).
     if url.startswith("sqlite"):
@@ -75,7 +91,14 @@ def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Asyn
 
             event.listen(engine.sync_engine, "do_connect", before_connect)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"server_settings": {"application_name": (name or process_name())[:63]}},
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -87,11 +110,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 class Database:
-    """One engine and its sessions."""
+    """One engine and its sessions. `name` is the process's name in `pg_stat_activity`
+    (`process_name()` unless given: tests play several processes in one)."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
+        name: str | None = None,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, busy_timeout_ms)
+        self.name = (name or process_name())[:63]
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.engine = make_engine(
+            url, busy_timeout_ms, pool_size=pool_size, max_overflow=max_overflow, name=self.name
+        )
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )

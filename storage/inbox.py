@@ -1,9 +1,13 @@
-"""The webhook inbox: updates taken in by a replica, handled once, in update order per chat.
+"""The inbox: every update, from the webhook or from polling, is recorded here before Telegram
+is told it arrived, and handled from here once, in update order per chat.
 
 `take_in` records an update (a second arrival of the same update id is a no-op); `drain_chat`
 handles a chat's pending updates oldest first while holding that chat's lock, so two replicas
 never handle one chat at the same time. On PostgreSQL the lock is an advisory lock; on SQLite
-(one process) an asyncio lock is enough.
+(one process) an asyncio lock is enough. `InboxDrains` runs the drains of one process: at most
+`parallel` chats at once (each holds two pooled connections on PostgreSQL, one for its lock and
+one to handle the update), so a burst of chats waits its turn instead of emptying the pool, and
+the webhook's answer and /healthz always find a connection.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from storage.database import Database
@@ -29,33 +34,43 @@ CHAT_LOCK_NAMESPACE = 0x4859  # "HY"
 
 
 def chat_of(payload: dict[str, Any]) -> int:
-    """The chat an update belongs to (0 when it names none)."""
+    """The chat an update belongs to (0 when it names none, or in a shape that is not
+    Telegram's: such an update is still kept, and fails alone when handled)."""
+
+    def id_in(holder: Any, key: str) -> int:
+        inner = holder.get(key) if isinstance(holder, dict) else None
+        value = inner.get("id") if isinstance(inner, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
     message = payload.get("message") or payload.get("edited_message")
     if isinstance(message, dict):
-        return int(message.get("chat", {}).get("id", 0))
+        return id_in(message, "chat")
     query = payload.get("callback_query")
     if isinstance(query, dict):
         if isinstance(query.get("message"), dict):
-            return int(query["message"].get("chat", {}).get("id", 0))
-        return int(query.get("from", {}).get("id", 0))
+            return id_in(query["message"], "chat")
+        return id_in(query, "from")
     return 0
 
 
 async def take_in(db: Database, payload: dict[str, Any], now: datetime) -> bool:
-    """Record the update; False when this update id was taken in before."""
-    try:
-        async with db.transaction() as session:
-            session.add(
-                InboxUpdate(
-                    update_id=int(payload["update_id"]),
-                    chat_id=chat_of(payload),
-                    payload=payload,
-                    received_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    """Record the update; False when this update id was taken in before.
+
+    One INSERT ... ON CONFLICT DO NOTHING: what Telegram waits for is this statement alone."""
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(InboxUpdate)
+        .values(
+            update_id=int(payload["update_id"]),
+            chat_id=chat_of(payload),
+            payload=payload,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
+    async with db.transaction() as session:
+        result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount)
 
 
 async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
@@ -85,6 +100,17 @@ async def stalled_chats(db: Database, received_before: datetime) -> list[int]:
             select(InboxUpdate.chat_id)
             .where(col(InboxUpdate.processed_at).is_(None))
             .where(InboxUpdate.received_at < received_before)
+            .group_by(col(InboxUpdate.chat_id))
+        )
+        return list(rows.all())
+
+
+async def pending_chats(db: Database) -> list[int]:
+    """Every chat with an update not handled yet (at start-up: what a crash interrupted)."""
+    async with db.session() as session:
+        rows = await session.exec(
+            select(InboxUpdate.chat_id)
+            .where(col(InboxUpdate.processed_at).is_(None))
             .group_by(col(InboxUpdate.chat_id))
         )
         return list(rows.all())
@@ -157,3 +183,80 @@ async def drain_chat(
 
 
 RETRY_WINDOW = timedelta(days=2)
+
+
+def parallel_drains(pool_size: int, max_overflow: int) -> int:
+    """How many chats one process handles at once so that its connection pool never runs dry:
+    each drain holds two connections on PostgreSQL, and a third of the pool stays free for
+    taking updates in, the worker and /healthz."""
+    return max(1, (pool_size + max_overflow) // 3)
+
+
+class InboxDrains:
+    """Handles the inbox of one process: a chat named by `handle_soon` is drained by one task
+    (a second call while it drains makes it look again when done, never a second task), and at
+    most `parallel` chats are drained at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        feed: Callable[[dict[str, Any]], Awaitable[None]],
+        now: Callable[[], datetime],
+        *,
+        parallel: int = 4,
+    ) -> None:
+        self.db = db
+        self.feed = feed
+        self.now = now
+        self.locks = ChatLocks(db)
+        self.parallel = parallel
+        self._slots = asyncio.Semaphore(parallel)
+        self._draining: set[int] = set()
+        self._again: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handle_soon(self, chat_id: int) -> None:
+        if chat_id in self._draining:
+            self._again.add(chat_id)
+            return
+        self._draining.add(chat_id)
+        task = asyncio.create_task(self._drain(chat_id), name=f"inbox-chat-{chat_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, chat_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(chat_id)
+                async with self._slots:
+                    await drain_chat(self.db, self.locks, chat_id, self.feed, self.now)
+                if chat_id not in self._again:
+                    return
+        except Exception:
+            # The rows stay pending; the periodic recovery hands the chat out again.
+            log.exception("inbox: handling chat %s failed", chat_id)
+        finally:
+            self._draining.discard(chat_id)
+            self._again.discard(chat_id)
+
+    async def recover(self, received_before: datetime | None = None) -> int:
+        """Hand out the chats with updates left pending (all of them when `received_before` is
+        None, as at start-up); return how many chats."""
+        if received_before is None:
+            chats = await pending_chats(self.db)
+        else:
+            chats = await stalled_chats(self.db, received_before)
+        for chat_id in chats:
+            self.handle_soon(chat_id)
+        return len(chats)
+
+    def cancel(self) -> None:
+        """Stop at once (the process is going down hard): what is being handled is rolled back
+        and stays in the inbox for the next start."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def settle(self) -> None:
+        """Wait for the drains under way (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -241,6 +241,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     # Set while a worker is sending the row, so a second active worker skips it.
     claimed_at: datetime | None = None
+    # The process that claimed it (its `Database.name`, PostgreSQL's application_name): a
+    # process starting up releases the claims of one that is gone (storage.outbox).
+    claimed_by: str | None = Field(default=None, max_length=63)
 
 
 class ConversationState(SQLModel, table=True):

@@ -3,10 +3,11 @@ and delivered by `schedules.outbox`."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.database import Database
 from storage.models import OutboxMessage
 
 
@@ -45,3 +46,39 @@ async def notify_outbox(session: AsyncSession) -> None:
     """Wake the worker, wherever it runs: on PostgreSQL a NOTIFY, delivered at commit."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.exec(text(f"NOTIFY {OUTBOX_CHANNEL}"))  # type: ignore[call-overload]
+
+
+async def live_processes(session: AsyncSession) -> set[str]:
+    """The names of the processes connected to this database now (PostgreSQL only)."""
+    rows = await session.exec(
+        text(  # type: ignore[call-overload]
+            "SELECT DISTINCT application_name FROM pg_stat_activity "
+            "WHERE datname = current_database()"
+        )
+    )
+    return {str(name) for (name,) in rows.all() if name}
+
+
+async def release_dead_claims(db: Database) -> int:
+    """Release the pending rows claimed by a process of this deployment that is gone, so its
+    chats need not wait for the claim timeout; return how many.
+
+    On PostgreSQL a process is alive while it has a connection open (each names itself in
+    `application_name`); on SQLite there is one process, so every claim but this process's own
+    is a dead one's. A claim without a name (written before names were kept) is left to time out.
+    """
+    async with db.transaction() as session:
+        held = col(OutboxMessage.claimed_at).is_not(None) & (OutboxMessage.status == "pending")
+        if db.engine.dialect.name == "postgresql":
+            alive = await live_processes(session) | {db.name}
+            dead = col(OutboxMessage.claimed_by).is_not(None) & col(
+                OutboxMessage.claimed_by
+            ).not_in(sorted(alive))
+        else:
+            dead = or_(
+                col(OutboxMessage.claimed_by).is_(None), col(OutboxMessage.claimed_by) != db.name
+            )
+        result = await session.exec(
+            update(OutboxMessage).where(held).where(dead).values(claimed_at=None, claimed_by=None)  # type: ignore[call-overload]
+        )
+        return int(result.rowcount or 0)

@@ -52,6 +52,8 @@ from aiogram.types import (
 
 from bot.channels.telegram_common import (
     ALLOWED_UPDATES,
+    RAW_RESULT,
+    REQUEST_TIMEOUT,
     BotApiApp,
     BotApiSender,
     Failure,
@@ -189,11 +191,25 @@ class AiogramSender(BotApiSender):
 # Running
 
 
+class RecordingSession(AiohttpSession):
+    """aiogram's HTTP session, recording each accepted answer's raw `result` in RAW_RESULT
+    before aiogram reads it (see `BotApiSender.call`)."""
+
+    def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
+        with contextlib.suppress(Exception):
+            answer = self.json_loads(content)
+            if isinstance(answer, dict) and answer.get("ok") is True and 200 <= status_code < 300:
+                RAW_RESULT.set(answer.get("result"))
+        return super().check_response(bot, method, status_code, content)
+
+
 def build_aiogram(
-    token: str, api_url: str, handle: Handle
+    token: str, api_url: str, handle: Handle, *, request_timeout: float = REQUEST_TIMEOUT
 ) -> tuple[Bot, Dispatcher, AiogramSender]:
-    """The aiogram bot and a dispatcher with one handler (messages and presses) feeding `handle`."""
-    bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+    """The aiogram bot and a dispatcher with one handler (messages and presses) feeding `handle`.
+    A whole request is cut at `request_timeout` (a long poll gets its `timeout` on top)."""
+    session = RecordingSession(api=TelegramAPIServer.from_base(api_url), timeout=request_timeout)
+    bot = Bot(token, session=session)
     sender = AiogramSender(bot)
     dispatcher = Dispatcher()
 
@@ -220,6 +236,14 @@ class AiogramApp(BotApiApp[AiogramSender]):
     async def feed(self, payload: dict[str, Any]) -> None:
         update = Update.model_validate(payload, context={"bot": self.bot})
         await self.dispatcher.feed_update(self.bot, update)
+
+    async def get_updates(self, offset: int, poll_seconds: int) -> Any:
+        return await self.bot.get_updates(
+            offset=offset,
+            timeout=poll_seconds,
+            allowed_updates=list(ALLOWED_UPDATES),
+            request_timeout=int(self.bot.session.timeout + poll_seconds),
+        )
 
     @contextlib.asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
@@ -304,8 +328,10 @@ class AiogramApp(BotApiApp[AiogramSender]):
 
 
 @contextlib.asynccontextmanager
-async def open_aiogram_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[AiogramApp]:
-    bot, dispatcher, sender = build_aiogram(token, api_url, handle)
+async def open_aiogram_app(
+    token: str, api_url: str, handle: Handle, *, request_timeout: float = REQUEST_TIMEOUT
+) -> AsyncIterator[AiogramApp]:
+    bot, dispatcher, sender = build_aiogram(token, api_url, handle, request_timeout=request_timeout)
     try:
         await bot.me()  # getMe, as python-telegram-bot's initialize(): a bad token fails here
         yield AiogramApp(bot, dispatcher, sender)

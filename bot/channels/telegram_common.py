@@ -11,8 +11,10 @@ here and takes either framework's objects:
 - delivering: `BotApiSender` (HTML, Telegram's limits, which keyboard a message carries,
   captions, uploads, the command menu) and what a failed call means (`Failure`,
   `delivery_error`: retry, not modified, refused, blocked);
-- running: `BotApiApp` (one update fed through the framework, the webhook) and `run_polling`
-  (the order every polling run follows).
+- running: `BotApiApp` (one update fed through the framework; raw updates fetched), `poll_into`
+  (the polling `huiyin run` does: each batch kept, in the inbox, before the next getUpdates
+  confirms it) and `run_polling` (the channel alone, handling in memory what it fetched: no
+  database, so a crash loses what was fetched; `huiyin run` does not use it).
 
 A framework's file (`telegram_ptb`, `telegram_aiogram`) writes the rest: finding the command
 entity and telling attachments apart; a `BotApiSender` subclass with small factories (buttons,
@@ -28,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -55,6 +59,29 @@ HTML = "HTML"
 ALLOWED_UPDATES = ("message", "callback_query")
 
 Handle = Callable[[Inbound], Awaitable[HandleResult]]
+
+# Every Bot API request is cut after this many seconds, on both frameworks alike (a long poll
+# gets its own `timeout` on top); a hung request then counts as a failure to retry.
+REQUEST_TIMEOUT = 10.0
+# Telegram drops a button press's answer after about 15 s; a failed answer is retried within it.
+CALLBACK_WINDOW = 15.0
+CALLBACK_RETRY_FIRST = 0.25
+
+# The `result` of the last Bot API answer that said ok, as the server sent it (JSON): set by each
+# framework's transport (`telegram_ptb.RecordingRequest`, `telegram_aiogram.RecordingSession`)
+# before the framework reads it into its objects, so a send the server accepted is known to be
+# sent even when that reading fails. A context variable: each task sees its own last answer.
+RAW_RESULT: ContextVar[Any] = ContextVar("huiyin_raw_result", default=None)
+
+
+def message_id_of(sent: Any) -> int:
+    """The message id in a send's answer: the framework's Message, or the raw JSON (0 when an
+    accepted answer does not say it)."""
+    if isinstance(sent, dict):
+        value = sent.get("message_id")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    value = getattr(sent, "message_id", 0)
+    return value if isinstance(value, int) else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,12 +189,45 @@ async def handle_inbound(inbound: Inbound | None, handle: Handle, sender: Sender
         logger.exception("handling update %s (%s) failed", inbound.update_id, inbound.kind)
     if inbound.kind != "button":
         return
-    try:
-        await sender.answer_callback(
-            inbound.callback_id, result.callback_answer, result.callback_alert
-        )
-    except (DeliveryRetry, DeliveryRefused, NotModified) as error:
-        logger.warning("answering callback %s failed: %s", inbound.callback_id, error)
+    await answer_press(sender, inbound.callback_id, result)
+
+
+async def answer_press(
+    sender: Sender,
+    callback_id: str,
+    result: HandleResult,
+    *,
+    window: float = CALLBACK_WINDOW,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """Answer a button press; a temporary failure (network, 5xx, 429) is tried again, sooner
+    each time than Telegram's `window` closes, and given up once it has. A refusal is only
+    logged. True when the answer was taken."""
+    deadline = monotonic() + window
+    pause = CALLBACK_RETRY_FIRST
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await sender.answer_callback(callback_id, result.callback_answer, result.callback_alert)
+            return True
+        except (DeliveryRefused, NotModified) as error:
+            logger.warning("answering callback %s failed: %s", callback_id, error)
+            return False
+        except DeliveryRetry as error:
+            wait = error.after if error.after is not None else pause
+            if monotonic() + wait >= deadline:
+                logger.warning(
+                    "answering callback %s failed %s times; its window is over: %s",
+                    callback_id,
+                    attempt,
+                    error,
+                )
+                return False
+            logger.info("answering callback %s failed, trying again: %s", callback_id, error)
+            await sleep(wait)
+            pause = min(pause * 2, 4.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +320,30 @@ class BotApiSender(ABC):
         except self.api_errors as error:
             raise delivery_error(action, self.failure(error)) from error
 
+    async def call(self, action: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """Make one Bot API call; its errors become the channel-neutral ones.
+
+        When the server accepted the call but its answer cannot be read into the framework's
+        objects (a field of a shape the framework does not know), the call happened all the
+        same: the raw result is returned and the oddity logged, never raised, so the outbox
+        does not send it again."""
+        RAW_RESULT.set(None)
+        try:
+            return await request()
+        except Exception as error:
+            raw = RAW_RESULT.get()
+            if raw is not None:
+                logger.warning(
+                    "%s: accepted by the Bot API, but its answer could not be read (%s: %s)",
+                    action,
+                    type(error).__name__,
+                    error,
+                )
+                return raw
+            if isinstance(error, self.api_errors):
+                raise delivery_error(action, self.failure(error)) from error
+            raise
+
     def inline_keyboard(self, message: Outbound) -> Any:
         """The inline buttons alone, or None (an edit cannot carry a reply keyboard)."""
         if not message.buttons:
@@ -324,23 +408,27 @@ class BotApiSender(ABC):
         return await self._send_text(message.chat_id, message.text, markup)
 
     async def edit(self, message: Outbound, message_id: int) -> None:
-        with self.delivery_errors(f"edit {message.chat_id}/{message_id}"):
-            await self.bot.edit_message_text(
+        await self.call(
+            f"edit {message.chat_id}/{message_id}",
+            lambda: self.bot.edit_message_text(
                 chat_id=message.chat_id,
                 message_id=message_id,
                 text=fit_html(message.text, MAX_TEXT),
                 parse_mode=HTML,
                 reply_markup=self.inline_keyboard(message),
-            )
+            ),
+        )
 
     async def answer_callback(self, callback_id: str, text: str | None, alert: bool) -> None:
         try:
-            with self.delivery_errors(f"answer callback {callback_id}"):
-                await self.bot.answer_callback_query(
+            await self.call(
+                f"answer callback {callback_id}",
+                lambda: self.bot.answer_callback_query(
                     callback_id,
                     text=fit_plain(text, MAX_CALLBACK_ANSWER) if text else None,
                     show_alert=alert,
-                )
+                ),
+            )
         except DeliveryRefused as refused:
             if "query is too old" not in str(refused).lower():
                 raise
@@ -348,24 +436,28 @@ class BotApiSender(ABC):
             logger.info("callback %s answered too late: %s", callback_id, refused)
 
     async def _send_text(self, chat_id: int, text: str, markup: Any) -> int:
-        with self.delivery_errors(f"send to {chat_id}"):
-            sent = await self.bot.send_message(
+        sent = await self.call(
+            f"send to {chat_id}",
+            lambda: self.bot.send_message(
                 chat_id=chat_id,
                 text=fit_html(text, MAX_TEXT),
                 parse_mode=HTML,
                 reply_markup=markup,
-            )
-        return sent.message_id
+            ),
+        )
+        return message_id_of(sent)
 
     async def _send_contact(self, message: Outbound, markup: Any) -> int:
-        with self.delivery_errors(f"send contact to {message.chat_id}"):
-            sent = await self.bot.send_contact(
+        sent = await self.call(
+            f"send contact to {message.chat_id}",
+            lambda: self.bot.send_contact(
                 chat_id=message.chat_id,
                 phone_number=message.contact_phone,
                 first_name=message.contact_name or message.contact_phone,
                 reply_markup=markup,
-            )
-        return sent.message_id
+            ),
+        )
+        return message_id_of(sent)
 
     async def _send_upload(self, message: Outbound, markup: Any) -> int:
         assert message.upload_kind is not None
@@ -384,16 +476,18 @@ class BotApiSender(ABC):
         # The buttons go on the last message, so a long text keeps them under itself.
         file_markup = markup if caption_fits else None
         send = getattr(self.bot, f"send_{kind}")
-        with self.delivery_errors(f"send {kind} to {message.chat_id}"):
-            sent = await send(
+        sent = await self.call(
+            f"send {kind} to {message.chat_id}",
+            lambda: send(
                 chat_id=message.chat_id,
                 caption=caption,
                 parse_mode=HTML if caption else None,
                 reply_markup=file_markup,
                 **{kind: file},
-            )
+            ),
+        )
         if caption_fits:
-            return sent.message_id
+            return message_id_of(sent)
         return await self._send_text(message.chat_id, message.text, markup)
 
 
@@ -412,6 +506,34 @@ class BotApiApp(ABC, Generic[SenderT]):
     @abstractmethod
     async def feed(self, payload: dict[str, Any]) -> None:
         """Handle one update as Telegram sent it, through the whole framework."""
+
+    @abstractmethod
+    async def get_updates(self, offset: int, poll_seconds: int) -> Any:
+        """One getUpdates call for `ALLOWED_UPDATES`, through the framework's transport (which
+        records the raw answer in RAW_RESULT)."""
+
+    async def fetch(self, offset: int, poll_seconds: int) -> list[dict[str, Any]]:
+        """The updates from `offset` on, as Telegram sent them (JSON), whatever the framework
+        makes of them: one it cannot read is still recorded, and fails alone when handled."""
+        RAW_RESULT.set(None)
+        try:
+            await self.get_updates(offset, poll_seconds)
+        except Exception as error:
+            if not isinstance(RAW_RESULT.get(), list):
+                raise
+            logger.warning("polling: updates the framework cannot read (%s)", error)
+        raw = RAW_RESULT.get()
+        return [
+            update
+            for update in (raw if isinstance(raw, list) else [])
+            if isinstance(update, dict)
+            and isinstance(update.get("update_id"), int)
+            and not isinstance(update.get("update_id"), bool)
+        ]
+
+    async def delete_webhook(self) -> None:
+        """Polling and a webhook exclude each other; pending updates are kept."""
+        await self.sender.call("deleteWebhook", lambda: self.sender.bot.delete_webhook())
 
     @abstractmethod
     def handling(self) -> AbstractAsyncContextManager[None]:
@@ -447,3 +569,66 @@ async def run_polling(
         if on_started is not None:
             await on_started(app.sender)
         await app.poll(stop, poll_timeout)
+
+
+Keep = Callable[[list[dict[str, Any]]], Awaitable[None]]
+POLL_RETRY_FIRST = 1.0
+POLL_RETRY_MOST = 30.0
+
+
+async def poll_into(
+    app: BotApiApp[Any], keep: Keep, *, stop: asyncio.Event, poll_timeout: int
+) -> None:
+    """Long-poll getUpdates until `stop` is set, handing each batch to `keep` (which records it,
+    in the inbox) before the next call's offset confirms the batch to Telegram: an update is
+    never confirmed before it is safely kept, so a crash at any point loses nothing. A batch
+    `keep` fails on is fetched again. On stop the long poll is abandoned and one last
+    getUpdates confirms what was kept. A bad token ends polling; other failures are retried
+    (after the `retry_after` a 429 asks for, else with a growing pause)."""
+    await app.delete_webhook()
+    offset = 0
+    pause = 0.0
+    while not stop.is_set():
+        fetching = asyncio.create_task(app.fetch(offset, poll_timeout), name="poll:fetch")
+        stopping = asyncio.create_task(stop.wait(), name="poll:stop")
+        try:
+            await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not fetching.done():
+                fetching.cancel()
+                await asyncio.wait({fetching})
+        if fetching.cancelled():
+            break
+        try:
+            updates = fetching.result()
+            if updates:
+                await keep(updates)
+                offset = max(update["update_id"] for update in updates) + 1
+            pause = 0.0
+            continue
+        except Exception as error:
+            pause = _poll_pause(app, error, pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+    try:
+        await app.fetch(offset, 0)
+    except Exception as error:
+        logger.warning("polling: confirming the kept updates failed (%s); they come again", error)
+
+
+def _poll_pause(app: BotApiApp[Any], error: Exception, last: float) -> float:
+    """How long to wait after a failed poll; a bad token is raised."""
+    growing = POLL_RETRY_FIRST if last == 0 else min(POLL_RETRY_MOST, 1.5 * last)
+    if not isinstance(error, app.sender.api_errors):
+        logger.error("polling: %s: %s", type(error).__name__, error)
+        return growing
+    failure = app.sender.failure(error)
+    if failure.verdict == "refused":
+        logger.critical("polling: %s; polling stops", failure.description)
+        raise error
+    if failure.retry_after is not None:
+        logger.warning("polling: flood control, retrying in %s s", failure.retry_after)
+        return failure.retry_after + 0.5
+    logger.error("polling: %s", failure.description)
+    return growing

@@ -38,9 +38,12 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.channels.telegram_common import (
     ALLOWED_UPDATES,
+    RAW_RESULT,
+    REQUEST_TIMEOUT,
     BotApiApp,
     BotApiSender,
     Failure,
@@ -140,8 +143,45 @@ class PtbSender(BotApiSender):
 # Running
 
 
+class RecordingRequest(HTTPXRequest):
+    """PTB's HTTP transport, recording each accepted answer's raw `result` in RAW_RESULT before
+    PTB reads it (see `BotApiSender.call`)."""
+
+    async def post(
+        self,
+        url: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> Any:
+        result = await super().post(
+            url,
+            request_data,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        RAW_RESULT.set(result)
+        return result
+
+
+def _request(timeout: float, pool: int) -> RecordingRequest:
+    """Every phase of a request (connect, write, read, waiting for a pooled connection) cut at
+    `timeout`, as aiogram cuts a whole request."""
+    return RecordingRequest(
+        connection_pool_size=pool,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        pool_timeout=timeout,
+    )
+
+
 def build_ptb_application(
-    token: str, api_url: str, handle: Handle
+    token: str, api_url: str, handle: Handle, *, request_timeout: float = REQUEST_TIMEOUT
 ) -> tuple[PtbApplication, PtbSender]:
     """The python-telegram-bot application with one handler that feeds `handle`."""
     application = (
@@ -149,6 +189,9 @@ def build_ptb_application(
         .token(token)
         .base_url(f"{api_url}/bot")
         .base_file_url(f"{api_url}/file/bot")
+        # The same pool PTB builds by default (256), with our timeouts.
+        .request(_request(request_timeout, 256))
+        .get_updates_request(_request(request_timeout, 2))
         # One update at a time keeps each chat's conversation in order.
         .concurrent_updates(False)
         # Scheduling belongs to the app's own scheduler, not to PTB's job queue.
@@ -176,6 +219,11 @@ class PtbApp(BotApiApp[PtbSender]):
         update = Update.de_json(payload, self.application.bot)
         await self.application.process_update(update)
 
+    async def get_updates(self, offset: int, poll_seconds: int) -> Any:
+        return await self.application.bot.get_updates(
+            offset=offset, timeout=poll_seconds, allowed_updates=list(ALLOWED_UPDATES)
+        )
+
     @contextlib.asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
         await self.application.start()
@@ -198,8 +246,12 @@ class PtbApp(BotApiApp[PtbSender]):
 
 
 @contextlib.asynccontextmanager
-async def open_ptb_app(token: str, api_url: str, handle: Handle) -> AsyncIterator[PtbApp]:
-    application, sender = build_ptb_application(token, api_url, handle)
+async def open_ptb_app(
+    token: str, api_url: str, handle: Handle, *, request_timeout: float = REQUEST_TIMEOUT
+) -> AsyncIterator[PtbApp]:
+    application, sender = build_ptb_application(
+        token, api_url, handle, request_timeout=request_timeout
+    )
     async with application:  # initialize (getMe) and shutdown
         yield PtbApp(application, sender)
 

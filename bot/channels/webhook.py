@@ -2,15 +2,16 @@
 
 Every request must carry the secret in `X-Telegram-Bot-Api-Secret-Token` (a wrong or missing
 one is refused and nothing is recorded). An accepted update is written to the inbox and
-answered at once with 200; it is then handled through the framework (python-telegram-bot or
-aiogram, the same as in polling) in update order per chat. A second delivery of an update is
-answered 200 and not handled again. `/healthz` reports whether the database answers and how
-long ago the worker last said it was alive.
+answered at once with 200, before it is handled: the answer waits for one short insert, never
+for a handler or a chat's lock. It is then handled through the framework (python-telegram-bot
+or aiogram, the same as in polling) in update order per chat, a bounded number of chats at once
+(`storage.inbox.InboxDrains`), so a burst of chats cannot take every pooled connection. A
+second delivery of an update is answered 200 and not handled again. `/healthz` reports whether
+the database answers and how long ago the worker last said it was alive.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -24,7 +25,7 @@ from sqlalchemy import text
 from domain.clock import Clock
 from domain.messages import Sender
 from storage.database import Database
-from storage.inbox import ChatLocks, chat_of, drain_chat, stalled_chats, take_in
+from storage.inbox import InboxDrains, chat_of, take_in
 from storage.models import WorkerLease
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,25 @@ class TelegramApp(Protocol):
 
 class WebhookServer:
     def __init__(
-        self, *, db: Database, clock: Clock, app: TelegramApp, path: str, secret: str
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        app: TelegramApp,
+        path: str,
+        secret: str,
+        drains: InboxDrains | None = None,
+        health_db: Database | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.app = app
         self.path = path if path.startswith("/") else f"/{path}"
         self.secret = secret
-        self.locks = ChatLocks(db)
-        self._tasks: set[asyncio.Task[int]] = set()
+        self.drains = drains or InboxDrains(db, app.feed, clock.now)
+        # /healthz asks on a connection of its own, so a burst queueing for the pool does not
+        # make the replica look dead to the load balancer.
+        self.health_db = health_db or db
 
     def web_app(self) -> web.Application:
         application = web.Application()
@@ -132,26 +143,21 @@ class WebhookServer:
         return web.json_response({"ok": True})
 
     def handle_soon(self, chat_id: int) -> None:
-        task = asyncio.create_task(
-            drain_chat(self.db, self.locks, chat_id, self.app.feed, self.clock.now)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.drains.handle_soon(chat_id)
 
-    async def recover(self, received_before: datetime) -> None:
-        """Handle updates a replica took in but did not finish (it stopped or crashed)."""
-        for chat_id in await stalled_chats(self.db, received_before):
-            self.handle_soon(chat_id)
+    async def recover(self, received_before: datetime | None = None) -> None:
+        """Handle updates a replica took in but did not finish (it stopped or crashed); all
+        pending ones when `received_before` is None (at start-up)."""
+        await self.drains.recover(received_before)
 
     async def settle(self) -> None:
         """Wait for the updates being handled now (tests, and a clean stop)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.drains.settle()
 
     async def health(self, _request: web.Request) -> web.Response:
         report: dict[str, Any] = {}
         try:
-            async with self.db.session() as session:
+            async with self.health_db.session() as session:
                 await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
                 lease = await session.get(WorkerLease, WORKER_LEASE)
             report["database"] = "ok"
