@@ -81,7 +81,12 @@ async def _run_polling(
 ) -> None:
     assert settings.bot_token is not None
     dispatcher = Dispatcher(
-        db, clock, settings.zone, policy=settings.policy, bot_username=settings.bot_username
+        db,
+        clock,
+        settings.zone,
+        policy=settings.policy,
+        bot_username=settings.bot_username,
+        limits=settings.flood_limits,
     )
     background: list[asyncio.Task[None]] = []
 
@@ -128,6 +133,7 @@ async def _run_webhook(
         use_inbox=True,
         policy=settings.policy,
         bot_username=settings.bot_username,
+        limits=settings.flood_limits,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -236,7 +242,9 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
     worker.outbox.on_refused = refusal_handler(clock, settings.zone, policy)
 
     async def sweep_deadlines() -> object:
-        report = await sweep(db, clock, settings.zone, policy)
+        report = await sweep(
+            db, clock, settings.zone, policy, burst_window=settings.flood_limits.burst_window
+        )
         if report.total:
             worker.outbox.wake.set()  # reminders and escalation notices go out at once
         return report

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.floods import NO_LIMITS, Limits, count_update
 from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
@@ -33,6 +34,7 @@ from handlers import (
     menu,
     my_requests,
     onboarding,
+    screening,
     stats,
     tasks,
     team,
@@ -58,6 +60,7 @@ def build_router() -> Router:
     router.include(stats.router)
     router.include(export.router)
     router.include(team.router)
+    router.include(screening.router)
     return router
 
 
@@ -78,6 +81,7 @@ class Dispatcher:
         use_inbox: bool = False,
         policy: Policy = DEFAULT_POLICY,
         bot_username: str = "",
+        limits: Limits = NO_LIMITS,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -91,6 +95,8 @@ class Dispatcher:
         self.use_inbox = use_inbox
         self.policy = policy
         self.bot_username = bot_username
+        # Per-person limits and burst summaries (domain/floods.py), from the settings.
+        self.limits = limits
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -100,7 +106,8 @@ class Dispatcher:
                     if self.use_inbox and not await self._claim_inbox(session, inbound):
                         return HandleResult()
                     ctx = await self._context(inbound, session)
-                    await self._route(ctx)
+                    if not await self._flooding(ctx):
+                        await self._route(ctx)
                     if ctx.came_within_reach:
                         await tasks.show_waiting(ctx)
                     await notify_outbox(session)
@@ -191,11 +198,36 @@ class Dispatcher:
             staff=staff,
             state=state,
             policy=self.policy,
+            limits=self.limits,
             steps=self.router.steps,
             bot_username=self.bot_username,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx
+
+    async def _flooding(self, ctx: Context) -> bool:
+        """Count the update against the resident's per-minute limit; over it, nothing is acted
+        on, and the first update over the limit gets one polite answer (a button press is
+        always answered, so its spinner stops). Staff and group chats are not counted."""
+        if ctx.inbound.chat_type != "private" or ctx.account is None or ctx.staff is not None:
+            return False
+        count = await count_update(
+            ctx.session, ctx.account, ctx.now, self.limits.updates_per_minute
+        )
+        if count is None or not count.over:
+            return False
+        text = ctx._(
+            "You are sending messages faster than I can take them, so I did not act on "
+            "that one. Please wait a minute, then send it again; where you were is kept."
+        )
+        if ctx.inbound.kind == "button":
+            ctx.answer(text[:200], alert=count.first_over)
+        if count.first_over:
+            ctx.reply(text)
+        log.info(
+            "flood: update %s from account %s not taken", ctx.inbound.update_id, ctx.account.id
+        )
+        return True
 
     async def _route(self, ctx: Context) -> None:
         inbound = ctx.inbound

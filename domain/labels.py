@@ -62,7 +62,12 @@ EVENT_LABELS: dict[str, str] = {
     "verdict": N_("Verdict given"),
     "comment": N_("The resident's comment"),
     "undelivered": N_("The task card could not be delivered to {assignee}"),
+    "screen": N_("Held for {assignee} to review first"),
+    "flag": N_("{actor} changed the reporter's mark"),
 }
+
+# Timeline entries about the reporter rather than the need: staff see them, the reporter not.
+STAFF_ONLY_EVENTS = frozenset({"screen", "flag"})
 
 # Codes in an event's note (domain.requests WHY_*, and the deadline events), as shown.
 NOTE_LABELS: dict[str, str] = {
@@ -93,6 +98,11 @@ NOTE_LABELS: dict[str, str] = {
     "by:reporter": N_("by the reporter"),
     "by:beneficiary": N_("by the beneficiary"),
     "by:staff": N_("recorded by staff after a call"),
+    "screen:held": N_("the reporter's needs are reviewed first"),
+    "screen:passed": N_("after review"),
+    "screen:closed": N_("closed after review"),
+    "nuisance:on": N_("marked as a nuisance: their new needs are reviewed first"),
+    "nuisance:off": N_("nuisance mark removed: their needs take the normal route again"),
 }
 
 PRIORITY_LABELS: dict[str, str] = {

@@ -51,6 +51,8 @@ class Action(StrEnum):
     VERDICT = "verdict"  # the verdict was given (by the resident, or recorded by staff)
     COMMENT = "comment"  # the resident's comment or reason after the verdict
     UNDELIVERED = "undelivered"  # Telegram refused the holder's task card; no one else to take it
+    SCREEN = "screen"  # a need from someone marked as a nuisance waits for a coordinator
+    FLAG = "flag"  # a coordinator marked (or unmarked) the reporter as a nuisance
 
 
 class Level(StrEnum):

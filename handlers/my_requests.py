@@ -15,6 +15,7 @@ from domain.labels import (
     EVENT_LABELS,
     LEVEL_LABELS,
     NOTE_LABELS,
+    STAFF_ONLY_EVENTS,
     STATUS_LABELS,
     category_label,
     format_time,
@@ -107,6 +108,8 @@ async def show_timeline(ctx: Context, request: Request) -> None:
     lines = [text, "", ctx._("<b>Timeline</b>")]
     events = await timeline(ctx.session, request.id)
     for event in events:
+        if event.action in STAFF_ONLY_EVENTS:
+            continue
         lines.append(
             f"{format_time(event.at, ctx.zone)} · {await describe_event(ctx.session, ctx.t, event)}"
         )

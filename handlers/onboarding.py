@@ -404,6 +404,9 @@ async def show_help(ctx: Context) -> None:
             )
         )
         parts.append(ctx._("Your team: /team who Huiyin can reach, and join links for the others"))
+        parts.append(
+            ctx._("Floods: /nuisance REF to review a person's new needs before anyone else")
+        )
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

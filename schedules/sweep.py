@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -83,8 +83,17 @@ class SweepReport:
         return self.reminded + self.escalated + self.overdue + self.started + self.verdicts
 
 
-async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> SweepReport:
-    """Do every reminder and escalation that is due now, each exactly once."""
+async def sweep(
+    db: Database,
+    clock: Clock,
+    zone: ZoneInfo,
+    policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
+) -> SweepReport:
+    """Do every reminder and escalation that is due now, each exactly once. With
+    `burst_window`, needs of one reporter escalating to the same person together are shown to
+    them in one summary card (handlers.cards.send_burst_summary)."""
     now = clock.now()
     report = SweepReport()
     seen: set[int] = set()
@@ -108,7 +117,9 @@ async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> S
                 async with db.transaction() as session:
                     request = await claim(session, request_id, now, sqlite=sqlite)
                     if request is not None:
-                        await handle(session, request, now, zone, policy, report)
+                        await handle(
+                            session, request, now, zone, policy, report, burst_window=burst_window
+                        )
             except Exception:
                 report.failed += 1
                 log.exception("sweep: request %s failed; the next sweep tries again", request_id)
@@ -139,6 +150,8 @@ async def handle(
     zone: ZoneInfo,
     policy: Policy,
     report: SweepReport,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     assert request.id is not None
     if request.status == Status.RESOLVED:
@@ -154,7 +167,9 @@ async def handle(
         report.started += 1
         report.actions.append((request.id, "start"))
     elif (breach := breached_clock(request, now)) is not None:
-        await escalate(session, request, breach, now, zone, policy, report)
+        await escalate(
+            session, request, breach, now, zone, policy, report, burst_window=burst_window
+        )
     else:
         for clock in due_reminders(request, now):
             await remind(session, request, clock, now, zone, policy)
@@ -209,6 +224,8 @@ async def escalate(
     zone: ZoneInfo,
     policy: Policy,
     report: SweepReport,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
     assert request.id is not None
@@ -257,6 +274,7 @@ async def escalate(
         ),
         policy=policy,
         hold=True,
+        burst_window=burst_window,
     )
     report.escalated += 1
     report.actions.append((request.id, f"escalate:{from_level}->{request.level}"))
