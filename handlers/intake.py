@@ -225,11 +225,14 @@ async def on_confirm(ctx: Context, value: str) -> None:
             # so what they wrote is still here when they may send it.
             ctx.answer(ctx._("Not sent yet"))
             ctx.reply(
-                ctx._(
-                    "You have sent {count} requests in the last hour, as many as one person "
+                ctx.t.ngettext(
+                    "You have sent {n} request in the last hour, as many as one person "
                     "can send in an hour. This one is kept: tap ✅ Submit again after {time}. "
                     "If it is an emergency, please call your community office or 110/120.",
-                    count=ctx.limits.submissions_per_hour,
+                    "You have sent {n} requests in the last hour, as many as one person "
+                    "can send in an hour. This one is kept: tap ✅ Submit again after {time}. "
+                    "If it is an emergency, please call your community office or 110/120.",
+                    ctx.limits.submissions_per_hour,
                     time=format_time(allowed_at, ctx.zone)[-5:],
                 ),
                 [

@@ -72,11 +72,14 @@ async def test_a_need_over_the_hourly_limit_is_kept_and_can_be_sent_later(
 
     assert len(await all_requests(harness)) == 2
     # 10:05 + 60 minutes: the first need leaves the hour at 11:05 (Asia/Shanghai).
-    assert shown[-1].text == t._(
-        "You have sent {count} requests in the last hour, as many as one person can send in "
+    assert shown[-1].text == t.ngettext(
+        "You have sent {n} request in the last hour, as many as one person can send in "
         "an hour. This one is kept: tap ✅ Submit again after {time}. If it is an emergency, "
         "please call your community office or 110/120.",
-        count=2,
+        "You have sent {n} requests in the last hour, as many as one person can send in "
+        "an hour. This one is kept: tap ✅ Submit again after {time}. If it is an emergency, "
+        "please call your community office or 110/120.",
+        2,
         time="11:05",
     )
     assert harness.last_answer == t._("Not sent yet")
