@@ -369,3 +369,25 @@ async def test_the_unmark_button_and_a_marker_out_of_reach(harness: Harness, res
         "sc:pass:2",
         "sc:close:2",
     ]
+
+
+# Settings ------------------------------------------------------------------------------------
+
+
+def test_the_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import SettingsError, load_settings
+    from domain.floods import DEFAULT_LIMITS
+
+    for name in ("SUBMISSIONS_PER_HOUR", "UPDATES_PER_MINUTE"):
+        monkeypatch.delenv(f"HUIYIN_LIMIT_{name}", raising=False)
+    monkeypatch.delenv("HUIYIN_BURST_WINDOW_MINUTES", raising=False)
+    assert load_settings(_env_file=None).flood_limits == DEFAULT_LIMITS
+    monkeypatch.setenv("HUIYIN_LIMIT_SUBMISSIONS_PER_HOUR", "0")
+    monkeypatch.setenv("HUIYIN_LIMIT_UPDATES_PER_MINUTE", "12")
+    monkeypatch.setenv("HUIYIN_BURST_WINDOW_MINUTES", "0")
+    assert load_settings(_env_file=None).flood_limits == Limits(
+        submissions_per_hour=0, updates_per_minute=12, burst_window=timedelta(0)
+    )
+    monkeypatch.setenv("HUIYIN_LIMIT_UPDATES_PER_MINUTE", "-1")
+    with pytest.raises(SettingsError, match="HUIYIN_LIMIT_UPDATES_PER_MINUTE"):
+        load_settings(_env_file=None)
