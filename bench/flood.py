@@ -46,6 +46,7 @@ from bot.settings import load_settings
 from domain.clock import ManualClock
 from domain.deadlines import DEFAULT_POLICY
 from domain.floods import NO_LIMITS, Limits
+from handlers.base import Context
 from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import Request, Staff
@@ -129,6 +130,14 @@ async def run(
             clock = ManualClock(START)
             driver = ChatDriver(db, clock, ZONE)
             driver.dispatcher.limits = limits
+            flooding = driver.dispatcher._flooding
+
+            async def counted(ctx: Context) -> bool:
+                refused = await flooding(ctx)
+                outcome.refused_updates += int(refused)
+                return refused
+
+            driver.dispatcher._flooding = counted  # type: ignore[method-assign]
             tally = outcome.flood
 
             def count(shown: ShownMessage, edited: bool) -> None:
@@ -171,19 +180,6 @@ async def run(
                     clock.advance(step)
             async with db.session() as session:
                 outcome.needs = (await session.exec(select(func.count(col(Request.id))))).one()
-                outcome.refused_updates = (
-                    needs * 5
-                    - (
-                        await session.exec(
-                            text(
-                                "SELECT COALESCE(SUM(updates_count), 0) FROM accounts "
-                                "WHERE telegram_id = :t"
-                            ).bindparams(t=RESIDENT)
-                        )
-                    ).one()[0]
-                    if limits.updates_per_minute
-                    else 0
-                )
 
             tally = outcome.escalation
             end = clock.now() + timedelta(days=days)

@@ -43,6 +43,8 @@ NOTE_SCREEN_PASSED = "screen:passed"  # the coordinator passed it on to the norm
 NOTE_SCREEN_CLOSED = "screen:closed"  # the coordinator closed it with a note
 NOTE_NUISANCE_ON = "nuisance:on"
 NOTE_NUISANCE_OFF = "nuisance:off"
+# A reminder not sent on its own: the need is in a burst's summary card (handlers.cards).
+NOTE_IN_SUMMARY = "burst:summary"
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ NOTE_LABELS: dict[str, str] = {
     "screen:closed": N_("closed after review"),
     "nuisance:on": N_("marked as a nuisance: their new needs are reviewed first"),
     "nuisance:off": N_("nuisance mark removed: their needs take the normal route again"),
+    "burst:summary": N_("not sent on its own: the need is in a summary card with others"),
 }
 
 PRIORITY_LABELS: dict[str, str] = {

@@ -420,6 +420,37 @@ async def send_burst_summary(
     enqueue(session, message, now, not_before=not_before)
 
 
+async def summarised_only(
+    session: AsyncSession,
+    chat_id: int,
+    request: Request,
+    staff: Staff,
+    window: timedelta | None,
+) -> bool:
+    """Whether `staff` saw the request only in a burst's summary card (never a card of its
+    own): reminders and "moved on" notices about it are then not sent one by one; the burst's
+    first need, which has its own card, carries them."""
+    if not window or request.id is None or staff.id is None:
+        return False
+    if await card_shown(session, chat_id, request.id, staff.id):
+        return False
+    # Read after an escalation too (the request has its new owner by then), so bounded by
+    # when the need came in rather than when it reached `staff`.
+    since = request.created_at - window
+    row = await session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.chat_id == chat_id)
+        .where(
+            col(OutboxMessage.ref_key).startswith(
+                f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
+            )
+        )
+        .where(col(OutboxMessage.created_at) >= since)
+        .limit(1)
+    )
+    return row.first() is not None
+
+
 async def card_shown(session: AsyncSession, chat_id: int, request_id: int, staff_id: int) -> bool:
     """Whether `staff` was ever sent a card of its own for the request (not only a summary)."""
     row = await session.exec(
@@ -556,16 +587,14 @@ async def announce_new_owner(
     if previous is not None and previous.id != owner.id:
         not_before = await staff_hold(previous)
         previous_chat = reachable_chat(previous)
-        # A need they saw only in a burst's summary card has no card of its own to update.
-        if not (
-            burst_window
-            and previous_chat is not None
-            and request.id is not None
-            and not await card_shown(session, previous_chat, request.id, previous.id or 0)
+        # A need they saw only in a burst's summary card has no card of its own to update, and
+        # the burst's first need tells them it moved on.
+        if previous_chat is None or not await summarised_only(
+            session, previous_chat, request, previous, burst_window
         ):
             await refresh_task_card(session, zone, request, previous, now, not_before=not_before)
-        if tell_previous is not None:
-            await tell_staff(session, previous, now, tell_previous, not_before=not_before)
+            if tell_previous is not None:
+                await tell_staff(session, previous, now, tell_previous, not_before=not_before)
     await send_task_card(
         session,
         zone,

@@ -43,6 +43,7 @@ from domain.deadlines import (
     start_clocks,
     stop_clocks,
 )
+from domain.floods import NOTE_IN_SUMMARY
 from domain.i18n import Translator
 from domain.labels import LEVEL_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Level, Status
@@ -55,7 +56,7 @@ from domain.requests import (
     reroute_up,
 )
 from handlers.base import escape
-from handlers.cards import announce_new_owner, hold_until, tell_staff
+from handlers.cards import announce_new_owner, hold_until, summarised_only, tell_staff
 from handlers.verdict import verdict_step
 from storage.database import Database
 from storage.models import Request, Staff
@@ -172,7 +173,7 @@ async def handle(
         )
     else:
         for clock in due_reminders(request, now):
-            await remind(session, request, clock, now, zone, policy)
+            await remind(session, request, clock, now, zone, policy, burst_window=burst_window)
             report.reminded += 1
             report.actions.append((request.id, f"remind:{clock}"))
     refresh_next_due(request)
@@ -186,6 +187,8 @@ async def remind(
     now: datetime,
     zone: ZoneInfo,
     policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     owner = await session.get(Staff, request.assignee_staff_id)
     due = request.accept_due_at if clock == "accept" else request.resolve_due_at
@@ -203,7 +206,14 @@ async def remind(
         )
 
     owner_chat = reachable_chat(owner)
-    if owner_chat is not None:
+    # A need the owner saw only in a burst's summary card: the reminder of the burst's first
+    # need (which has a card of its own) stands for it.
+    in_summary = (
+        owner is not None
+        and owner_chat is not None
+        and await summarised_only(session, owner_chat, request, owner, burst_window)
+    )
+    if owner_chat is not None and not in_summary:
         hold = await hold_until(session, owner_chat, request, now, zone, policy)
         await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
     note_event(
@@ -211,7 +221,7 @@ async def remind(
         request,
         Action.REMIND,
         now,
-        note=f"clock:{clock}",
+        note=f"clock:{clock}" + (f"\n{NOTE_IN_SUMMARY}" if in_summary else ""),
     )
     reminder_done(request, clock, now, zone, policy)
 

@@ -232,11 +232,22 @@ async def test_a_burst_escalates_as_one_summary_card(harness: Harness, resident:
     assert "🗂 4 tasks from the same person" in xu_new[-1].text or any(
         "🗂 4 tasks" in m.text for m in xu_new
     )
-    # The grid member's cards of its own (the first need's) shows it moved on; the needs
-    # they saw only in the summary get no new card, only the one-line notice each.
+    # The grid member's card of its own (the first need's) shows it moved on, and the first
+    # need's reminder and notice stand for the burst: the needs they saw only in the summary
+    # get no card, reminder or notice one by one (the timeline says why).
     wang_new = harness.sender.messages(WANG)[wang_before:]
-    assert not any(m.message.ref or m.message.edit_ref for m in wang_new)
-    assert sum("has gone up to" in m.text for m in wang_new) == 4
+    assert not any(m.message.ref or m.message.edit_ref for m in wang_new), [
+        (m.text[:80], m.message.ref, m.message.edit_ref) for m in wang_new
+    ]
+    assert [m.text.split("</b>")[0][-8:] for m in wang_new if "⏰" in m.text] == ["HY000001"]
+    assert [m.text for m in wang_new if "has gone up to" in m.text] == [
+        m.text for m in wang_new if "HY000001 was not accepted in time" in m.text
+    ]
+    assert len([m for m in wang_new if "has gone up to" in m.text]) == 1
+    reminders = [e.note for e in await events_of(harness, 3) if e.action == "remind"]
+    assert reminders == ["clock:accept\nburst:summary"]
+    status = await harness.say(XU, "/status HY000003")
+    assert "not sent on its own: the need is in a summary card with others" in status[0].text
     assert harness.sender.messages(WANG)[wang_before - 2].text.startswith("This task has moved on.")
 
 
