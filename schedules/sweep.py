@@ -255,7 +255,9 @@ async def escalate(
         policy=policy,
     )
     if route is None:
-        await overdue_at_top(session, request, previous, clock, why, now, zone, policy)
+        await overdue_at_top(
+            session, request, previous, clock, why, now, zone, policy, burst_window=burst_window
+        )
         report.overdue += 1
         report.actions.append((request.id, f"overdue:{clock}"))
         return
@@ -299,19 +301,27 @@ async def overdue_at_top(
     now: datetime,
     zone: ZoneInfo,
     policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     """No one above can take it: the owner is told once, and the clock starts a new round (so
-    they are reminded again rather than never)."""
+    they are reminded again rather than never). A need the owner saw only in a burst's summary
+    card is not told one by one: the burst's first need stands for it."""
+    owner_chat = reachable_chat(owner)
+    in_summary = (
+        owner is not None
+        and owner_chat is not None
+        and await summarised_only(session, owner_chat, request, owner, burst_window)
+    )
     note_event(
         session,
         request,
         Action.OVERDUE,
         now,
-        note=f"{why}\n{WHY_NOBODY_ABOVE}",
+        note=f"{why}\n{WHY_NOBODY_ABOVE}" + (f"\n{NOTE_IN_SUMMARY}" if in_summary else ""),
     )
     restart_clock(request, clock, now, zone, policy)
-    owner_chat = reachable_chat(owner)
-    if owner_chat is None:
+    if owner_chat is None or in_summary:
         return
     top = request.level == Level.DISTRICT
 

@@ -21,6 +21,7 @@ from tests.test_conversation_report import report_need
 RESIDENT = 900001
 OTHER = 900002
 SUN = 700000012  # coordinator of Liuyuan community, not Tianhe
+ADMIN = 700000026  # the district admin
 
 
 @pytest.fixture(params=LANGUAGES)
@@ -248,6 +249,19 @@ async def test_a_burst_escalates_as_one_summary_card(harness: Harness, resident:
     assert reminders == ["clock:accept\nburst:summary"]
     status = await harness.say(XU, "/status HY000003")
     assert "not sent on its own: the need is in a summary card with others" in status[0].text
+
+    # At the top, the admin is told of the first need's missed deadline, not of each.
+    while not all(r.level == "district" for r in await all_requests(harness)):
+        harness.clock.advance(timedelta(minutes=30))
+        await burst_tick()
+    admin_before = len(harness.sender.messages(ADMIN))
+    while not any(e.action == "overdue" for e in await events_of(harness, 4)):
+        harness.clock.advance(timedelta(minutes=30))
+        await burst_tick()
+    warnings = [m.text for m in harness.sender.messages(ADMIN)[admin_before:] if "⚠" in m.text]
+    assert len(warnings) == 1 and "HY000001" in warnings[0]
+    overdue = [e.note for e in await events_of(harness, 4) if e.action == "overdue"]
+    assert overdue == ["why:accept_overdue\nwhy:nobody_above\nburst:summary"]
     assert harness.sender.messages(WANG)[wang_before - 2].text.startswith("This task has moved on.")
 
 
