@@ -157,6 +157,7 @@ async def _run_polling(
         policy=settings.policy,
         bot_username=settings.bot_username,
         review_weights=settings.weights,
+        limits=settings.flood_limits,
     )
     tasks: list[asyncio.Task[None]] = []
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -211,6 +212,7 @@ async def _run_webhook(
         policy=settings.policy,
         bot_username=settings.bot_username,
         review_weights=settings.weights,
+        limits=settings.flood_limits,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -346,7 +348,9 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
     worker.outbox.on_refused = refusal_handler(clock, settings.zone, policy)
 
     async def sweep_deadlines() -> object:
-        report = await sweep(db, clock, settings.zone, policy)
+        report = await sweep(
+            db, clock, settings.zone, policy, burst_window=settings.flood_limits.burst_window
+        )
         if report.total:
             worker.outbox.wake.set()  # reminders and escalation notices go out at once
         return report

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.floods import NO_LIMITS, Limits, count_update
 from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
@@ -36,6 +37,7 @@ from handlers import (
     onboarding,
     rate_above,
     review,
+    screening,
     stats,
     tasks,
     team,
@@ -63,6 +65,7 @@ def build_router() -> Router:
     router.include(team.router)
     router.include(rate_above.router)
     router.include(review.router)
+    router.include(screening.router)
     return router
 
 
@@ -84,6 +87,7 @@ class Dispatcher:
         policy: Policy = DEFAULT_POLICY,
         bot_username: str = "",
         review_weights: Weights = DEFAULT_WEIGHTS,
+        limits: Limits = NO_LIMITS,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -98,6 +102,8 @@ class Dispatcher:
         self.policy = policy
         self.bot_username = bot_username
         self.review_weights = review_weights
+        # Per-person limits and burst summaries (domain/floods.py), from the settings.
+        self.limits = limits
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -107,7 +113,8 @@ class Dispatcher:
                     if self.use_inbox and not await self._claim_inbox(session, inbound):
                         return HandleResult()
                     ctx = await self._context(inbound, session)
-                    await self._route(ctx)
+                    if not await self._flooding(ctx):
+                        await self._route(ctx)
                     if ctx.came_within_reach:
                         await tasks.show_waiting(ctx)
                     await notify_outbox(session)
@@ -198,12 +205,37 @@ class Dispatcher:
             staff=staff,
             state=state,
             policy=self.policy,
+            limits=self.limits,
             steps=self.router.steps,
             bot_username=self.bot_username,
             review_weights=self.review_weights,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx
+
+    async def _flooding(self, ctx: Context) -> bool:
+        """Count the update against the resident's per-minute limit; over it, nothing is acted
+        on, and the first update over the limit gets one polite answer (a button press is
+        always answered, so its spinner stops). Staff and group chats are not counted."""
+        if ctx.inbound.chat_type != "private" or ctx.account is None or ctx.staff is not None:
+            return False
+        count = await count_update(
+            ctx.session, ctx.account, ctx.now, self.limits.updates_per_minute
+        )
+        if count is None or not count.over:
+            return False
+        text = ctx._(
+            "You are sending messages faster than I can take them, so I did not act on "
+            "that one. Please wait a minute, then send it again; where you were is kept."
+        )
+        if ctx.inbound.kind == "button":
+            ctx.answer(text[:200], alert=count.first_over)
+        if count.first_over:
+            ctx.reply(text)
+        log.info(
+            "flood: update %s from account %s not taken", ctx.inbound.update_id, ctx.account.id
+        )
+        return True
 
     async def _route(self, ctx: Context) -> None:
         inbound = ctx.inbound

@@ -6,7 +6,7 @@ Build them with `load_settings()`; nothing here runs at import time.
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.calendar import CalendarFileError, load_official_days, parse_clock_time
 from domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
+from domain.floods import Limits
 from domain.review import DEFAULT_WEIGHTS_TEXT, Weights
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
@@ -64,6 +65,13 @@ class Settings(BaseSettings):
     # How the review table (/review, huiyin review) weights the parts of its score
     # (docs/metrics.md, "The review table"): part=weight pairs, in proportion.
     review_weights: str = DEFAULT_WEIGHTS_TEXT
+    # Floods (domain/floods.py, README "Floods"): per resident, at most this many needs
+    # submitted in any hour and this many messages and button presses taken in a minute (0: no
+    # limit); needs of one person reaching a staff member within this many minutes, not yet
+    # accepted, are shown to them in one summary card (0: a card each).
+    limit_submissions_per_hour: int = Field(default=5, ge=0, le=10_000)
+    limit_updates_per_minute: int = Field(default=30, ge=0, le=100_000)
+    burst_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
     @field_validator("bot_token")
     @classmethod
@@ -179,6 +187,14 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def flood_limits(self) -> Limits:
+        return Limits(
+            submissions_per_hour=self.limit_submissions_per_hour,
+            updates_per_minute=self.limit_updates_per_minute,
+            burst_window=timedelta(minutes=self.burst_window_minutes),
+        )
 
     @property
     def digest_at(self) -> time:

@@ -66,7 +66,15 @@ EVENT_LABELS: dict[str, str] = {
     "rate_above": N_("Rated from below by {actor}"),
     "rate_note": N_("{actor}'s note on the rating from below"),
     "rate_lapsed": N_("Not rated from below within 7 days"),
+    "screen": N_("Held for {assignee} to review first"),
+    "flag": N_("{actor} changed the reporter's mark"),
 }
+
+# Timeline entries staff see and the reporter not: about the reporter rather than the need
+# (screening, the nuisance mark), or between staff units (the rating from below).
+STAFF_ONLY_EVENTS = frozenset(
+    {"screen", "flag", "rate_ask", "rate_above", "rate_note", "rate_lapsed"}
+)
 
 # Codes in an event's note (domain.requests WHY_*, and the deadline events), as shown.
 NOTE_LABELS: dict[str, str] = {
@@ -97,6 +105,12 @@ NOTE_LABELS: dict[str, str] = {
     "by:reporter": N_("by the reporter"),
     "by:beneficiary": N_("by the beneficiary"),
     "by:staff": N_("recorded by staff after a call"),
+    "screen:held": N_("the reporter's needs are reviewed first"),
+    "screen:passed": N_("after review"),
+    "screen:closed": N_("closed after review"),
+    "nuisance:on": N_("marked as a nuisance: their new needs are reviewed first"),
+    "nuisance:off": N_("nuisance mark removed: their needs take the normal route again"),
+    "burst:summary": N_("not sent on its own: the need is in a summary card with others"),
 }
 
 PRIORITY_LABELS: dict[str, str] = {

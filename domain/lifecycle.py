@@ -57,6 +57,8 @@ class Action(StrEnum):
     RATE_ABOVE = "rate_above"
     RATE_NOTE = "rate_note"  # the rater's optional line or voice note
     RATE_LAPSED = "rate_lapsed"
+    SCREEN = "screen"  # a need from someone marked as a nuisance waits for a coordinator
+    FLAG = "flag"  # a coordinator marked (or unmarked) the reporter as a nuisance
 
 
 class Level(StrEnum):

@@ -14,6 +14,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.deadlines import DEFAULT_POLICY, Policy, start_clocks, stop_accept_clock, stop_clocks
+from domain.floods import (
+    NOTE_SCREEN_CLOSED,
+    NOTE_SCREEN_HELD,
+    NOTE_SCREEN_PASSED,
+    is_nuisance,
+    screener_for,
+)
 from domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
 from domain.routing import Route, route_request
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
@@ -155,7 +162,9 @@ async def submit_request(
 ) -> tuple[Request, Route | None]:
     """Register a need and route it; the request is `assigned` unless nobody at all is reachable.
 
-    Its priority follows the category (safety: urgent) and its clocks start at once."""
+    Its priority follows the category (safety: urgent) and its clocks start at once. A need
+    from someone marked as a nuisance is not routed: it stays `new`, with no clocks, held by
+    the coordinator who screens it (domain.floods); the route returned is theirs."""
     assert reporter.id is not None and beneficiary.id is not None
     policy = policy or DEFAULT_POLICY
     request = Request(
@@ -176,6 +185,14 @@ async def submit_request(
     session.add(request)
     await session.flush()
     add_event(session, request, Action.CREATE, now, actor_account_id=reporter.id)
+    if is_nuisance(reporter):
+        screener = await screener_for(session, reporter, beneficiary.grid_code)
+        if screener is not None:
+            request.assignee_staff_id = screener.staff.id
+            request.level = screener.level.value
+            session.add(request)
+            note_event(session, request, Action.SCREEN, now, note=NOTE_SCREEN_HELD)
+            return request, screener
     route = await route_request(session, beneficiary.grid_code, category)
     if route is None:
         add_event(session, request, Action.ROUTE, now, from_status=request.status, note="nobody")
@@ -370,3 +387,52 @@ async def open_tasks_of(session: AsyncSession, staff_id: int) -> list[Request]:
         .order_by(col(Request.created_at), col(Request.id))
     )
     return list(rows.all())
+
+
+def held_for_screening(request: Request) -> bool:
+    """A need from someone marked as a nuisance, waiting for its holder to screen it."""
+    return request.status == Status.NEW and request.assignee_staff_id is not None
+
+
+async def pass_on_screened(
+    session: AsyncSession,
+    request: Request,
+    screener: Staff,
+    now: datetime,
+    *,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
+) -> Route | None:
+    """The screener lets the need through: it takes the normal route, from the grid up, and
+    its clocks start now. None when no one at all can be reached (it then stays with them)."""
+    route = await route_request(session, request.grid_code, request.category)
+    if route is None:
+        return None
+    notes = [n for n in (NOTE_SCREEN_PASSED, skip_note(route)) if n]
+    await transition(
+        session,
+        request,
+        Action.ROUTE,
+        now,
+        actor_staff_id=screener.id,
+        assignee=route.staff,
+        level=route.level,
+        note="\n".join(notes),
+    )
+    start_clocks(request, now, zone or DEFAULT_ZONE, policy or DEFAULT_POLICY)
+    return route
+
+
+async def close_screened(
+    session: AsyncSession, request: Request, screener: Staff, note: str, now: datetime
+) -> RequestEvent:
+    """The screener closes the need with a note. It is withdrawn rather than resolved (status
+    `cancelled`), so it counts neither as received nor as resolved (docs/metrics.md)."""
+    return await transition(
+        session,
+        request,
+        Action.CANCEL,
+        now,
+        actor_staff_id=screener.id,
+        note=f"{NOTE_SCREEN_CLOSED}\n{note}",
+    )

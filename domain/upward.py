@@ -46,15 +46,6 @@ from storage.models import Request, Staff, UpwardRating
 LAPSE_AFTER = timedelta(days=7)
 PENDING, ASKED, RATED, LAPSED, UNREACHABLE = "pending", "asked", "rated", "lapsed", "unreachable"
 PASS_UP, ESCALATION = "pass_up", "escalation"
-# Timeline entries between staff: not shown in the resident's own timeline.
-STAFF_ONLY_ACTIONS = frozenset(
-    {
-        Action.RATE_ASK.value,
-        Action.RATE_ABOVE.value,
-        Action.RATE_NOTE.value,
-        Action.RATE_LAPSED.value,
-    }
-)
 
 
 def rank(level: str) -> int:

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
+from domain.floods import NO_LIMITS, Limits
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
 from domain.outbox import enqueue, retire_keyboard
@@ -69,6 +70,7 @@ class Context:
     staff: Staff | None
     state: ConversationState | None
     policy: Policy = DEFAULT_POLICY
+    limits: Limits = NO_LIMITS
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
     # For t.me links the bot hands out; "" when unknown (the console, tests).
     bot_username: str = ""

@@ -260,15 +260,26 @@ async def send_task_card(
     *,
     lead: Callable[[Translator], str] | None = None,
     not_before: datetime | None = None,
+    burst_window: timedelta | None = None,
 ) -> None:
     """Push a new task card (and the resident's photo or voice message) to the assignee.
 
     `lead` writes the card's first line in the assignee's language (default "New task").
-    Nothing goes to someone the bot cannot reach (domain.reach)."""
+    Nothing goes to someone the bot cannot reach (domain.reach). With `burst_window`, a need
+    that joins others of the same reporter the assignee got within it and has not accepted
+    yet is shown in one summary card for them all (`send_burst_summary`), not a card of its
+    own."""
     chat_id = reachable_chat(staff)
     if chat_id is None or request.id is None:
         return
     t = await staff_translator(session, staff)
+    if burst_window:
+        mates = await burst_mates(session, request, staff, now, burst_window)
+        if mates:
+            await send_burst_summary(
+                session, t, chat_id, [*mates, request], staff, now, burst_window, not_before
+            )
+            return
     if request.media_kind and request.media_file_id:
         enqueue(
             session,
@@ -299,6 +310,165 @@ async def send_task_card(
         now,
         not_before=not_before,
     )
+
+
+# A burst: one summary card ---------------------------------------------------------------------
+
+BURST_PREFIX = "burst"
+BURST_SHOWN = 16  # needs listed, and buttons, on a summary card; /tasks lists them all
+BURST_SNIPPET = 40  # characters of each description
+
+
+async def burst_mates(
+    session: AsyncSession, request: Request, staff: Staff, now: datetime, window: timedelta
+) -> list[Request]:
+    """The other needs of `request`'s reporter that reached `staff` within `window` and are
+    still waiting to be accepted, oldest first."""
+    rows = await session.exec(
+        select(Request)
+        .where(Request.reporter_account_id == request.reporter_account_id)
+        .where(Request.assignee_staff_id == staff.id, Request.status == Status.ASSIGNED.value)
+        .where(col(Request.level_assigned_at) >= now - window)
+        .where(col(Request.id) != request.id)
+        .order_by(col(Request.id))
+    )
+    return list(rows.all())
+
+
+def burst_ref(reporter_account_id: int, staff_id: int, first_request_id: int) -> str:
+    return f"{BURST_PREFIX}:{reporter_account_id}:{staff_id}:{first_request_id}"
+
+
+async def send_burst_summary(
+    session: AsyncSession,
+    t: Translator,
+    chat_id: int,
+    burst: list[Request],
+    staff: Staff,
+    now: datetime,
+    window: timedelta,
+    not_before: datetime | None,
+) -> None:
+    """One card for a burst of needs from one person: each listed, with a button that opens
+    its own task card (to accept it, pass it up...). The card is named after the burst's first
+    need and kept up to date: rewritten in the outbox while it waits there, edited in place
+    once sent, so a burst of any size is one message to the assignee."""
+    first = burst[0]
+    assert first.id is not None
+    reporter = await session.get(Account, first.reporter_account_id)
+    name = reporter.display_name if reporter is not None and reporter.display_name else "?"
+    lines = [
+        "<b>"
+        + t.ngettext(
+            "🗂 {n} task from the same person, {name}, in the last {minutes} minutes",
+            "🗂 {n} tasks from the same person, {name}, in the last {minutes} minutes",
+            len(burst),
+            name=escape(name),
+            minutes=int(window.total_seconds() // 60),
+        )
+        + "</b>",
+        t._("None of them is accepted yet. Open each to accept it or pass it up."),
+    ]
+    buttons: list[Button] = []
+    for request in burst[:BURST_SHOWN]:
+        snippet = request.description[:BURST_SNIPPET]
+        if len(request.description) > BURST_SNIPPET:
+            snippet += "…"
+        lines.append(
+            f"• <b>{request.reference}</b> {escape(category_label(t, request.category))}"
+            + (f" · {escape(snippet)}" if snippet else "")
+        )
+        buttons.append(
+            Button(
+                t._("Open {ref}", ref=request.reference),
+                data=f"v:{request.id}",
+            )
+        )
+    if len(burst) > BURST_SHOWN:
+        lines.append(t._("…and {n} more: /tasks lists them all.", n=len(burst) - BURST_SHOWN))
+    lines.append(
+        t._(
+            "If this is a flood, a coordinator can send /nuisance {ref}: this person's new "
+            "needs then go to the coordinator to review first.",
+            ref=first.reference,
+        )
+    )
+    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    ref = burst_ref(first.reporter_account_id, staff.id or 0, first.id)
+    text = "\n".join(lines)
+    waiting = (
+        await session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.ref_key == ref)
+            .where(OutboxMessage.status == "pending", col(OutboxMessage.claimed_at).is_(None))
+            .where(OutboxMessage.attempts == 0)
+            .order_by(col(OutboxMessage.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if waiting is not None:
+        # Not sent yet: it simply shows the burst as it is now when it goes.
+        edit_ref = waiting.payload.get("edit_ref")
+        waiting.payload = Outbound(
+            chat_id=chat_id, text=text, buttons=rows, edit_ref=edit_ref
+        ).to_payload()
+        session.add(waiting)
+        return
+    shown = (
+        await session.exec(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.ref_key == ref)
+            .limit(1)
+        )
+    ).first()
+    message = (
+        Outbound(chat_id=chat_id, text=text, buttons=rows, edit_ref=ref)
+        if shown is not None
+        else Outbound(chat_id=chat_id, text=text, buttons=rows, ref=ref)
+    )
+    enqueue(session, message, now, not_before=not_before)
+
+
+async def summarised_only(
+    session: AsyncSession,
+    chat_id: int,
+    request: Request,
+    staff: Staff,
+    window: timedelta | None,
+) -> bool:
+    """Whether `staff` saw the request only in a burst's summary card (never a card of its
+    own): reminders and "moved on" notices about it are then not sent one by one; the burst's
+    first need, which has its own card, carries them."""
+    if not window or request.id is None or staff.id is None:
+        return False
+    if await card_shown(session, chat_id, request.id, staff.id):
+        return False
+    # Read after an escalation too (the request has its new owner by then), so bounded by
+    # when the need came in rather than when it reached `staff`.
+    since = request.created_at - window
+    row = await session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.chat_id == chat_id)
+        .where(
+            col(OutboxMessage.ref_key).startswith(
+                f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
+            )
+        )
+        .where(col(OutboxMessage.created_at) >= since)
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def card_shown(session: AsyncSession, chat_id: int, request_id: int, staff_id: int) -> bool:
+    """Whether `staff` was ever sent a card of its own for the request (not only a summary)."""
+    row = await session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.chat_id == chat_id)
+        .where(OutboxMessage.ref_key == card_ref(request_id, staff_id))
+        .limit(1)
+    )
+    return row.first() is not None
 
 
 async def refresh_task_card(
@@ -446,6 +616,7 @@ async def announce_new_owner(
     policy: Policy | None = None,
     hold: bool = False,
     moved_up: bool = True,
+    burst_window: timedelta | None = None,
 ) -> None:
     """A request changed hands (escalated, passed up, reassigned): the previous owner's card
     shows it moved on (with `tell_previous` as a message), the new owner gets a card headed
@@ -460,11 +631,24 @@ async def announce_new_owner(
 
     if previous is not None and previous.id != owner.id:
         not_before = await staff_hold(previous)
-        await refresh_task_card(session, zone, request, previous, now, not_before=not_before)
-        if tell_previous is not None:
-            await tell_staff(session, previous, now, tell_previous, not_before=not_before)
+        previous_chat = reachable_chat(previous)
+        # A need they saw only in a burst's summary card has no card of its own to update, and
+        # the burst's first need tells them it moved on.
+        if previous_chat is None or not await summarised_only(
+            session, previous_chat, request, previous, burst_window
+        ):
+            await refresh_task_card(session, zone, request, previous, now, not_before=not_before)
+            if tell_previous is not None:
+                await tell_staff(session, previous, now, tell_previous, not_before=not_before)
     await send_task_card(
-        session, zone, request, owner, now, lead=lead, not_before=await staff_hold(owner)
+        session,
+        zone,
+        request,
+        owner,
+        now,
+        lead=lead,
+        not_before=await staff_hold(owner),
+        burst_window=burst_window,
     )
 
     def resident_text(t: Translator) -> str:

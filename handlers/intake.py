@@ -21,6 +21,7 @@ from sqlmodel import col, select
 
 from domain.catalog import CATEGORY_BY_CODE, KINDS, categories_of
 from domain.family_links import START_PREFIX, create_link
+from domain.floods import next_submission_at
 from domain.i18n import translator
 from domain.labels import (
     RELATIONS,
@@ -32,11 +33,12 @@ from domain.labels import (
 )
 from domain.messages import Button, Outbound
 from domain.reach import account_reachable
-from domain.requests import submit_request
+from domain.requests import held_for_screening, submit_request
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import send_task_card
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
+from handlers.screening import send_screen_card
 from storage.models import Account, Beneficiary
 
 router = Router()
@@ -220,6 +222,31 @@ async def on_confirm(ctx: Context, value: str) -> None:
         await ctx.end_flow()
         show_menu(ctx, ctx._("Sorry, that request could not be completed. Please start again."))
         return
+    if ctx.staff is None:
+        allowed_at = await next_submission_at(
+            ctx.session, ctx.account, ctx.now, ctx.limits.submissions_per_hour
+        )
+        if allowed_at is not None:
+            # Over the hourly limit: nothing is submitted, and the request stays on this step,
+            # so what they wrote is still here when they may send it.
+            ctx.answer(ctx._("Not sent yet"))
+            ctx.reply(
+                ctx.t.ngettext(
+                    "You have sent {n} request in the last hour, as many as one person "
+                    "can send in an hour. This one is kept: tap ✅ Submit again after {time}. "
+                    "If it is an emergency, please call your community office or 110/120.",
+                    "You have sent {n} requests in the last hour, as many as one person "
+                    "can send in an hour. This one is kept: tap ✅ Submit again after {time}. "
+                    "If it is an emergency, please call your community office or 110/120.",
+                    ctx.limits.submissions_per_hour,
+                    time=format_time(allowed_at, ctx.zone)[-5:],
+                ),
+                [
+                    [ctx.choice(ctx._("✅ Submit"), "submit")],
+                    [ctx.choice(ctx._("✖ Cancel"), "cancel")],
+                ],
+            )
+            return
     request, route = await submit_request(
         ctx.session,
         reporter=ctx.account,
@@ -246,7 +273,25 @@ async def on_confirm(ctx: Context, value: str) -> None:
             ),
         )
         return
-    await send_task_card(ctx.session, ctx.zone, request, route.staff, ctx.now)
+    if held_for_screening(request):
+        await send_screen_card(ctx.session, ctx.zone, request, route.staff, ctx.now)
+        show_menu(
+            ctx,
+            ctx._(
+                "✅ Received. Your reference number is <b>{ref}</b>. You will hear from us "
+                "when someone takes it on.",
+                ref=request.reference,
+            ),
+        )
+        return
+    await send_task_card(
+        ctx.session,
+        ctx.zone,
+        request,
+        route.staff,
+        ctx.now,
+        burst_window=ctx.limits.burst_window,
+    )
     show_menu(
         ctx,
         ctx._(

@@ -17,6 +17,7 @@ from domain.labels import (
     EVENT_LABELS,
     LEVEL_LABELS,
     NOTE_LABELS,
+    STAFF_ONLY_EVENTS,
     STATUS_LABELS,
     category_label,
     format_time,
@@ -24,7 +25,6 @@ from domain.labels import (
 )
 from domain.messages import Button
 from domain.requests import requests_of, timeline
-from domain.upward import STAFF_ONLY_ACTIONS
 from domain.verdicts import may_reopen_from_list, waiting_for_verdict
 from handlers.base import Context, Router, escape, parse_id
 from handlers.cards import is_resident_of, request_summary, send_task_card
@@ -114,9 +114,8 @@ async def show_timeline(ctx: Context, request: Request) -> None:
     assert request.id is not None
     text = await request_summary(ctx.session, ctx.t, ctx.zone, request, full_phone=True)
     lines = [text, "", ctx._("<b>Timeline</b>")]
-    # Ratings between staff units (domain/upward.py) are not the resident's business.
     events = [
-        e for e in await timeline(ctx.session, request.id) if e.action not in STAFF_ONLY_ACTIONS
+        e for e in await timeline(ctx.session, request.id) if e.action not in STAFF_ONLY_EVENTS
     ]
     for event in events:
         lines.append(

@@ -409,6 +409,9 @@ async def show_help(ctx: Context) -> None:
         parts.append(
             ctx._("Review: /review [period] each unit's figures, rating from below and score")
         )
+        parts.append(
+            ctx._("Floods: /nuisance REF to review a person's new needs before anyone else")
+        )
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -43,6 +43,7 @@ from domain.deadlines import (
     start_clocks,
     stop_clocks,
 )
+from domain.floods import NOTE_IN_SUMMARY
 from domain.i18n import Translator
 from domain.labels import LEVEL_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Level, Status
@@ -55,7 +56,7 @@ from domain.requests import (
     reroute_up,
 )
 from handlers.base import escape
-from handlers.cards import announce_new_owner, hold_until, tell_staff
+from handlers.cards import announce_new_owner, hold_until, summarised_only, tell_staff
 from handlers.verdict import verdict_step
 from storage.database import Database
 from storage.models import Request, Staff
@@ -83,8 +84,17 @@ class SweepReport:
         return self.reminded + self.escalated + self.overdue + self.started + self.verdicts
 
 
-async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> SweepReport:
-    """Do every reminder and escalation that is due now, each exactly once."""
+async def sweep(
+    db: Database,
+    clock: Clock,
+    zone: ZoneInfo,
+    policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
+) -> SweepReport:
+    """Do every reminder and escalation that is due now, each exactly once. With
+    `burst_window`, needs of one reporter escalating to the same person together are shown to
+    them in one summary card (handlers.cards.send_burst_summary)."""
     now = clock.now()
     report = SweepReport()
     seen: set[int] = set()
@@ -108,7 +118,9 @@ async def sweep(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy) -> S
                 async with db.transaction() as session:
                     request = await claim(session, request_id, now, sqlite=sqlite)
                     if request is not None:
-                        await handle(session, request, now, zone, policy, report)
+                        await handle(
+                            session, request, now, zone, policy, report, burst_window=burst_window
+                        )
             except Exception:
                 report.failed += 1
                 log.exception("sweep: request %s failed; the next sweep tries again", request_id)
@@ -139,6 +151,8 @@ async def handle(
     zone: ZoneInfo,
     policy: Policy,
     report: SweepReport,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     assert request.id is not None
     if request.status == Status.RESOLVED:
@@ -154,10 +168,12 @@ async def handle(
         report.started += 1
         report.actions.append((request.id, "start"))
     elif (breach := breached_clock(request, now)) is not None:
-        await escalate(session, request, breach, now, zone, policy, report)
+        await escalate(
+            session, request, breach, now, zone, policy, report, burst_window=burst_window
+        )
     else:
         for clock in due_reminders(request, now):
-            await remind(session, request, clock, now, zone, policy)
+            await remind(session, request, clock, now, zone, policy, burst_window=burst_window)
             report.reminded += 1
             report.actions.append((request.id, f"remind:{clock}"))
     refresh_next_due(request)
@@ -171,6 +187,8 @@ async def remind(
     now: datetime,
     zone: ZoneInfo,
     policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     owner = await session.get(Staff, request.assignee_staff_id)
     due = request.accept_due_at if clock == "accept" else request.resolve_due_at
@@ -188,7 +206,14 @@ async def remind(
         )
 
     owner_chat = reachable_chat(owner)
-    if owner_chat is not None:
+    # A need the owner saw only in a burst's summary card: the reminder of the burst's first
+    # need (which has a card of its own) stands for it.
+    in_summary = (
+        owner is not None
+        and owner_chat is not None
+        and await summarised_only(session, owner_chat, request, owner, burst_window)
+    )
+    if owner_chat is not None and not in_summary:
         hold = await hold_until(session, owner_chat, request, now, zone, policy)
         await tell_staff(session, owner, now, text_for, request=request, not_before=hold)
     note_event(
@@ -196,7 +221,7 @@ async def remind(
         request,
         Action.REMIND,
         now,
-        note=f"clock:{clock}",
+        note=f"clock:{clock}" + (f"\n{NOTE_IN_SUMMARY}" if in_summary else ""),
     )
     reminder_done(request, clock, now, zone, policy)
 
@@ -209,6 +234,8 @@ async def escalate(
     zone: ZoneInfo,
     policy: Policy,
     report: SweepReport,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
     assert request.id is not None
@@ -230,7 +257,9 @@ async def escalate(
         policy=policy,
     )
     if route is None:
-        await overdue_at_top(session, request, previous, clock, why, now, zone, policy)
+        await overdue_at_top(
+            session, request, previous, clock, why, now, zone, policy, burst_window=burst_window
+        )
         report.overdue += 1
         report.actions.append((request.id, f"overdue:{clock}"))
         return
@@ -259,6 +288,7 @@ async def escalate(
         ),
         policy=policy,
         hold=True,
+        burst_window=burst_window,
     )
     report.escalated += 1
     report.actions.append((request.id, f"escalate:{from_level}->{request.level}"))
@@ -273,19 +303,27 @@ async def overdue_at_top(
     now: datetime,
     zone: ZoneInfo,
     policy: Policy,
+    *,
+    burst_window: timedelta | None = None,
 ) -> None:
     """No one above can take it: the owner is told once, and the clock starts a new round (so
-    they are reminded again rather than never)."""
+    they are reminded again rather than never). A need the owner saw only in a burst's summary
+    card is not told one by one: the burst's first need stands for it."""
+    owner_chat = reachable_chat(owner)
+    in_summary = (
+        owner is not None
+        and owner_chat is not None
+        and await summarised_only(session, owner_chat, request, owner, burst_window)
+    )
     note_event(
         session,
         request,
         Action.OVERDUE,
         now,
-        note=f"{why}\n{WHY_NOBODY_ABOVE}",
+        note=f"{why}\n{WHY_NOBODY_ABOVE}" + (f"\n{NOTE_IN_SUMMARY}" if in_summary else ""),
     )
     restart_clock(request, clock, now, zone, policy)
-    owner_chat = reachable_chat(owner)
-    if owner_chat is None:
+    if owner_chat is None or in_summary:
         return
     top = request.level == Level.DISTRICT
 

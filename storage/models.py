@@ -70,6 +70,13 @@ class Account(SQLModel, table=True):
     # Set when Telegram refuses a message to this chat (blocked, deactivated, chat not found),
     # cleared when they write again: until then nothing more is sent to them.
     blocked_at: datetime | None = None
+    # Floods (domain/floods.py): how many updates this person sent in the minute that began at
+    # `updates_since`; and, when a coordinator marked them as a nuisance, when and who (their new
+    # needs then go to that coordinator to screen first).
+    updates_since: datetime | None = None
+    updates_count: int = Field(default=0)
+    nuisance_at: datetime | None = None
+    nuisance_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")
 
 
 class Beneficiary(SQLModel, table=True):
