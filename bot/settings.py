@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # A font file with Chinese glyphs for the /stats chart (domain/charts.py); without it an
     # installed CJK font is looked for, and failing that the chart is drawn in English.
     chart_font: Path | None = None
+    # Retention (schedules/retention.py, docs/privacy.md): sent messages lose their text after
+    # this many days; ended requests lose their free texts after this many (three years).
+    retention_outbox_days: int = Field(default=30, ge=1, le=3650)
+    retention_closed_days: int = Field(default=1095, ge=30, le=36500)
 
     @field_validator("bot_token")
     @classmethod
