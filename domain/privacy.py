@@ -37,6 +37,7 @@ from storage.models import (
     Beneficiary,
     BeneficiaryLink,
     ConversationState,
+    InboxUpdate,
     OutboxMessage,
     PhoneAccess,
     Request,
@@ -208,6 +209,13 @@ async def erase_account(
     if state is not None:
         await session.delete(state)
     await strip_sent_messages(session, account.chat_id)
+    # What they sent, kept by the webhook inbox after handling (the update being handled now,
+    # marked at `now`, stays: it is what makes a second delivery of it a no-op).
+    await session.exec(  # type: ignore[call-overload]
+        delete(InboxUpdate).where(
+            col(InboxUpdate.chat_id) == account.chat_id, col(InboxUpdate.processed_at) < now
+        )
+    )
     # A Telegram id is positive: the negative placeholder keeps the column unique, and the
     # person is a stranger to the bot from now on (a new /start asks for consent again).
     account.telegram_id = -account.id

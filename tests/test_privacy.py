@@ -23,6 +23,7 @@ from storage.models import (
     Account,
     Beneficiary,
     ConversationState,
+    InboxUpdate,
     OutboxMessage,
     PhoneAccess,
     Request,
@@ -275,9 +276,23 @@ async def test_forget_erases_the_resident_and_keeps_the_figures(
     account = await account_of(harness, RESIDENT)
     assert account is not None and account.id is not None
 
+    # What a webhook replica took in and handled earlier (the inbox keeps it for a while).
+    async with harness.db.transaction() as session:
+        for update_id, chat_id in ((1, RESIDENT), (2, OTHER)):
+            session.add(
+                InboxUpdate(
+                    update_id=update_id,
+                    chat_id=chat_id,
+                    payload={"message": {"text": "my phone is 13800009999"}},
+                    received_at=harness.clock.now() - timedelta(minutes=5),
+                    processed_at=harness.clock.now() - timedelta(minutes=5),
+                )
+            )
     (question,) = await harness.say(RESIDENT, "/forget")
     assert values(question) == ["erase", "cancel"]
     (done,) = await choose(harness, RESIDENT, "erase")
+    async with harness.db.session() as session:
+        assert [u.chat_id for u in (await session.exec(select(InboxUpdate))).all()] == [OTHER]
     assert done.text == t._(
         "Done: your data has been erased and your consent withdrawn. Huiyin will not write to "
         "you again. If you need help later, send /start to begin afresh."
