@@ -57,6 +57,11 @@ BARE_CODES = frozenset({"nobody"})
 PRUNED_PAYLOAD: dict[str, Any] = {"text": "", "buttons": [], "pruned": True}
 PRUNED_LENGTH = 80
 
+# Who may erase a resident who asked by phone: the community, the town, the district office;
+# and who may list the phone log: the district office.
+ERASE_ROLES = frozenset({"coordinator", "town_officer", "admin"})
+PHONELOG_ROLES = frozenset({"admin"})
+
 CONTACT_CARD = "contact_card"
 EXPORT = "export"
 CLI_EXPORT = "cli_export"

@@ -24,6 +24,7 @@ from domain.i18n import translator
 from domain.labels import ROLE_LABELS, unit_name
 from domain.messages import Outbound
 from domain.outbox import enqueue
+from domain.privacy import ERASE_ROLES, PHONELOG_ROLES
 from domain.reach import is_reachable, mark_written
 from handlers.base import Context, Router, Step, escape
 from handlers.common import show_menu
@@ -424,6 +425,11 @@ async def show_help(ctx: Context) -> None:
             "Commands: /start menu · /cancel stop what you are doing · /help this text"
         )
     ]
+    parts.append(
+        ctx._(
+            "Your data: /mydata what Huiyin keeps about you · /forget withdraw consent and erase it"
+        )
+    )
     if ctx.staff is None:
         parts.append(ctx._("Staff: /join links your roster entry"))
     else:
@@ -438,6 +444,14 @@ async def show_help(ctx: Context) -> None:
             )
         )
         parts.append(ctx._("Your team: /team who Huiyin can reach, and join links for the others"))
+        if ctx.staff is not None and ctx.staff.role in ERASE_ROLES:
+            parts.append(
+                ctx._(
+                    "A resident who asks by phone to be erased: /forget and one of their references"
+                )
+            )
+        if ctx.staff is not None and ctx.staff.role in PHONELOG_ROLES:
+            parts.append(ctx._("/phonelog who opened a full phone number"))
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -24,7 +24,9 @@ from domain.messages import Outbound
 from domain.privacy import (
     CLI_EXPORT,
     CONTACT_CARD,
+    ERASE_ROLES,
     EXPORT,
+    PHONELOG_ROLES,
     Erasure,
     PersonalData,
     erasable,
@@ -41,9 +43,6 @@ from storage.models import Account, Request, Staff, format_reference, parse_refe
 
 router = Router()
 FLOW = "forget"
-# Who may erase a resident who asked by phone: the community, the town, the district office.
-ERASE_ROLES = frozenset({"coordinator", "town_officer", "admin"})
-PHONELOG_ROLES = frozenset({"admin"})
 PHONELOG_SHOWN = 50
 SHOWN_REQUESTS = 20
 

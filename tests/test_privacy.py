@@ -106,6 +106,16 @@ async def test_consent_names_who_sees_what_and_keeps_the_choice(
     assert await account_of(harness, OTHER) is None
 
 
+async def test_help_names_the_data_commands_for_whoever_may_use_them(harness: Harness) -> None:
+    await register(harness, RESIDENT)
+    resident = "\n".join(m.text for m in await harness.say(RESIDENT, "/help"))
+    assert "/mydata" in resident and "/forget" in resident and "/phonelog" not in resident
+    coordinator = "\n".join(m.text for m in await harness.say(XU, "/help"))
+    assert "/forget" in coordinator and "/phonelog" not in coordinator
+    admin = "\n".join(m.text for m in await harness.say(CAO, "/help"))
+    assert "/phonelog" in admin
+
+
 # A health or counselling need asks again -------------------------------------------------------
 
 
