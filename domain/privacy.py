@@ -9,8 +9,9 @@ and who saw a full phone number.
   as if the resident had withdrawn them by hand: docs/metrics.md does not count them as
   received); a resolved request still waiting for the verdict is closed as not rated.
 - `prune_outbox` and `anonymise_closed`: retention, run by the worker (schedules/retention.py).
-- `record_phone_access`: a row for each full phone number shown (the 📞 contact card, a ledger
-  with full numbers), listed for admins by /phonelog.
+- `record_phone_access`: a row for each full phone number shown (the 📞 contact card, a
+  follow-up call handed to a grid member, a ledger with full numbers), listed for admins by
+  /phonelog.
 
 Notes in the timeline mix codes (`why:pass_up`, `solved:y`) with free text (a reason, a question,
 a comment); `scrub_note` keeps the code lines and drops the rest.
@@ -65,6 +66,7 @@ PHONELOG_ROLES = frozenset({"admin"})
 CONTACT_CARD = "contact_card"
 EXPORT = "export"
 CLI_EXPORT = "cli_export"
+FOLLOW_UP_CALL = "follow_up_call"
 
 
 def scrub_note(note: str | None) -> str | None:

@@ -26,6 +26,7 @@ from domain.privacy import (
     CONTACT_CARD,
     ERASE_ROLES,
     EXPORT,
+    FOLLOW_UP_CALL,
     PHONELOG_ROLES,
     Erasure,
     PersonalData,
@@ -365,6 +366,7 @@ CHANNEL_LABELS = {
     CONTACT_CARD: N_("📞 contact card"),
     EXPORT: N_("📒 ledger in the chat"),
     CLI_EXPORT: N_("📒 ledger at the terminal"),
+    FOLLOW_UP_CALL: N_("📞 follow-up call"),
 }
 
 

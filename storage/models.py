@@ -325,7 +325,7 @@ class PhoneAccess(SQLModel, table=True):
     at: datetime
     # The staff member who saw it; None at the terminal (`huiyin export`).
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
-    channel: str = Field(max_length=16)  # "contact_card", "export", "cli_export"
+    channel: str = Field(max_length=16)  # domain.privacy: CONTACT_CARD, FOLLOW_UP_CALL, EXPORT...
     request_id: int | None = Field(default=None, foreign_key="requests.id")
     numbers: int = Field(default=1)  # how many full numbers were shown
     detail: str = Field(default="", max_length=200)  # the export's area and period

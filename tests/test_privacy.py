@@ -44,6 +44,8 @@ from tests.test_conversation_onboarding import (
 )
 from tests.test_conversation_report import report_need
 from tests.test_ledger import NOW, district, make_district  # noqa: F401 - the fixture
+from tests.test_verdict import add_mother_without_the_bot, resolve
+from tests.test_verdict import setup as verdict_setup
 
 RESIDENT = 900001  # lives in Tianhe Grid 1
 OTHER = 900004
@@ -472,6 +474,20 @@ async def test_the_phone_button_is_recorded_and_listed_for_the_admin(
     assert t._("📞 contact card") in listing.text
     (refused,) = await harness.say(XU, "/phonelog")
     assert refused.text == tr(harness, XU)._("/phonelog is for the district office.")
+
+
+async def test_a_follow_up_call_hands_over_the_number_and_is_recorded(harness: Harness) -> None:
+    await verdict_setup(harness)  # in English
+    harness.languages[CAO] = "en"
+    await add_mother_without_the_bot(harness)
+    await resolve(harness, WANG)
+    harness.clock.set(at(11, 30, 11))
+    await tick(harness)  # the mother does not use the bot: Li is asked to call her
+    assert await accesses(harness.db) == [("follow_up_call", "李秀英", 1, 1)]
+    await tick(harness)  # given once
+    assert len(await accesses(harness.db)) == 1
+    (listing,) = await harness.say(CAO, "/phonelog")
+    assert "📞 follow-up call" in listing.text
 
 
 async def test_exports_with_full_numbers_are_recorded(
