@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.cli import export_command
-from bot.settings import load_settings
+from bot.settings import SettingsError, load_settings
 from domain.clock import ManualClock
 from domain.metrics import rates
 from domain.privacy import ERASED_NAME, scrub_note
@@ -515,3 +515,45 @@ async def test_no_record_when_no_full_number_is_shown(harness: Harness, db: Data
     assert await accesses(db) == []
     (listing,) = await harness.say(CAO, "/phonelog")
     assert listing.text == tr(harness, CAO)._("No one has opened a phone number yet.")
+
+
+def test_retention_settings_are_checked_at_start() -> None:
+    settings = load_settings(_env_file=None)
+    assert (settings.retention_outbox_days, settings.retention_closed_days) == (30, 1095)
+    with pytest.raises(SettingsError) as refused:
+        load_settings(_env_file=None, retention_closed_days=7, retention_outbox_days=0)
+    lines = str(refused.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "HUIYIN_RETENTION_OUTBOX_DAYS",
+        "HUIYIN_RETENTION_CLOSED_DAYS",
+    ]
+
+
+async def test_a_linked_family_member_who_forgets_leaves_the_residents_entry(
+    harness: Harness,
+) -> None:
+    mother_user = 900003
+    await register(harness, RESIDENT)
+    await add_mother(harness, RESIDENT)
+    await choose(harness, RESIDENT, "cancel")
+    async with harness.db.session() as session:
+        (entry,) = (await session.exec(select(Beneficiary))).all()
+    await harness.press(RESIDENT, f"bl:{entry.id}")
+    line = harness.sender.messages(RESIDENT)[-1].text
+    code = line.split("/start ")[1].split("<")[0]
+    await harness.say(mother_user, f"/start {code}")
+    await choose(harness, mother_user, "yes")
+    async with harness.db.session() as session:
+        linked = await session.get(Beneficiary, entry.id)
+    assert linked is not None and linked.account_id is not None
+
+    await harness.say(mother_user, "/forget")
+    await choose(harness, mother_user, "erase")
+    async with harness.db.session() as session:
+        kept = await session.get(Beneficiary, entry.id)
+        resident = (
+            await session.exec(select(Account).where(Account.telegram_id == RESIDENT))
+        ).one()
+    assert kept is not None
+    assert (kept.name, kept.phone, kept.account_id) == ("Chen Guilan", "13800009999", None)
+    assert resident.erased_at is None and resident.display_name == f"user{RESIDENT}"
