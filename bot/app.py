@@ -329,6 +329,10 @@ async def introduce(sender: Sender, dispatcher: Dispatcher, settings: Settings) 
         dispatcher.bot_username = username
 
 
+# Retention runs at start and then every six hours (each run does what fell due since).
+RETENTION_INTERVAL_SECONDS = 6 * 3600
+
+
 def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings) -> Worker:
     """The background work and its ticks; every periodic job is registered here."""
     worker = Worker(
@@ -386,6 +390,18 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return report
 
     worker.every("ratings", settings.sweep_interval_seconds, ratings_from_below)
+
+    from schedules.retention import apply_retention
+
+    async def retention() -> object:
+        return await apply_retention(
+            db,
+            clock,
+            outbox_days=settings.retention_outbox_days,
+            closed_days=settings.retention_closed_days,
+        )
+
+    worker.every("retention", RETENTION_INTERVAL_SECONDS, retention)
     return worker
 
 

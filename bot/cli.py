@@ -437,6 +437,7 @@ async def export_command(
     from domain.areas import area_of_unit
     from domain.i18n import translator
     from domain.ledger import Viewer, write_ledger
+    from domain.privacy import CLI_EXPORT, full_numbers, record_phone_access
     from domain.reports import parse_period
 
     now = clock.now()
@@ -472,6 +473,17 @@ async def export_command(
         except OSError as error:
             print(f"--out {out}: cannot write it ({error.strerror or error}).", file=sys.stderr)
             return 1
+        numbers = await full_numbers(session, area, period.start, period.end, None)
+    if numbers:
+        async with db.transaction() as session:
+            record_phone_access(
+                session,
+                now,
+                CLI_EXPORT,
+                staff_id=None,
+                numbers=numbers,
+                detail=f"{unit} {period.label} → {out.name}",
+            )
     print(f"Wrote {out}: the ledger of {unit} for {period.label}, {count} request(s).")
     return 0
 

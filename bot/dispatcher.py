@@ -35,6 +35,7 @@ from handlers import (
     menu,
     my_requests,
     onboarding,
+    privacy,
     rate_above,
     review,
     screening,
@@ -66,6 +67,7 @@ def build_router() -> Router:
     router.include(rate_above.router)
     router.include(review.router)
     router.include(screening.router)
+    router.include(privacy.router)
     return router
 
 

@@ -34,9 +34,10 @@ from domain.i18n import Translator, translator
 from domain.labels import unit_name
 from domain.ledger import Viewer, ledger_size, write_ledger
 from domain.messages import Outbound
+from domain.privacy import EXPORT, full_numbers
 from domain.reports import parse_period
 from handlers.base import Context, Router, escape
-from storage.models import ExportJob, Staff
+from storage.models import ExportJob, PhoneAccess, Staff
 
 router = Router()
 
@@ -121,10 +122,16 @@ def nothing_to_send(t: Translator, place: str, label: str) -> str:
 
 
 async def ledger_message(
-    session: AsyncSession, job: ExportJob, zone: ZoneInfo, now: datetime
+    session: AsyncSession,
+    job: ExportJob,
+    zone: ZoneInfo,
+    now: datetime,
+    seen: list[PhoneAccess] | None = None,
 ) -> Outbound:
     """What answers an export job: the workbook as a document, or why there is none. The area
-    is read again now, so someone who lost their post since asking gets nothing."""
+    is read again now, so someone who lost their post since asking gets nothing. When the
+    workbook shows full phone numbers, a record of it is added to `seen` (the caller stores it
+    with the answer)."""
     t = translator(job.language)
 
     def text(message: str) -> Outbound:
@@ -173,6 +180,17 @@ async def ledger_message(
     )
     if area.categories is not None:
         caption += "\n" + t._("Only the categories in your remit are counted.")
+    numbers = await full_numbers(session, area, period.start, period.end, staff.id)
+    if numbers and seen is not None:
+        seen.append(
+            PhoneAccess(
+                at=now,
+                staff_id=staff.id,
+                channel=EXPORT,
+                numbers=numbers,
+                detail=f"{area.unit_code} {period.label}"[:200],
+            )
+        )
     return Outbound(
         chat_id=job.chat_id,
         text=caption,

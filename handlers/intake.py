@@ -1,9 +1,10 @@
 """Reporting a need, for oneself or for a family member far from home.
 
     report:  kind ──► category ──► describe (text | voice | photo+caption) ──► confirm ──► submitted
-               ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘
-    family:  saved members? ──► choose one ─────────────────────────────────────► report: kind
-                 ├─ add ─► name ─► relation ─► pick grid ─► phone (or skip) ─► saved ─┘
+               ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘   │
+             health or counselling: confirm ──► "send it?" (a separate yes) ──► submitted
+    family:  saved members? ──► choose one ──────────────────────────────────────────► report: kind
+                 ├─ add ─► name ─► relation ─► grid ─► phone (or skip) ─► told them? ─► saved ─┘
                  └─ link ─► the members: a "personal link" button for each one not linked,
                             "remove the link" (`bu:<id>`) for each linked one
     `bl:<id>` (on "saved", and in that list): a personal link for the member to forward to
@@ -32,6 +33,7 @@ from domain.labels import (
     staff_label,
 )
 from domain.messages import Button, Outbound
+from domain.privacy import is_sensitive
 from domain.reach import account_reachable
 from domain.requests import held_for_screening, submit_request
 from handlers.base import Context, Router, Step, escape, parse_id
@@ -216,6 +218,43 @@ async def on_confirm(ctx: Context, value: str) -> None:
         return
     if value != "submit" or ctx.account is None:
         return
+    if is_sensitive(ctx.data.get("category", "")):
+        ctx.go(REPORT, "sensitive")
+        await render_sensitive(ctx)
+        return
+    await submit(ctx)
+
+
+async def render_sensitive(ctx: Context) -> None:
+    """A health or counselling need is sent only after a second, separate "yes" (PIPL:
+    sensitive personal information), saying who will read it."""
+    ctx.reply(
+        ctx._(
+            "<b>{category}</b> is sensitive personal information. If you send it, the grid "
+            "member of the area will read it and, if it is not met in time, the community or "
+            "village, the street or town, the district's department for it and the district "
+            "office. Do you agree to send it?",
+            category=escape(category_label(ctx.t, ctx.data["category"])),
+        ),
+        [
+            [ctx.choice(ctx._("✅ Yes, send it"), "send")],
+            [ctx.choice(ctx._("◀ Back"), "back"), ctx.choice(ctx._("✖ Cancel"), "cancel")],
+        ],
+    )
+
+
+async def on_sensitive(ctx: Context, value: str) -> None:
+    if value == "back":
+        ctx.go(REPORT, "confirm")
+        await render_confirm(ctx)
+        return
+    if value != "send" or ctx.account is None:
+        return
+    await submit(ctx, sensitive_consent=True)
+
+
+async def submit(ctx: Context, *, sensitive_consent: bool = False) -> None:
+    assert ctx.account is not None
     data = ctx.data
     beneficiary = await ctx.session.get(Beneficiary, data.get("beneficiary_id"))
     if beneficiary is None or beneficiary.owner_account_id != ctx.account.id:
@@ -260,6 +299,9 @@ async def on_confirm(ctx: Context, value: str) -> None:
         zone=ctx.zone,
         policy=ctx.policy,
     )
+    if sensitive_consent:
+        request.sensitive_consent_at = ctx.now
+        ctx.session.add(request)
     await ctx.end_flow()
     await ctx.retire_pressed(ctx.step_ref, ctx._("✅ Submitted"))
     ctx.answer(ctx._("Submitted"))
@@ -311,6 +353,7 @@ router.step(
     Step(render=render_describe, on_choice=on_describe_choice, on_input=on_describe_input),
 )
 router.step(REPORT, "confirm", Step(render=render_confirm, on_choice=on_confirm))
+router.step(REPORT, "sensitive", Step(render=render_sensitive, on_choice=on_sensitive))
 
 
 # Family -----------------------------------------------------------------------------------
@@ -432,12 +475,36 @@ async def on_phone_typed(ctx: Context) -> None:
     if ctx.inbound.kind != "text" or not PHONE_PATTERN.match(phone) or len(phone) > MAX_PHONE:
         ctx.reply(ctx._("That does not look like a phone number. Type digits only, or tap Skip."))
         return
-    await save_family_member(ctx, phone)
+    ctx.go(FAMILY, "informed", phone=phone)
+    await render_informed(ctx)
 
 
 async def on_phone_choice(ctx: Context, value: str) -> None:
     if value == "skip":
-        await save_family_member(ctx, None)
+        ctx.go(FAMILY, "informed", phone=None)
+        await render_informed(ctx)
+
+
+async def render_informed(ctx: Context) -> None:
+    """The family member is not here to agree: the resident ticks that they told them (PIPL:
+    the person whose details are kept is informed), and the tick is kept with its date."""
+    ctx.reply(
+        ctx._(
+            "Before we keep {name}'s details: have you told {name} that Huiyin keeps their "
+            "name, relation, place and phone number, and that the staff handling their needs "
+            "will see them?",
+            name=escape(ctx.data["name"]),
+        ),
+        [
+            [ctx.choice(ctx._("☑ Yes, I have told them"), "told")],
+            [ctx.choice(ctx._("✖ Cancel"), "cancel")],
+        ],
+    )
+
+
+async def on_informed(ctx: Context, value: str) -> None:
+    if value == "told":
+        await save_family_member(ctx, ctx.data.get("phone"))
 
 
 async def save_family_member(ctx: Context, phone: str | None) -> None:
@@ -451,6 +518,7 @@ async def save_family_member(ctx: Context, phone: str | None) -> None:
         grid_code=data["grid_code"],
         phone=phone,
         created_at=ctx.now,
+        informed_at=ctx.now,
     )
     ctx.session.add(member)
     await ctx.session.flush()
@@ -623,3 +691,4 @@ router.step(FAMILY, PICK_STEP, picker_step(on_family_grid))
 router.step(
     FAMILY, "phone", Step(render=render_phone, on_choice=on_phone_choice, on_input=on_phone_typed)
 )
+router.step(FAMILY, "informed", Step(render=render_informed, on_choice=on_informed))

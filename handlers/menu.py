@@ -49,6 +49,8 @@ def command_menu(t: Translator) -> list[tuple[str, str]]:
         ("start", t._("Open the main menu")),
         ("my", t._("My requests and where they stand")),
         ("help", t._("How Huiyin works")),
+        ("mydata", t._("What Huiyin keeps about me")),
+        ("forget", t._("Withdraw consent and erase my data")),
         ("cancel", t._("Stop what you are doing")),
     ]
 

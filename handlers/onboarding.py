@@ -24,6 +24,7 @@ from domain.i18n import translator
 from domain.labels import ROLE_LABELS, unit_name
 from domain.messages import Outbound
 from domain.outbox import enqueue
+from domain.privacy import ERASE_ROLES, PHONELOG_ROLES
 from domain.reach import is_reachable, mark_written
 from handlers.base import Context, Router, Step, escape
 from handlers.common import show_menu
@@ -90,26 +91,60 @@ async def start(ctx: Context) -> None:
     show_menu(ctx, ctx._("Welcome back to Huiyin. What would you like to do?"))
 
 
+CONSENT_REF = "consent"
+
+
+def consent_text(ctx: Context) -> str:
+    """What the resident agrees to: what is kept, who sees it, and their rights. It has to be
+    true: docs/privacy.md says the same at length."""
+    return ctx._(
+        "👋 Welcome to <b>Huiyin</b>, your community's help line.\n\n"
+        "Tell us what you or your family need, and the grid member who looks after your "
+        "area will take it up. You will hear back at every step.\n\n"
+        "<b>What we keep:</b> your Telegram name, where you live, the family members you "
+        "register (name, relation, place, phone if you give it) and what you tell us (text, "
+        "voice, photos).\n"
+        "<b>Who sees it:</b> the grid member of the area; if a need is not taken up in time, "
+        "or is passed up, the community or village, the street or town, the district "
+        "department for that kind of need and the district office. Staff of the community, "
+        "the town and the district export their area's requests as a spreadsheet. A phone "
+        "number is shown in full only to whoever handles the need and to the district "
+        "office, and each time is recorded.\n"
+        "Health and counselling needs are sent only after you agree again.\n"
+        "/mydata shows what we keep about you; /forget erases it.\n\n"
+        "Do you agree?"
+    )
+
+
 async def render_consent(ctx: Context) -> None:
     ctx.reply(
-        ctx._(
-            "👋 Welcome to <b>Huiyin</b>, your community's help line.\n\n"
-            "Tell us what you or your family need, and the grid member who looks after your "
-            "area will take it up. You will hear back at every step.\n\n"
-            "To do this we keep your Telegram name, where you live, and what you tell us. "
-            "Only the staff handling your requests can see them. Do you agree?"
-        ),
+        consent_text(ctx),
         [[ctx.choice(ctx._("✅ I agree"), "yes"), ctx.choice(ctx._("No, thanks"), "no")]],
+        ref=CONSENT_REF,
+    )
+
+
+def settle_consent_message(ctx: Context, chosen: str) -> None:
+    """The consent question loses its buttons and shows what was chosen, so an old "agree"
+    cannot be pressed again and the chat reads as it happened."""
+    ctx.send(
+        Outbound(
+            chat_id=ctx.chat_id,
+            text=consent_text(ctx) + "\n\n<b>" + chosen + "</b>",
+            edit_ref=CONSENT_REF,
+        )
     )
 
 
 async def on_consent(ctx: Context, value: str) -> None:
     if value == "no":
+        settle_consent_message(ctx, ctx._("No, thanks"))
         await ctx.end_flow()
         ctx.reply(ctx._("All right, nothing has been stored. Send /start whenever you are ready."))
         return
     if value != "yes":
         return
+    settle_consent_message(ctx, ctx._("✅ I agree"))
     preset = ctx.data.get("preset_grid")
     link_code = ctx.data.get("link_code")
     account = ensure_account(ctx)
@@ -392,6 +427,11 @@ async def show_help(ctx: Context) -> None:
             "Commands: /start menu · /cancel stop what you are doing · /help this text"
         )
     ]
+    parts.append(
+        ctx._(
+            "Your data: /mydata what Huiyin keeps about you · /forget withdraw consent and erase it"
+        )
+    )
     if ctx.staff is None:
         parts.append(ctx._("Staff: /join links your roster entry"))
     else:
@@ -412,6 +452,14 @@ async def show_help(ctx: Context) -> None:
         parts.append(
             ctx._("Floods: /nuisance REF to review a person's new needs before anyone else")
         )
+        if ctx.staff is not None and ctx.staff.role in ERASE_ROLES:
+            parts.append(
+                ctx._(
+                    "A resident who asks by phone to be erased: /forget and one of their references"
+                )
+            )
+        if ctx.staff is not None and ctx.staff.role in PHONELOG_ROLES:
+            parts.append(ctx._("/phonelog who opened a full phone number"))
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -26,6 +26,7 @@ from domain.i18n import Translator
 from domain.labels import STATUS_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
+from domain.privacy import CONTACT_CARD, record_phone_access
 from domain.reach import reachable_chat
 from domain.requests import note_event, open_tasks_of, pass_up_by_hand, transition
 from domain.upward import plan_ratings
@@ -535,6 +536,9 @@ async def send_contact(ctx: Context, request_id: int) -> None:
     if beneficiary is None or not beneficiary.phone:
         ctx.answer(ctx._("No phone number was given."), alert=True)
         return
+    record_phone_access(
+        ctx.session, ctx.now, CONTACT_CARD, staff_id=ctx.staff.id, request_id=request.id
+    )
     ctx.send(
         Outbound(
             chat_id=ctx.chat_id,

@@ -40,6 +40,7 @@ from domain.labels import format_time, staff_label
 from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue
+from domain.privacy import FOLLOW_UP_CALL, record_phone_access
 from domain.reach import account_reachable, reachable_chat
 from domain.requests import note_event
 from domain.verdicts import (
@@ -244,6 +245,8 @@ async def give_follow_up(
     who = escape(beneficiary.name) if beneficiary else "?"
     if beneficiary is not None and beneficiary.phone:
         who += f" · ☎ {escape(beneficiary.phone)}"
+        # A grid member who does not hold the request is given the number: recorded.
+        record_phone_access(session, now, FOLLOW_UP_CALL, staff_id=staff.id, request_id=request.id)
     text = t._(
         "📞 Follow-up call for <b>{ref}</b>: please call {who} and ask whether it is solved "
         "and how satisfied they are, then record the answer here.",

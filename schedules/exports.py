@@ -22,7 +22,7 @@ from domain.messages import Outbound
 from domain.outbox import enqueue
 from handlers.export import ledger_message
 from storage.database import Database
-from storage.models import ExportJob
+from storage.models import ExportJob, PhoneAccess
 from storage.outbox import notify_outbox
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ async def claim_next(db: Database, clock: Clock) -> ExportJob | None:
 
 
 async def answer(db: Database, job: ExportJob, clock: Clock, zone: ZoneInfo) -> int:
+    seen: list[PhoneAccess] = []  # the full phone numbers the ledger shows (domain.privacy)
     if job.attempts > MAX_ATTEMPTS:
         t = translator(job.language)
         message = Outbound(
@@ -78,7 +79,7 @@ async def answer(db: Database, job: ExportJob, clock: Clock, zone: ZoneInfo) -> 
     else:
         try:
             async with db.session() as session:
-                message = await ledger_message(session, job, zone, clock.now())
+                message = await ledger_message(session, job, zone, clock.now(), seen)
         except Exception:
             # Left claimed: taken over after CLAIM_TIMEOUT, until MAX_ATTEMPTS.
             log.exception("export job %s failed (attempt %s)", job.id, job.attempts)
@@ -88,6 +89,7 @@ async def answer(db: Database, job: ExportJob, clock: Clock, zone: ZoneInfo) -> 
         if current is None or current.finished_at is not None:
             return 0  # another worker answered it after taking over a stale claim
         enqueue(session, message, clock.now())
+        session.add_all(seen)
         current.finished_at = clock.now()
         session.add(current)
         await notify_outbox(session)

@@ -77,6 +77,10 @@ class Account(SQLModel, table=True):
     updates_count: int = Field(default=0)
     nuisance_at: datetime | None = None
     nuisance_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    # When the resident withdrew consent and was erased (/forget, or a coordinator for them):
+    # the row stays, anonymised (its Telegram id replaced by a negative placeholder), so the
+    # requests it reported keep counting in the figures (domain/privacy.py).
+    erased_at: datetime | None = None
 
 
 class Beneficiary(SQLModel, table=True):
@@ -95,6 +99,9 @@ class Beneficiary(SQLModel, table=True):
     # The beneficiary's own account, when they use the bot themselves (they may then give the
     # verdict); None for a family member who does not (the grid member calls them instead).
     account_id: int | None = Field(default=None, foreign_key="accounts.id")
+    # When the resident who registered this family member ticked "I have told them that
+    # Huiyin keeps these details" (PIPL: the person is informed); None for one's own entry.
+    informed_at: datetime | None = None
 
 
 class Request(SQLModel, table=True):
@@ -164,6 +171,10 @@ class Request(SQLModel, table=True):
     verdict_account_id: int | None = Field(default=None, foreign_key="accounts.id")
     rated_at: datetime | None = None
     followup_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    # Personal data (domain/privacy.py): when the reporter agreed, separately, to send a
+    # health or counselling need; when its free texts were removed (erasure or retention).
+    sensitive_consent_at: datetime | None = None
+    anonymised_at: datetime | None = None
 
     @property
     def reference(self) -> str:
@@ -326,6 +337,24 @@ class DigestDelivery(SQLModel, table=True):
     staff_id: int = Field(foreign_key="staff.id", primary_key=True)
     day: date = Field(primary_key=True)
     sent_at: datetime
+
+
+class PhoneAccess(SQLModel, table=True):
+    """Who saw a full phone number, when, and how: a contact card (the 📞 button) or an
+    export with full numbers (in the chat, or `huiyin export` at the terminal). Rows are only
+    ever inserted; an admin lists them with /phonelog."""
+
+    __tablename__ = "phone_access"
+    __table_args__ = (Index("ix_phone_access_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime
+    # The staff member who saw it; None at the terminal (`huiyin export`).
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    channel: str = Field(max_length=16)  # domain.privacy: CONTACT_CARD, FOLLOW_UP_CALL, EXPORT...
+    request_id: int | None = Field(default=None, foreign_key="requests.id")
+    numbers: int = Field(default=1)  # how many full numbers were shown
+    detail: str = Field(default="", max_length=200)  # the export's area and period
 
 
 class WorkerLease(SQLModel, table=True):

@@ -37,6 +37,7 @@ async def add_mother(harness: Harness, user: int, phone: str | None = "138-0000-
         await choose(harness, user, "skip")
     else:
         await harness.say(user, phone)
+    await choose(harness, user, "told")
 
 
 async def family_members(harness: Harness) -> list[Beneficiary]:
@@ -81,7 +82,10 @@ async def test_family_form_saves_the_member_and_routes_by_their_grid(
     assert wrong.text == t._(
         "That does not look like a phone number. Type digits only, or tap Skip."
     )
-    saved, kinds = await harness.say(worker, "138 0000 9999")
+    (informed,) = await harness.say(worker, "138 0000 9999")
+    assert values(informed) == ["told", "cancel"]
+    assert await family_members(harness) == []  # nothing kept before the tick
+    saved, kinds = await choose(harness, worker, "told")
     assert saved.text == t._(
         "Saved {name}. Next time you can choose them straight away.", name="Chen &lt;Guilan&gt;"
     )
@@ -272,5 +276,6 @@ async def test_phone_longer_than_twenty_characters_is_refused(
     )
     assert await family_members(harness) == []
     await harness.say(worker, "+" + "1" * 19)
+    await choose(harness, worker, "told")
     (member,) = await family_members(harness)
     assert member.phone == "+" + "1" * 19

@@ -76,8 +76,18 @@ CONSENT = (
     "👋 Welcome to <b>Huiyin</b>, your community's help line.\n\n"
     "Tell us what you or your family need, and the grid member who looks after your "
     "area will take it up. You will hear back at every step.\n\n"
-    "To do this we keep your Telegram name, where you live, and what you tell us. "
-    "Only the staff handling your requests can see them. Do you agree?"
+    "<b>What we keep:</b> your Telegram name, where you live, the family members you "
+    "register (name, relation, place, phone if you give it) and what you tell us (text, "
+    "voice, photos).\n"
+    "<b>Who sees it:</b> the grid member of the area; if a need is not taken up in time, "
+    "or is passed up, the community or village, the street or town, the district "
+    "department for that kind of need and the district office. Staff of the community, "
+    "the town and the district export their area's requests as a spreadsheet. A phone "
+    "number is shown in full only to whoever handles the need and to the district "
+    "office, and each time is recorded.\n"
+    "Health and counselling needs are sent only after you agree again.\n"
+    "/mydata shows what we keep about you; /forget erases it.\n\n"
+    "Do you agree?"
 )
 
 

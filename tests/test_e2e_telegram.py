@@ -377,7 +377,8 @@ async def test_family_member_far_away_reports_for_a_parent(running: Running) -> 
         "QS-FM-MJ-02",
         zh._("A phone number for {name}, so the grid member can call? (optional)", name="陈淑芬"),
     )
-    await son.say("13912345678", zh._("What kind of help is needed?"))
+    await son.say("13912345678", "陈淑芬")
+    await son.tap("told", zh._("What kind of help is needed?"))
     await son.tap("emotional", zh._("Which of these is closest?"))
     await son.tap("companionship", "</b>")
     await son.say("我妈一个人在家，想请人每周上门看看她。", "陈淑芬")
@@ -411,7 +412,14 @@ async def test_the_command_menu_is_set_in_both_languages(running: Running) -> No
     """At start the bot tells Telegram its command list: Chinese for everyone, English for
     English-speaking users; and reads its own username (getMe) for t.me links."""
     menus = {language: commands for (_scope, language), commands in running.fake.commands.items()}
-    assert [c["command"] for c in menus[""]] == ["start", "my", "help", "cancel"]
+    assert [c["command"] for c in menus[""]] == [
+        "start",
+        "my",
+        "help",
+        "mydata",
+        "forget",
+        "cancel",
+    ]
     assert menus[""][0]["description"] == "打开主菜单"
     assert menus["en"][0]["description"] == "Open the main menu"
     assert any(c.method == "getMe" for c in running.fake.calls)

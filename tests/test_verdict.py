@@ -317,6 +317,7 @@ async def add_mother_without_the_bot(harness: Harness) -> None:
     for place in ("QS-JB", "QS-JB-TH", "QS-JB-TH-01"):
         await choose(harness, RESIDENT, place)
     await harness.say(RESIDENT, "13800009999")
+    await choose(harness, RESIDENT, "told")
     await choose(harness, RESIDENT, "living")
     await choose(harness, RESIDENT, "repair")
     await harness.say(RESIDENT, "Her kitchen tap leaks")
