@@ -33,6 +33,7 @@ from handlers import (
     menu,
     my_requests,
     onboarding,
+    posters,
     stats,
     tasks,
     team,
@@ -58,6 +59,7 @@ def build_router() -> Router:
     router.include(stats.router)
     router.include(export.router)
     router.include(team.router)
+    router.include(posters.router)
     return router
 
 
