@@ -81,7 +81,12 @@ async def _run_polling(
 ) -> None:
     assert settings.bot_token is not None
     dispatcher = Dispatcher(
-        db, clock, settings.zone, policy=settings.policy, bot_username=settings.bot_username
+        db,
+        clock,
+        settings.zone,
+        policy=settings.policy,
+        bot_username=settings.bot_username,
+        place_radius_m=settings.place_radius_m,
     )
     background: list[asyncio.Task[None]] = []
 
@@ -128,6 +133,7 @@ async def _run_webhook(
         use_inbox=True,
         policy=settings.policy,
         bot_username=settings.bot_username,
+        place_radius_m=settings.place_radius_m,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:

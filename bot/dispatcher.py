@@ -24,6 +24,7 @@ from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
+from domain.places import DEFAULT_RADIUS_M
 from domain.reach import is_reachable, mark_written
 from handlers import (
     coordinator,
@@ -80,6 +81,7 @@ class Dispatcher:
         use_inbox: bool = False,
         policy: Policy = DEFAULT_POLICY,
         bot_username: str = "",
+        place_radius_m: float = DEFAULT_RADIUS_M,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -93,6 +95,7 @@ class Dispatcher:
         self.use_inbox = use_inbox
         self.policy = policy
         self.bot_username = bot_username
+        self.place_radius_m = place_radius_m
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -195,6 +198,7 @@ class Dispatcher:
             policy=self.policy,
             steps=self.router.steps,
             bot_username=self.bot_username,
+            place_radius_m=self.place_radius_m,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # A font file with Chinese glyphs for the /stats chart (domain/charts.py); without it an
     # installed CJK font is looked for, and failing that the chart is drawn in English.
     chart_font: Path | None = None
+    # How far (metres) a shared location may be from a grid's point for that grid to be offered
+    # (when no grid's outline holds it; docs/roster.md).
+    place_radius_m: float = Field(default=2000.0, gt=0, le=50_000)
 
     @field_validator("bot_token")
     @classmethod

@@ -17,6 +17,8 @@ village, not also every grid named after it). Ties go to the upper level, then t
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -26,6 +28,8 @@ from itertools import product
 
 from opencc import OpenCC
 from pypinyin import lazy_pinyin
+from shapely.geometry import Point, shape
+from shapely.prepared import PreparedGeometry, prep
 
 from storage.models import Unit
 
@@ -270,3 +274,50 @@ def page_of(items: Sequence[Unit], page: int, size: int = PAGE_SIZE) -> tuple[li
     """One page of `items` (the page clamped to those there are) and the page shown."""
     page = min(max(page, 0), page_count(len(items), size) - 1)
     return list(items[page * size : (page + 1) * size]), page
+
+
+# Where a shared location falls ----------------------------------------------------------------
+
+EARTH_RADIUS_M = 6_371_000.0
+DEFAULT_RADIUS_M = 2_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """The grid for a shared location: inside its outline, or `distance_m` from its point."""
+
+    unit: Unit
+    inside: bool
+    distance_m: float
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine), in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@cache
+def _outline(text: str) -> PreparedGeometry:
+    return prep(shape(json.loads(text)))
+
+
+def has_geometry(unit: Unit) -> bool:
+    return bool(unit.outline) or (unit.lat is not None and unit.lon is not None)
+
+
+def locate(grids: Iterable[Unit], lat: float, lon: float, radius_m: float) -> Located | None:
+    """The grid whose outline holds (lat, lon), else the grid whose point is nearest within
+    `radius_m`, else None. Outlines are GeoJSON, longitude first."""
+    point = Point(lon, lat)
+    nearest: Located | None = None
+    for grid in grids:
+        if grid.outline and _outline(grid.outline).contains(point):
+            return Located(grid, True, 0.0)
+        if grid.lat is not None and grid.lon is not None:
+            d = distance_m(lat, lon, grid.lat, grid.lon)
+            if d <= radius_m and (nearest is None or d < nearest.distance_m):
+                nearest = Located(grid, False, d)
+    return nearest

@@ -23,6 +23,7 @@ from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
 from domain.outbox import enqueue
+from domain.places import DEFAULT_RADIUS_M
 from storage.models import Account, ConversationState, Staff
 
 STEP_PREFIX = "c"
@@ -66,6 +67,8 @@ class Context:
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
     # For t.me links the bot hands out; "" when unknown (the console, tests).
     bot_username: str = ""
+    # How far a shared location may be from a grid's point (settings: HUIYIN_PLACE_RADIUS_M).
+    place_radius_m: float = DEFAULT_RADIUS_M
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
     # Set when this update made a roster entry reachable again (its first message, or the

@@ -23,7 +23,16 @@ from sqlmodel import col, select
 
 from domain.labels import unit_label
 from domain.messages import Button
-from domain.places import SHOWN, descendants, find_places, keys_of, page_count, page_of
+from domain.places import (
+    SHOWN,
+    descendants,
+    find_places,
+    has_geometry,
+    keys_of,
+    locate,
+    page_count,
+    page_of,
+)
 from handlers.base import ChoiceHandler, Context, Step, escape
 from storage.models import Unit
 
@@ -74,7 +83,71 @@ async def show_picker(
     says the place is a family member's, so the prompt asks for hers or his."""
     extra: dict[str, Any] = {} if whom is None else {"pick_whom": whom}
     ctx.go(flow, PICK_STEP, pick_parent=parent_code, pick_page=0, pick_found="", **extra)
+    if parent_code is None and await roster_has_geometry(ctx):
+        # A reply keyboard cannot share a message with the picker's inline buttons.
+        ctx.update_data(pick_locate=True, pick_located="")
+        ctx.reply(
+            ctx._("📍 Or share your location, and I will find the grid for it."),
+            request_location=ctx._("📍 Share my location"),
+        )
     await render_picker(ctx)
+
+
+async def roster_has_geometry(ctx: Context) -> bool:
+    """Whether any grid has a point or an outline (else the location button is not shown)."""
+    row = await ctx.session.exec(
+        select(Unit.code)
+        .where(Unit.level == "grid")
+        .where(col(Unit.outline).is_not(None) | col(Unit.lat).is_not(None))
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def on_location(ctx: Context) -> None:
+    """A shared location at a picker step: the grid whose outline holds it, else the nearest
+    grid point within the configured distance, offered for one tap."""
+    lat, lon = ctx.inbound.latitude, ctx.inbound.longitude
+    if lat is None or lon is None:
+        ctx.reply(ctx._("Please type the name of the place, or tap one of the buttons."))
+        return
+    grids = [
+        u
+        for u in (await ctx.session.exec(select(Unit).where(Unit.level == "grid"))).all()
+        if has_geometry(u)
+    ]
+    found = locate(sorted(grids, key=lambda u: u.code), lat, lon, ctx.place_radius_m)
+    if found is None:
+        km = format(ctx.place_radius_m / 1000, "g")
+        ctx.reply(
+            ctx._(
+                "I know of no grid within {km} km of that location. Please choose with the "
+                "buttons above, or type the name of your village.",
+                km=km,
+            )
+        )
+        return
+    previous = ctx.data.get("pick_found")
+    if previous:
+        ctx.reply(previous, edit_ref=FOUND_REF)
+    path = escape(await place_path(ctx, found.unit.code))
+    if found.inside:
+        question = ctx._("📍 That location is in <b>{place}</b>. Is this right?", place=path)
+    else:
+        question = ctx._(
+            "📍 The nearest grid, about {metres} m away: <b>{place}</b>. Is this right?",
+            metres=round(found.distance_m / 10) * 10,
+            place=path,
+        )
+    ctx.update_data(
+        pick_located=found.unit.code,
+        pick_found=ctx._("Found: <b>{place}</b>", place=path),
+    )
+    ctx.reply(
+        question,
+        [[ctx.choice("✔ " + unit_label(ctx.t, found.unit), found.unit.code)]],
+        ref=FOUND_REF,
+    )
 
 
 def _prompt(ctx: Context, parent: Unit | None) -> str:
@@ -179,6 +252,13 @@ async def close_picker(ctx: Context, chosen: Unit | None) -> None:
     found = ctx.data.get("pick_found")
     if found:
         ctx.reply(found, edit_ref=FOUND_REF)
+    if ctx.data.get("pick_locate") and chosen is not None and chosen.level == "grid":
+        # The place is chosen: the location keyboard goes too, with a message of its own (an
+        # edit cannot take it away).
+        ctx.update_data(pick_locate=False)
+        ctx.reply(
+            "✔ <b>" + escape(await place_path(ctx, chosen.code)) + "</b>", remove_keyboard=True
+        )
 
 
 def _with_parent(ctx: Context, unit: Unit, by_code: dict[str, Unit]) -> str:
@@ -271,6 +351,9 @@ def picker_step(done: ChoiceHandler) -> Step:
         root = parent_code or await district_root(ctx)
         scope = descendants(await places(ctx), root) if root else []
         chosen = next((u for u in scope if u.code == value), None)
+        if chosen is None and value and value == ctx.data.get("pick_located"):
+            located = await ctx.session.get(Unit, value)  # found by location: any grid
+            chosen = located if located is not None and located.level == "grid" else None
         if chosen is None:
             ctx.answer(ctx._("That choice is no longer available. Please choose again."))
             await render_picker(ctx)
@@ -282,6 +365,9 @@ def picker_step(done: ChoiceHandler) -> Step:
             await show_picker(ctx, ctx.flow, chosen.code)
 
     async def on_input(ctx: Context) -> None:
+        if ctx.inbound.kind == "location":
+            await on_location(ctx)
+            return
         text = ctx.inbound.text.strip()
         if ctx.inbound.kind != "text" or not text:
             ctx.reply(ctx._("Please type the name of the place, or tap one of the buttons."))

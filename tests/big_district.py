@@ -10,6 +10,7 @@ repeat across towns as they do in real districts (石桥村 is in three towns).
 from __future__ import annotations
 
 import csv
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,23 @@ def english(name: str, suffix: str) -> str:
     return "".join(lazy_pinyin(name)).capitalize() + " " + suffix
 
 
-def write_district(directory: Path, seed: int = 11) -> Generated:
+def grid_centre(town: int, village: int, grid: int) -> tuple[float, float]:
+    """Where a generated grid is (lat, lon): towns 0.2° apart north to south, villages on a
+    10-wide lattice 0.015° apart, a village's four grids 0.004° apart."""
+    lat = 28.0 + town * 0.2 + (village % 10) * 0.015 + (grid // 2) * 0.004
+    lon = 112.0 + (village // 10) * 0.015 + (grid % 2) * 0.004
+    return round(lat, 6), round(lon, 6)
+
+
+OUTLINE_HALF = 0.0019  # half the side of a generated grid's square outline, in degrees
+
+
+def write_district(directory: Path, seed: int = 11, *, geometry: bool = False) -> Generated:
+    """With `geometry`, every grid gets a point (lat, lon columns) and the first town's grids
+    an outline too (`grids.geojson`)."""
     rng = random.Random(seed)
+    points: dict[str, tuple[float, float]] = {}
+    features: list[dict[str, object]] = []
     directory.mkdir(parents=True, exist_ok=True)
     units: list[tuple[str, str, str, str, str]] = [
         (DISTRICT, "district", "", "百岭区", "Bailing District")
@@ -103,10 +119,37 @@ def write_district(directory: Path, seed: int = 11) -> Generated:
                 name, phone = person()
                 people.append((name, phone, "", "grid_member", grid, ""))
                 grids += 1
+                lat, lon = grid_centre(t, v, g)
+                points[grid] = (lat, lon)
+                if t == 0:
+                    h = OUTLINE_HALF
+                    ring = [
+                        [lon - h, lat - h],
+                        [lon + h, lat - h],
+                        [lon + h, lat + h],
+                        [lon - h, lat + h],
+                        [lon - h, lat - h],
+                    ]
+                    features.append(
+                        {
+                            "type": "Feature",
+                            "properties": {"code": grid},
+                            "geometry": {"type": "Polygon", "coordinates": [ring]},
+                        }
+                    )
     with (directory / "units.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["code", "level", "parent", "name", "name_en"])
-        writer.writerows(units)
+        if geometry:
+            writer.writerow(["code", "level", "parent", "name", "name_en", "lat", "lon"])
+            for row in units:
+                point = points.get(row[0])
+                writer.writerow([*row, *(point if point else ("", ""))])
+        else:
+            writer.writerow(["code", "level", "parent", "name", "name_en"])
+            writer.writerows(units)
+    if geometry:
+        collection = {"type": "FeatureCollection", "features": features}
+        (directory / "grids.geojson").write_text(json.dumps(collection), encoding="utf-8")
     with (directory / "people.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["name", "phone", "telegram_id", "role", "unit", "posts"])

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from domain.places import PAGE_SIZE
 from storage.models import Account
-from tests.big_district import write_district
+from tests.big_district import grid_centre, write_district
 from tests.test_e2e_telegram import FRAMEWORKS, Running, Start, User, bot_running
 
 FINDER = 931001
@@ -97,3 +97,40 @@ async def test_finding_a_village_among_651_on_both_frameworks(
         places = [b for b in buttons if ":BD-" in b.get("callback_data", "")]
         assert len(places) <= PAGE_SIZE
         assert all(len(b["callback_data"].encode()) <= 64 for b in buttons if "callback_data" in b)
+
+
+@pytest.fixture(scope="module")
+def mapped_roster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("big-district-mapped-e2e")
+    write_district(directory, geometry=True)
+    return directory
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_sharing_a_location_finds_the_grid_on_both_frameworks(
+    framework: str, tmp_path: Path, mapped_roster: Path
+) -> None:
+    async with bot_running(
+        tmp_path, Start(framework, "workday-1000"), roster=mapped_roster
+    ) as running:
+        fake = running.fake
+        resident = User(fake, FINDER)
+        await resident.say("/start", "Do you agree?")
+        mark = len(fake.calls)
+        await resident.tap("yes", "Choose the street or town")
+        ask = await resident.expect("share your location", after=mark)
+        markup = ask.params["reply_markup"]
+        keyboard = json.loads(markup) if isinstance(markup, str) else markup
+        assert keyboard["keyboard"][0][0]["request_location"] in (True, "true")
+
+        lat, lon = grid_centre(0, 0, 1)
+        mark = len(fake.calls)
+        fake.push_location(FINDER, lat, lon, language_code="en")
+        await resident.expect("That location is in", after=mark)
+        mark = len(fake.calls)
+        await resident.tap(f"{MJC}-G2", "You are registered in")
+        removal = await resident.expect("✔", after=mark)
+        markup = removal.params["reply_markup"]
+        keyboard = json.loads(markup) if isinstance(markup, str) else markup
+        assert keyboard.get("remove_keyboard") in (True, "true")
+        assert await home_of(running, FINDER) == f"{MJC}-G2"
