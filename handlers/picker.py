@@ -72,6 +72,23 @@ async def places(ctx: Context) -> list[Unit]:
     return list(rows.all())
 
 
+async def unit_below(ctx: Context, code: str, root: str) -> Unit | None:
+    """The pickable unit `code` if it lies below `root` (a search result may be several levels
+    down), else None: a forged or stale code gets nowhere."""
+    unit = await ctx.session.get(Unit, code) if code else None
+    if unit is None or unit.level not in PICKABLE_LEVELS:
+        return None
+    above = unit.parent_code
+    for _ in range(len(PICKABLE_LEVELS) + 1):
+        if above is None:
+            return None
+        if above == root:
+            return unit
+        parent = await ctx.session.get(Unit, above)
+        above = parent.parent_code if parent is not None else None
+    return None
+
+
 async def show_picker(
     ctx: Context,
     flow: str,
@@ -349,8 +366,7 @@ def picker_step(done: ChoiceHandler) -> Step:
             await render_picker(ctx, in_place=True)
             return
         root = parent_code or await district_root(ctx)
-        scope = descendants(await places(ctx), root) if root else []
-        chosen = next((u for u in scope if u.code == value), None)
+        chosen = await unit_below(ctx, value, root) if root else None
         if chosen is None and value and value == ctx.data.get("pick_located"):
             located = await ctx.session.get(Unit, value)  # found by location: any grid
             chosen = located if located is not None and located.level == "grid" else None
