@@ -19,8 +19,9 @@ def lang(request: pytest.FixtureRequest, harness: Harness) -> str:
     return request.param
 
 
-async def at_describe_step(harness: Harness) -> ConversationState:
-    await register(harness, RESIDENT)
+async def at_describe_step(harness: Harness, *, registered: bool = False) -> ConversationState:
+    if not registered:
+        await register(harness, RESIDENT)
     await harness.press(RESIDENT, "m:report")
     await choose(harness, RESIDENT, "living")
     await choose(harness, RESIDENT, "repair")
@@ -107,7 +108,8 @@ async def test_forged_submit_button_submits_nothing(harness: Harness, lang: str)
     assert await harness.press(RESIDENT, "c:123:submit") == []
     assert harness.last_answer == t._("This button is no longer active.")
 
-    await at_describe_step(harness)
+    # (Registered already: the picker's buttons are gone, replaced by the place chosen.)
+    await at_describe_step(harness, registered=True)
     await harness.say(RESIDENT, "The tap leaks")
     state = await conversation_state(harness)
     assert state is not None and state.step == "confirm"
