@@ -155,6 +155,8 @@ class Transcript:
         if inbound.kind == "button":
             label = self._button_label(inbound)
             what = f"[{label}]" if label else f"[{inbound.button_data}]"
+        elif inbound.kind == "location":
+            what = f"<location> {inbound.latitude}, {inbound.longitude}"
         elif inbound.kind in ("photo", "voice", "contact", "unsupported"):
             what = f"<{inbound.kind}> {inbound.text or inbound.contact_phone}".rstrip()
         else:
