@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--link", default="", help="instead of grids: one poster for this link (a join link)"
     )
     posters.add_argument("--title", default="", help="the title of a --link poster")
-    posters.add_argument("--lang", choices=["zh", "en"], default="zh")
+    posters.add_argument(
+        "--lang",
+        choices=["zh", "zh-hant", "en"],
+        default="zh",
+        help="the posters' language (zh-hant: Traditional Chinese)",
+    )
     db = verbs.add_parser("db", help="database migrations")
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
     db_verbs.add_parser("upgrade", help="migrate to the newest schema")
@@ -404,10 +409,10 @@ async def export_command(
 
 async def posters_command(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     """Posters for the notice boards: a page per grid below --unit, or one for --link."""
-    from domain.i18n import translator
+    from domain.i18n import pick_language, translator
     from domain.posters import grid_posters, link_poster, posters_pdf
 
-    t = translator("en" if args.lang == "en" else "zh_CN")
+    t = translator(pick_language(args.lang))
     if args.link:
         if not args.link.startswith("https://"):
             print("--link must be an https:// link, such as a t.me join link.", file=sys.stderr)

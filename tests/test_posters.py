@@ -63,6 +63,17 @@ def test_cli_posters_one_page_per_grid_each_code_opens_its_grid(
     assert abs(height / width - 297 / 210) < 0.01  # A4
 
 
+def test_cli_posters_in_traditional_chinese(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(sample_district_dir())]) == 0
+    out = cli_env / "grid.pdf"
+    args = ["posters", "--unit", "QS-FM-MJ-02", "--out", str(out), "--bot-username", BOT]
+    assert main([*args, "--lang", "zh-hant"]) == 0
+    assert "1 poster(s)" in capsys.readouterr().out
+    assert [decoded(p) for p in pages_of(out.read_bytes())] == [[grid_link(BOT, "QS-FM-MJ-02")]]
+
+
 def test_cli_posters_explain_what_is_missing(
     cli_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
