@@ -99,7 +99,15 @@ async def show_picker(
     """Show the picker at `parent_code` (the towns when None). `whom` ({"relation", "name"})
     says the place is a family member's, so the prompt asks for hers or his."""
     extra: dict[str, Any] = {} if whom is None else {"pick_whom": whom}
-    ctx.go(flow, PICK_STEP, pick_parent=parent_code, pick_page=0, pick_found="", **extra)
+    ctx.go(
+        flow,
+        PICK_STEP,
+        pick_parent=parent_code,
+        pick_page=0,
+        pick_found="",
+        pick_shown=False,
+        **extra,
+    )
     if parent_code is None and await roster_has_geometry(ctx):
         # A reply keyboard cannot share a message with the picker's inline buttons.
         ctx.update_data(pick_locate=True, pick_located="")
@@ -253,8 +261,13 @@ async def render_picker(ctx: Context, *, in_place: bool = False) -> None:
     text, rows = view
     if in_place:
         ctx.reply(text, rows, edit_ref=PICKER_REF)
-    else:
-        ctx.reply(text, rows, ref=PICKER_REF)
+        return
+    if ctx.data.get("pick_shown"):
+        # Shown again (after /start, a restart, a stale choice): the copy above loses its
+        # buttons, so only the newest picker can be tapped.
+        ctx.reply(text, edit_ref=PICKER_REF)
+    ctx.reply(text, rows, ref=PICKER_REF)
+    ctx.update_data(pick_shown=True)
 
 
 async def close_picker(ctx: Context, chosen: Unit | None) -> None:

@@ -186,8 +186,9 @@ async def test_picker_pages_keep_the_order_and_never_pass_twelve(talk: Harness) 
     await choose(talk, "prev")  # page 3
     shown = picker.text, values(picker)
     restarted = Harness(talk.db, talk.clock, languages=talk.languages)
-    _, again = await restarted.say(RESIDENT, "/start")
+    _, *closed, again = await restarted.say(RESIDENT, "/start")
     assert (again.text, values(again)) == shown
+    assert [m.buttons for m in closed] == [[]]  # the copy shown before loses its buttons
 
     # A choice replaces the picker's buttons with what was chosen.
     await restarted.tap(RESIDENT, value="BD-T01-V030")
