@@ -158,6 +158,7 @@ async def _run_polling(
         bot_username=settings.bot_username,
         review_weights=settings.weights,
         limits=settings.flood_limits,
+        place_radius_m=settings.place_radius_m,
     )
     tasks: list[asyncio.Task[None]] = []
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -213,6 +214,7 @@ async def _run_webhook(
         bot_username=settings.bot_username,
         review_weights=settings.weights,
         limits=settings.flood_limits,
+        place_radius_m=settings.place_radius_m,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:

@@ -8,6 +8,7 @@ huiyin invite PHONE             a one-time link that ties a roster entry to a Te
 huiyin roster status [--unit CODE]   who on the roster Huiyin can reach, unit by unit
 huiyin export --unit CODE --period 2026-11 --out FILE   an area's ledger as an .xlsx file
 huiyin review --unit CODE --period 2026 --out FILE     the review table (分层考核) as an .xlsx file
+huiyin posters --unit CODE --out FILE.pdf   an A4 poster with a QR code for each grid below CODE
 huiyin db upgrade|downgrade REV migrate the database
 """
 
@@ -129,6 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
     review.add_argument(
         "--lang", choices=["zh", "en"], default="zh", help="the headers and labels' language"
+    )
+    posters = verbs.add_parser(
+        "posters",
+        help="print an A4 poster with a QR code for every grid below a unit (a PDF)",
+    )
+    posters.add_argument("--unit", help="a district, town, community or grid code")
+    posters.add_argument("--out", type=Path, required=True, help="the .pdf file to write")
+    posters.add_argument(
+        "--bot-username", default="", help="your bot's username (else HUIYIN_BOT_USERNAME)"
+    )
+    posters.add_argument(
+        "--link", default="", help="instead of grids: one poster for this link (a join link)"
+    )
+    posters.add_argument("--title", default="", help="the title of a --link poster")
+    posters.add_argument(
+        "--lang",
+        choices=["zh", "zh-hant", "en"],
+        default="zh",
+        help="the posters' language (zh-hant: Traditional Chinese)",
     )
     db = verbs.add_parser("db", help="database migrations")
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
@@ -270,6 +290,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings, clock: Clock) -
             return await review_command(
                 db, settings, args.unit, args.period, args.out, args.lang, clock
             )
+        if args.verb == "posters":
+            return await posters_command(db, settings, args)
     finally:
         await db.dispose()
     return 2
@@ -536,6 +558,45 @@ async def review_command(
         score = row.score(table.weights)
         shown = "—" if score is None else f"{score:.1f}"
         print(f"  {row_name(t, row)}: received {row.received}, score {shown}")
+    return 0
+
+
+async def posters_command(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    """Posters for the notice boards: a page per grid below --unit, or one for --link."""
+    from domain.i18n import pick_language, translator
+    from domain.posters import grid_posters, link_poster, posters_pdf
+
+    t = translator(pick_language(args.lang))
+    if args.link:
+        if not args.link.startswith("https://"):
+            print("--link must be an https:// link, such as a t.me join link.", file=sys.stderr)
+            return 2
+        posters = [link_poster(t, args.link, args.title or "Huiyin")]
+    else:
+        username = (args.bot_username or settings.bot_username).lstrip("@")
+        if not args.unit or not username:
+            print(
+                "posters needs --unit CODE and the bot's username (--bot-username NAME, or "
+                "HUIYIN_BOT_USERNAME), or --link URL.",
+                file=sys.stderr,
+            )
+            return 2
+        async with db.session() as session:
+            posters = await grid_posters(session, t, args.unit, username)
+        if not posters:
+            print(
+                f"--unit {args.unit!r}: no grids at or below that code. The codes are in "
+                "units.csv.",
+                file=sys.stderr,
+            )
+            return 1
+    pdf = await asyncio.to_thread(posters_pdf, posters)
+    try:
+        args.out.write_bytes(pdf)
+    except OSError as error:
+        print(f"--out {args.out}: cannot write it ({error.strerror or error}).", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.out}: {len(posters)} poster(s), {len(pdf) // 1024} KB.")
     return 0
 
 

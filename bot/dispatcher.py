@@ -25,6 +25,7 @@ from domain.floods import NO_LIMITS, Limits, count_update
 from domain.i18n import pick_language, translator
 from domain.messages import HandleResult, Inbound, Outbound, Sender
 from domain.outbox import enqueue
+from domain.places import DEFAULT_RADIUS_M
 from domain.reach import is_reachable, mark_written
 from domain.review import DEFAULT_WEIGHTS, Weights
 from handlers import (
@@ -35,6 +36,7 @@ from handlers import (
     menu,
     my_requests,
     onboarding,
+    posters,
     privacy,
     rate_above,
     review,
@@ -68,6 +70,7 @@ def build_router() -> Router:
     router.include(review.router)
     router.include(screening.router)
     router.include(privacy.router)
+    router.include(posters.router)
     return router
 
 
@@ -90,6 +93,7 @@ class Dispatcher:
         bot_username: str = "",
         review_weights: Weights = DEFAULT_WEIGHTS,
         limits: Limits = NO_LIMITS,
+        place_radius_m: float = DEFAULT_RADIUS_M,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -106,6 +110,7 @@ class Dispatcher:
         self.review_weights = review_weights
         # Per-person limits and burst summaries (domain/floods.py), from the settings.
         self.limits = limits
+        self.place_radius_m = place_radius_m
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -211,6 +216,7 @@ class Dispatcher:
             steps=self.router.steps,
             bot_username=self.bot_username,
             review_weights=self.review_weights,
+            place_radius_m=self.place_radius_m,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # this many days; ended requests lose their free texts after this many (three years).
     retention_outbox_days: int = Field(default=30, ge=1, le=3650)
     retention_closed_days: int = Field(default=1095, ge=30, le=36500)
+    # How far (metres) a shared location may be from a grid's point for that grid to be offered
+    # (when no grid's outline holds it; docs/roster.md).
+    place_radius_m: float = Field(default=2000.0, gt=0, le=50_000)
 
     @field_validator("bot_token")
     @classmethod

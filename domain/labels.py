@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.catalog import CATEGORY_BY_CODE, KINDS
-from domain.i18n import N_, Translator, translator
+from domain.i18n import N_, TRADITIONAL, Translator, to_traditional, translator
 from storage.models import Account, Staff, Unit
 
 STATUS_LABELS: dict[str, str] = {
@@ -145,7 +145,9 @@ def relation_label(t: Translator, relation: str) -> str:
 def unit_label(t: Translator, unit: Unit | None) -> str:
     if unit is None:
         return "?"
-    return unit.name_en if t.language == "en" and unit.name_en else unit.name
+    if t.language == "en" and unit.name_en:
+        return unit.name_en
+    return to_traditional(unit.name) if t.language == TRADITIONAL else unit.name
 
 
 async def unit_name(session: AsyncSession, t: Translator, code: str | None) -> str:

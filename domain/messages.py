@@ -45,6 +45,8 @@ class Inbound:
     contact_phone: str = ""
     contact_user_id: int | None = None
     file_id: str = ""
+    latitude: float | None = None  # a shared location
+    longitude: float | None = None
     update_id: int | None = None
 
 
@@ -81,6 +83,7 @@ class Outbound:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     request_contact: str = ""
+    request_location: str = ""
     remove_keyboard: bool = False
     media_kind: str | None = None
     media_file_id: str | None = None
@@ -110,6 +113,7 @@ class Outbound:
                 for row in self.buttons
             ],
             "request_contact": self.request_contact,
+            "request_location": self.request_location,
             "remove_keyboard": self.remove_keyboard,
             "media_kind": self.media_kind,
             "media_file_id": self.media_file_id,
@@ -136,6 +140,7 @@ class Outbound:
                 for row in payload.get("buttons", [])
             ),
             request_contact=payload.get("request_contact", ""),
+            request_location=payload.get("request_location", ""),
             remove_keyboard=payload.get("remove_keyboard", False),
             media_kind=payload.get("media_kind"),
             media_file_id=payload.get("media_file_id"),

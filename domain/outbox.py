@@ -75,6 +75,7 @@ def enqueue(
             text=piece,
             buttons=message.buttons if last else (),
             request_contact=message.request_contact if last else "",
+            request_location=message.request_location if last else "",
             remove_keyboard=message.remove_keyboard,
             media_kind=message.media_kind if index == 0 else None,
             media_file_id=message.media_file_id if index == 0 else None,

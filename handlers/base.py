@@ -24,6 +24,7 @@ from domain.floods import NO_LIMITS, Limits
 from domain.i18n import Translator
 from domain.messages import Button, HandleResult, Inbound, Outbound
 from domain.outbox import enqueue, retire_keyboard
+from domain.places import DEFAULT_RADIUS_M
 from domain.review import DEFAULT_WEIGHTS, Weights
 from storage.models import MAX_ROW_ID, Account, ConversationState, Staff
 
@@ -76,6 +77,8 @@ class Context:
     bot_username: str = ""
     # The district's weights for the review table's score (HUIYIN_REVIEW_WEIGHTS).
     review_weights: Weights = DEFAULT_WEIGHTS
+    # How far a shared location may be from a grid's point (settings: HUIYIN_PLACE_RADIUS_M).
+    place_radius_m: float = DEFAULT_RADIUS_M
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
     # Set when this update made a roster entry reachable again (its first message, or the

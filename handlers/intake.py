@@ -449,7 +449,7 @@ async def on_relation_typed(ctx: Context) -> None:
 async def on_relation_value(ctx: Context, relation: str) -> None:
     ctx.update_data(relation=relation)
     ctx.reply(ctx._("Where does {name} live?", name=escape(ctx.data["name"])))
-    await show_picker(ctx, FAMILY)
+    await show_picker(ctx, FAMILY, whom={"relation": relation, "name": ctx.data["name"]})
 
 
 async def on_family_grid(ctx: Context, grid_code: str) -> None:

@@ -18,7 +18,7 @@ import re
 
 from sqlmodel import col, select
 
-from domain.areas import area_of
+from domain.areas import AREA_ROLES, area_of
 from domain.family_links import START_PREFIX, Outcome, check, find_link, spend
 from domain.i18n import translator
 from domain.labels import ROLE_LABELS, unit_name
@@ -460,6 +460,8 @@ async def show_help(ctx: Context) -> None:
             )
         if ctx.staff is not None and ctx.staff.role in PHONELOG_ROLES:
             parts.append(ctx._("/phonelog who opened a full phone number"))
+    if ctx.staff is not None and ctx.staff.role in ("grid_member", *AREA_ROLES):
+        parts.append(ctx._("Posters: /poster QR posters of your grids for the notice boards"))
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -24,6 +24,11 @@ class Unit(SQLModel, table=True):
     parent_code: str | None = Field(default=None, foreign_key="units.code", index=True)
     name: str = Field(max_length=100)
     name_en: str = Field(default="", max_length=100)
+    # Where a grid is, from the roster (docs/roster.md): a point and/or an outline (a GeoJSON
+    # Polygon or MultiPolygon geometry, as text), for finding the grid of a shared location.
+    lat: float | None = Field(default=None)
+    lon: float | None = Field(default=None)
+    outline: str | None = Field(default=None, sa_type=Text)
 
 
 class Staff(SQLModel, table=True):

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import shapely.geometry
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +39,11 @@ from storage.models import Staff, Unit
 UNITS_FILE = "units.csv"
 PEOPLE_FILE = "people.csv"
 UNIT_COLUMNS: tuple[str, ...] = ("code", "level", "parent", "name", "name_en")
+# Where a grid is (docs/roster.md): a point in two optional columns, an outline in a GeoJSON file.
+UNIT_POINT_COLUMNS: tuple[str, ...] = ("lat", "lon")
+OUTLINES_FILE = "grids.geojson"
+OUTLINE_TYPES = ("Polygon", "MultiPolygon")
+MAX_OUTLINE_BYTES = 200_000  # one grid's outline; a village's is a few kilobytes
 PEOPLE_COLUMNS: tuple[str, ...] = ("name", "phone", "telegram_id", "role", "unit", "posts")
 
 LEVELS: tuple[str, ...] = ("district", "town", "community", "grid", "department")
@@ -167,6 +174,8 @@ class _UnitRow:
     parent: str | None
     name: str
     name_en: str
+    point: tuple[float, float] | None = None
+    outline: str | None = None
 
 
 @dataclass
@@ -199,9 +208,13 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
     """
     directory = Path(directory)
     errors = _Errors()
-    unit_records = _read_csv(directory, UNITS_FILE, UNIT_COLUMNS, errors)
+    unit_records = _read_csv(
+        directory, UNITS_FILE, UNIT_COLUMNS, errors, optional=UNIT_POINT_COLUMNS
+    )
     people_records = _read_csv(directory, PEOPLE_FILE, PEOPLE_COLUMNS, errors)
     units = _parse_units(unit_records or [], errors)
+    with_points = bool(unit_records) and all("lat" in v for _, v in unit_records or [])
+    outlines = _read_outlines(directory, errors)
     people = _parse_people(people_records or [], errors)
 
     # Reading the existing rows inside the writing transaction keeps the checks and the writes
@@ -211,6 +224,7 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
         db_staff = {s.phone: s for s in (await session.exec(select(Staff))).all()}
 
         file_units = _check_units(units, db_units, errors, units_readable=unit_records is not None)
+        _check_outlines(outlines, file_units, errors)
         levels = {code: unit.level for code, unit in db_units.items()}
         levels.update({code: row.level for code, row in file_units.items()})
         _check_people(
@@ -225,15 +239,21 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
             raise RosterRefused(errors.sorted())
 
         summary = ImportSummary()
-        await _write_units(session, file_units.values(), db_units, summary)
+        await _write_units(session, file_units.values(), db_units, summary, with_points, outlines)
         await _write_staff(session, people, db_staff, summary)
     return summary
 
 
 def _read_csv(
-    directory: Path, filename: str, columns: Sequence[str], errors: _Errors
+    directory: Path,
+    filename: str,
+    columns: Sequence[str],
+    errors: _Errors,
+    *,
+    optional: Sequence[str] = (),
 ) -> list[tuple[int, dict[str, str]]] | None:
-    """The data rows as (line, {column: stripped value}); None if the file cannot be read at all."""
+    """The data rows as (line, {column: stripped value}); None if the file cannot be read at all.
+    `optional` columns may be left out of the file (then they are not in the rows)."""
     path = directory / filename
     try:
         raw = path.read_bytes()
@@ -261,7 +281,7 @@ def _read_csv(
             errors.add(filename, 1, f"the file is empty; expected the header {','.join(columns)}")
             return None
         names = [h.strip().lower() for h in header]
-        header_problems = _header_problems(names, columns)
+        header_problems = _header_problems(names, columns, optional)
         if header_problems:
             for problem in header_problems:
                 errors.add(filename, 1, problem)
@@ -290,10 +310,16 @@ def _read_csv(
     return records
 
 
-def _header_problems(names: Sequence[str], columns: Sequence[str]) -> list[str]:
+def _header_problems(
+    names: Sequence[str], columns: Sequence[str], optional: Sequence[str] = ()
+) -> list[str]:
     problems: list[str] = []
     expected = f"expected the header {','.join(columns)}"
+    present = [c for c in optional if c in names]
+    if present and len(present) != len(optional):
+        problems.append(f"columns {', '.join(optional)} go together")
     missing = [c for c in columns if c not in names]
+    columns = (*columns, *optional)
     if missing:
         problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     extra = [
@@ -338,6 +364,7 @@ def _parse_units(records: list[tuple[int, dict[str, str]]], errors: _Errors) -> 
         _too_long(v["name_en"], MAX_UNIT_NAME, "name_en", UNITS_FILE, line, errors)
         if not v["code"]:
             continue  # nothing can refer to it; the empty code is already reported
+        point = _parse_point(v.get("lat", ""), v.get("lon", ""), line, errors)
         rows.append(
             _UnitRow(
                 line=line,
@@ -346,9 +373,92 @@ def _parse_units(records: list[tuple[int, dict[str, str]]], errors: _Errors) -> 
                 parent=v["parent"] or None,
                 name=v["name"],
                 name_en=v["name_en"],
+                point=point,
             )
         )
     return rows
+
+
+def _parse_point(lat: str, lon: str, line: int, errors: _Errors) -> tuple[float, float] | None:
+    if not lat and not lon:
+        return None
+    try:
+        point = (float(lat), float(lon))
+    except ValueError:
+        errors.add(UNITS_FILE, line, "lat and lon must both be numbers in degrees, or both empty")
+        return None
+    if not (-90 <= point[0] <= 90 and -180 <= point[1] <= 180):
+        errors.add(UNITS_FILE, line, f"lat {lat}, lon {lon} is not a place on Earth")
+        return None
+    return point
+
+
+def _read_outlines(directory: Path, errors: _Errors) -> dict[str, tuple[int, str]]:
+    """The grids' outlines from `grids.geojson` (optional): code → (feature number, geometry
+    as GeoJSON text). A FeatureCollection whose features carry `properties.code` and a Polygon
+    or MultiPolygon geometry in longitude, latitude order."""
+    path = directory / OUTLINES_FILE
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        errors.add(OUTLINES_FILE, 0, f"not readable GeoJSON: {exc}")
+        return {}
+    features = document.get("features") if isinstance(document, dict) else None
+    if not isinstance(features, list):
+        errors.add(OUTLINES_FILE, 0, "expected a FeatureCollection with a list of features")
+        return {}
+    outlines: dict[str, tuple[int, str]] = {}
+    for number, feature in enumerate(features, start=1):
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        code = properties.get("code") if isinstance(properties, dict) else None
+        if not isinstance(code, str) or not code:
+            errors.add(OUTLINES_FILE, number, "feature has no properties.code (a grid's code)")
+            continue
+        if not isinstance(geometry, dict) or geometry.get("type") not in OUTLINE_TYPES:
+            errors.add(
+                OUTLINES_FILE, number, f"{code}: the geometry must be a Polygon or MultiPolygon"
+            )
+            continue
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            errors.add(OUTLINES_FILE, number, f"{code}: unreadable geometry ({exc})")
+            continue
+        bounds = shape.bounds
+        if shape.is_empty or not shape.is_valid:
+            errors.add(OUTLINES_FILE, number, f"{code}: the outline is empty or crosses itself")
+            continue
+        if not (-180 <= bounds[0] <= bounds[2] <= 180 and -90 <= bounds[1] <= bounds[3] <= 90):
+            errors.add(OUTLINES_FILE, number, f"{code}: coordinates must be longitude, latitude")
+            continue
+        text = json.dumps(geometry, separators=(",", ":"))
+        if len(text) > MAX_OUTLINE_BYTES:
+            errors.add(OUTLINES_FILE, number, f"{code}: the outline has too many points")
+            continue
+        if code in outlines:
+            errors.add(
+                OUTLINES_FILE,
+                number,
+                f"{code}: a second outline (first is feature {outlines[code][0]})",
+            )
+            continue
+        outlines[code] = (number, text)
+    return outlines
+
+
+def _check_outlines(
+    outlines: dict[str, tuple[int, str]],
+    file_units: dict[str, _UnitRow],
+    errors: _Errors,
+) -> None:
+    """An outline goes with its grid's row in units.csv."""
+    for code, (number, _) in outlines.items():
+        level = file_units[code].level if code in file_units else None
+        if level != "grid":
+            errors.add(OUTLINES_FILE, number, f"{code} is not a grid in {UNITS_FILE}")
 
 
 def _check_units(
@@ -632,7 +742,12 @@ async def _write_units(
     rows: Iterable[_UnitRow],
     db_units: dict[str, Unit],
     summary: ImportSummary,
+    with_points: bool = False,
+    outlines: dict[str, tuple[int, str]] | None = None,
 ) -> None:
+    """Upsert the units. A point is written when the file has the lat/lon columns (an empty
+    cell clears it); an outline when `grids.geojson` names the grid (others keep theirs)."""
+    outlines = outlines or {}
     by_rank: dict[int, list[_UnitRow]] = {}
     for row in rows:
         assert row.level is not None  # validated
@@ -645,6 +760,11 @@ async def _write_units(
                 "name": row.name,
                 "name_en": row.name_en,
             }
+            if with_points:
+                values["lat"] = row.point[0] if row.point else None
+                values["lon"] = row.point[1] if row.point else None
+            if row.code in outlines:
+                values["outline"] = outlines[row.code][1]
             unit = db_units.get(row.code)
             if unit is None:
                 session.add(Unit(code=row.code, **values))

@@ -108,6 +108,7 @@ async def test_forged_submit_button_submits_nothing(harness: Harness, lang: str)
     assert await harness.press(RESIDENT, "c:123:submit") == []
     assert harness.last_answer == t._("This button is no longer active.")
 
+    # (Registered already: the picker's buttons are gone, replaced by the place chosen.)
     await at_describe_step(harness, registered=True)
     await harness.say(RESIDENT, "The tap leaks")
     state = await conversation_state(harness)

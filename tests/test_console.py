@@ -15,7 +15,7 @@ from domain.clock import ManualClock
 from domain.messages import Outbound
 from domain.outbox import enqueue
 from storage.database import Database
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, Unit
 from tests.harness import ZONE
 
 USER = 960000001
@@ -51,6 +51,34 @@ async def test_staff_share_a_contact_in_the_console(db: Database, clock: ManualC
     await console_line(driver, USER, ":contact 13800000013", out)
     assert "(type :contact PHONE)" in out.getvalue()
     assert "You are registered as community coordinator" in out.getvalue()
+
+
+async def test_a_resident_shares_a_location_in_the_console(
+    db: Database, clock: ManualClock
+) -> None:
+    async with db.transaction() as session:
+        grid = await session.get(Unit, "QS-FM-MJ-02")
+        assert grid is not None
+        grid.lat, grid.lon = 28.2012, 112.9433
+        session.add(grid)
+    out = io.StringIO()
+    driver = ChatDriver(db, clock, ZONE)
+    driver.languages[USER] = "en"
+    driver.names[USER] = "you"
+    Transcript(driver, out)
+    await console_line(driver, USER, "/start", out)
+    await console_line(driver, USER, "1", out)  # agree
+    assert "(type :location LAT LON)" in out.getvalue()
+    await console_line(driver, USER, ":location here", out)
+    assert "(type :location LAT LON, e.g." in out.getvalue()
+    await console_line(driver, USER, ":location 28.2020 112.9433", out)
+    transcript = out.getvalue()
+    assert "👤 you › <location> 28.202, 112.9433" in transcript
+    assert "The nearest grid, about 90 m away" in transcript
+    await console_line(driver, USER, "1", out)
+    assert "You are registered in Fengming Town › Maojiachong Village › Maojiachong Grid 2" in (
+        out.getvalue()
+    )
 
 
 def test_plain_shows_html_as_a_person_reads_it() -> None:

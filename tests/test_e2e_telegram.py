@@ -163,10 +163,10 @@ class StartUp:
 
 @asynccontextmanager
 async def bot_running(
-    tmp_path: Path, start: Start, prepare: Prepare | None = None
+    tmp_path: Path, start: Start, prepare: Prepare | None = None, roster: Path | None = None
 ) -> AsyncIterator[Running]:
     """The real bot (`run_bot`, with its worker) polling the fake Bot API, on a database with
-    the sample district, its clock standing at `start.at`.
+    the sample district (or the roster in `roster`), its clock standing at `start.at`.
 
     `prepare` fills the database (or tells the fake about chats) before the bot starts, so the
     worker's runs at start (the sweep, the digest) see it. The test begins once those runs are
@@ -177,7 +177,7 @@ async def bot_running(
     url = f"sqlite+aiosqlite:///{tmp_path}/e2e.db"
     db = Database(url)
     await db.upgrade()
-    await import_roster(db, sample_district_dir())
+    await import_roster(db, roster or sample_district_dir())
     async with FakeBotApi() as fake:
         api_url = await fake.start() if not getattr(fake, "base_url", None) else fake.base_url
         settings = load_settings(
@@ -370,9 +370,12 @@ async def test_family_member_far_away_reports_for_a_parent(running: Running) -> 
     await son.tap("yes", "毛家冲村第二网格")
     await son.tap("family", zh._("What is your family member's name?"))
     await son.say("陈淑芬", zh._("How is {name} related to you?", name="陈淑芬"))
-    await son.tap("mother", zh._("Choose the street or town:"))
-    await son.tap("QS-FM", zh._("{place}: choose your community or village:", place="凤鸣镇"))
-    await son.tap("QS-FM-MJ", zh._("{place}: choose your grid:", place="毛家冲村"))
+    await son.tap("mother", zh._("Choose the street or town where she lives:"))
+    await son.tap(
+        "QS-FM",
+        zh._("{place}: choose the community or village where she lives:", place="凤鸣镇"),
+    )
+    await son.tap("QS-FM-MJ", zh._("{place}: choose the grid where she lives:", place="毛家冲村"))
     await son.tap(
         "QS-FM-MJ-02",
         zh._("A phone number for {name}, so the grid member can call? (optional)", name="陈淑芬"),

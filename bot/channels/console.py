@@ -3,7 +3,7 @@
 `ChatDriver` plays users against the real dispatcher and delivers the outbox into memory; the
 console (`huiyin console`), the demo and the conversation tests all drive it. In the console,
 type text or /commands; a number presses that button of the last message; `:photo CAPTION`,
-`:voice`, `:contact PHONE`, `:sticker` send those kinds; `:quit` leaves.
+`:voice`, `:contact PHONE`, `:location LAT LON`, `:sticker` send those kinds; `:quit` leaves.
 """
 
 from __future__ import annotations
@@ -158,6 +158,8 @@ class Transcript:
         if inbound.kind == "button":
             label = self._button_label(inbound)
             what = f"[{label}]" if label else f"[{inbound.button_data}]"
+        elif inbound.kind == "location":
+            what = f"<location> {inbound.latitude}, {inbound.longitude}"
         elif inbound.kind in ("photo", "voice", "contact", "unsupported"):
             what = f"<{inbound.kind}> {inbound.text or inbound.contact_phone}".rstrip()
         else:
@@ -192,6 +194,8 @@ class Transcript:
             )
         if message.request_contact:
             print(f"      [{message.request_contact}] (type :contact PHONE)", file=self.out)
+        if message.request_location:
+            print(f"      [{message.request_location}] (type :location LAT LON)", file=self.out)
 
     def save_upload(self, message: Outbound) -> Path:
         suffix = Path(message.upload_name).suffix
@@ -237,6 +241,13 @@ async def console_line(driver: ChatDriver, user: int, line: str, out: TextIO) ->
         await driver.send(user, "voice", file_id="console-voice")
     elif command == ":contact":
         await driver.send(user, "contact", contact_phone=rest, contact_user_id=user)
+    elif command == ":location":
+        try:
+            lat, lon = (float(part) for part in rest.split())
+        except ValueError:
+            print("   (type :location LAT LON, e.g. :location 28.19 112.97)", file=out)
+            return
+        await driver.send(user, "location", latitude=lat, longitude=lon)
     elif command == ":sticker":
         await driver.send(user, "unsupported")
     else:

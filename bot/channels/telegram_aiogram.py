@@ -177,6 +177,13 @@ class AiogramSender(BotApiSender):
             one_time_keyboard=True,
         )
 
+    def location_keyboard(self, label: str) -> ReplyKeyboardMarkup:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=label, request_location=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+
     def keyboard_removal(self) -> ReplyKeyboardRemove:
         return ReplyKeyboardRemove(remove_keyboard=True)
 

@@ -149,7 +149,12 @@ def inbound_from_message(
             kind="voice", file_id=message.voice.file_id, text=message.caption or "", **common
         )
     if message.location is not None:
-        return Inbound(kind="location", **common)
+        return Inbound(
+            kind="location",
+            latitude=float(message.location.latitude),
+            longitude=float(message.location.longitude),
+            **common,
+        )
     if has_attachment:
         return Inbound(kind="unsupported", text=message.caption or "", **common)
     return None
@@ -301,6 +306,11 @@ class BotApiSender(ABC):
         after one use."""
 
     @abstractmethod
+    def location_keyboard(self, label: str) -> Any:
+        """A reply keyboard of one button that shares where the user is: resized, gone after
+        one use."""
+
+    @abstractmethod
     def keyboard_removal(self) -> Any:
         """The framework's ReplyKeyboardRemove."""
 
@@ -361,10 +371,11 @@ class BotApiSender(ABC):
         )
 
     def reply_markup(self, message: Outbound) -> Any:
-        """Inline buttons, a contact-request keyboard, a keyboard removal, or None."""
+        """Inline buttons, a contact- or location-request keyboard, a keyboard removal, or
+        None."""
         inline = self.inline_keyboard(message)
         if inline is not None:
-            if message.request_contact or message.remove_keyboard:
+            if message.request_contact or message.request_location or message.remove_keyboard:
                 # A message carries one markup; the inline buttons are what the card needs.
                 logger.warning(
                     "chat %s: inline buttons win over the reply keyboard on one message",
@@ -373,6 +384,8 @@ class BotApiSender(ABC):
             return inline
         if message.request_contact:
             return self.contact_keyboard(message.request_contact)
+        if message.request_location:
+            return self.location_keyboard(message.request_location)
         if message.remove_keyboard:
             return self.keyboard_removal()
         return None

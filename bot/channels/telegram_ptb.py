@@ -129,6 +129,13 @@ class PtbSender(BotApiSender):
             one_time_keyboard=True,
         )
 
+    def location_keyboard(self, label: str) -> ReplyKeyboardMarkup:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(label, request_location=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+
     def keyboard_removal(self) -> ReplyKeyboardRemove:
         return ReplyKeyboardRemove()
 
