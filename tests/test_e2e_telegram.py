@@ -29,7 +29,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
+# Both adapters are imported when the tests are collected, not when the first bot starts: on a
+# busy machine a cold import of aiogram takes longer than `bot_running`'s start-up wait. Every
+# end-to-end module imports this one, so they all get the warm import.
 import bot.app
+import bot.channels.telegram_aiogram
+import bot.channels.telegram_ptb
 from bot.app import run_bot
 from bot.settings import load_settings
 from domain.clock import ManualClock

@@ -13,9 +13,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-# Imported at collection: on a loaded machine a cold import of aiogram takes longer than the
-# start-up wait of `bot_running`.
-import bot.channels.telegram_aiogram  # noqa: F401
 from domain.i18n import translator
 from storage.models import ConversationState, Request
 from tests.fake_bot_api import RecordedCall

@@ -13,10 +13,6 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-# Both frameworks imported with the test module: importing aiogram takes seconds on a busy
-# machine, which would otherwise count against the bot's start-up wait in `bot_running`.
-import bot.channels.telegram_aiogram
-import bot.channels.telegram_ptb  # noqa: F401
 from domain.places import PAGE_SIZE
 from storage.models import Account
 from tests.big_district import grid_centre, write_district

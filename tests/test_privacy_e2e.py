@@ -11,10 +11,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-# Imported at collection: a cold import of a framework takes seconds on a busy machine, which
-# the bot's start-up (awaited for 10 s) should not have to absorb.
-import bot.channels.telegram_aiogram
-import bot.channels.telegram_ptb  # noqa: F401
 from storage.models import Account, Request
 from tests.test_e2e_telegram import Start, User, bot_running, chat_of, starts
 

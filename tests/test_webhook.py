@@ -19,6 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func
 from sqlmodel import select
 
+# Both adapters are imported when the tests are collected: on a busy machine a cold import of
+# aiogram takes longer than a replica's start-up wait (test_postgres_deployment uses it too).
+import bot.channels.telegram_aiogram
+import bot.channels.telegram_ptb  # noqa: F401
 from bot.app import Role, run_bot
 from bot.channels.webhook import SECRET_HEADER, WebhookServer, derive_secret
 from bot.settings import load_settings
