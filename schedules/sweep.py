@@ -3,11 +3,14 @@ and the steps of the resident's verdict after resolution (ask, remind, close as 
 
 A tick (every `HUIYIN_SWEEP_INTERVAL_SECONDS`, 30 s by default, and once at start) calls
 `sweep`. It reads which requests are due from one indexed column, `requests.next_due_at`, and
-handles each in its own transaction:
+handles each in its own transaction. It reads them in batches in id order, each batch after the
+last id handled, so a tick handles a row at most once and binds two values whatever the backlog
+(asyncpg takes at most 32,767 per statement):
 
-1. claim the row: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (a second sweep skips a row
-   the first holds); on SQLite a write comes first, which takes the database's write lock, so
-   sweeps in two processes run one after the other and each reads what the other committed;
+1. claim the row by its primary key: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (a
+   second sweep skips a row the first holds); on SQLite a write comes first, which takes the
+   database's write lock, so sweeps in two processes run one after the other and each reads
+   what the other committed;
 2. read it again under that claim: whatever another sweep already did is no longer due;
 3. act (a reminder, or an escalation and its notices), writing the timeline event and the
    outbox rows, and moving the due columns past what was done — all in the same transaction.
@@ -97,23 +100,22 @@ async def sweep(
     them in one summary card (handlers.cards.send_burst_summary)."""
     now = clock.now()
     report = SweepReport()
-    seen: set[int] = set()
     sqlite = db.url.startswith("sqlite")
+    after = 0  # the last id this tick has handled: each row at most once a tick, in id order
     while True:
         async with db.session() as session:
             query = (
                 select(Request.id)
                 .where(col(Request.next_due_at) <= now)
-                .order_by(col(Request.next_due_at), col(Request.id))
+                .where(col(Request.id) > after)
+                .order_by(col(Request.id))
                 .limit(BATCH)
             )
-            if seen:
-                query = query.where(col(Request.id).not_in(seen))
             due = [request_id for request_id in (await session.exec(query)).all() if request_id]
         if not due:
             return report
         for request_id in due:
-            seen.add(request_id)
+            after = request_id
             try:
                 async with db.transaction() as session:
                     request = await claim(session, request_id, now, sqlite=sqlite)
@@ -135,13 +137,15 @@ async def claim(
         # A write first: SQLite's write lock for the whole transaction, so what we read next
         # is what the last sweep committed, and no other sweep runs until we commit.
         await session.exec(text("UPDATE requests SET id = id WHERE 0"))  # type: ignore[call-overload]
+    # By the primary key alone: a condition on `next_due_at` here lets PostgreSQL's planner
+    # read the due index and filter on the id instead, which costs the whole backlog per row.
     result = await session.exec(
-        select(Request)
-        .where(Request.id == request_id)
-        .where(col(Request.next_due_at) <= now)
-        .with_for_update(skip_locked=True)
+        select(Request).where(Request.id == request_id).with_for_update(skip_locked=True)
     )
-    return result.first()
+    request = result.first()
+    if request is None or request.next_due_at is None or request.next_due_at > now:
+        return None
+    return request
 
 
 async def handle(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import event
 from sqlmodel import col, select
 
 import schedules.sweep as sweep_module
@@ -328,6 +329,52 @@ async def test_a_crash_half_way_loses_and_repeats_nothing(
     for request_id in ids:
         assert (await actions(db, request_id)).count("escalate") == 1
     assert len(await cards(db, XU)) == 3
+
+
+async def test_a_long_backlog_binds_few_values_and_handles_each_row_once_a_tick(
+    db: Database, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The structural form of 33,000 due rows on PostgreSQL (asyncpg binds at most 32,767
+    values in one statement): with batches of 4, a tick over 40 due needs binds no more values
+    in any statement it reads or updates with than it would for a handful, and a need that
+    fails is left for the next tick rather than tried again in this one."""
+    ids = [await submit(db, clock, resident=910000 + n) for n in range(40)]
+    clock.set(at(12, 1, 10))
+    monkeypatch.setattr(sweep_module, "BATCH", 4)
+    real = sweep_module.announce_new_owner
+
+    async def fail_one(*args: object, **kwargs: object) -> None:
+        request = args[2]
+        assert isinstance(request, Request)
+        if request.id == ids[17]:
+            raise RuntimeError("this one fails")
+        await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    widest: list[tuple[int, str]] = []
+
+    def note(
+        _conn: object, _cursor: object, statement: str, parameters: object, _ctx: object, many: bool
+    ) -> None:
+        rows = parameters if many else [parameters]
+        assert isinstance(rows, (list, tuple))
+        width = max((len(row) for row in rows if isinstance(row, (list, tuple, dict))), default=0)
+        if not statement.lstrip().upper().startswith("INSERT"):  # rows written, not read
+            widest.append((width, statement.split("\n")[0][:80]))
+
+    monkeypatch.setattr(sweep_module, "announce_new_owner", fail_one)
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        report = await run(db, clock)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert (report.escalated, report.failed) == (39, 1)
+    assert [request_id for request_id, _ in report.actions] == [i for i in ids if i != ids[17]]
+    assert max(widest) < (20, "")  # a `NOT IN` list of the ids seen would reach 36
+
+    monkeypatch.setattr(sweep_module, "announce_new_owner", real)
+    report = await run(db, clock)
+    assert report.actions == [(ids[17], "escalate:grid->community")]
+    assert (await run(db, clock)).total == 0
 
 
 # A restart after downtime -----------------------------------------------------------------------
