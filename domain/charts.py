@@ -25,15 +25,14 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from datetime import date
 from pathlib import Path
-
-# The Figure API with the Agg canvas, not pyplot: no display, no global figure state.
-from matplotlib import font_manager, get_cachedir
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.ft2font import FT2Font
+from typing import TYPE_CHECKING
 
 from domain.metrics import Rates
+
+# matplotlib (about 40 MiB) is imported by the functions that use it, when a chart or a poster
+# is first drawn, not when the bot starts.
+if TYPE_CHECKING:
+    from matplotlib.ft2font import FT2Font
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,8 @@ def use_font(path: Path | None) -> None:
 
 @functools.cache
 def _font_face(path: str) -> FT2Font:
+    from matplotlib.ft2font import FT2Font
+
     return FT2Font(path)
 
 
@@ -93,12 +94,16 @@ def covers(font: Path, text: str) -> bool:
 
 def font_cache_file() -> Path:
     """Where matplotlib keeps its list of installed fonts."""
+    from matplotlib import font_manager, get_cachedir
+
     return Path(get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
 
 
 def refresh_font_cache() -> list[Path]:
     """Add the installed fonts matplotlib's font cache does not know (installed after it was
     written) and save the cache, so later starts find them too; return the fonts added."""
+    from matplotlib import font_manager
+
     manager = font_manager.fontManager
     known = {str(Path(entry.fname).resolve()) for entry in manager.ttflist}
     added: list[Path] = []
@@ -127,6 +132,8 @@ def refresh_font_cache() -> list[Path]:
 
 
 def _candidates() -> list[Path]:
+    from matplotlib import font_manager
+
     found: list[Path] = []
     if _configured is not None:
         found.append(_configured)
@@ -160,6 +167,9 @@ class Font:
 
 
 def default_font() -> Path:
+    from matplotlib import font_manager
+    from matplotlib.font_manager import FontProperties
+
     return Path(font_manager.findfont(FontProperties()))
 
 
@@ -221,6 +231,11 @@ def stats_chart(
     """The chart as PNG bytes: `parts` are (label, rates) for each unit one level down;
     `per_day` the requests received each local day. A rate with nothing to measure (None)
     gets no bar and a "—" where it would stand."""
+    # The Figure API with the Agg canvas, not pyplot: no display, no global figure state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
     properties = FontProperties(fname=str(font)) if font is not None else FontProperties()
     small = properties.copy()
     small.set_size(8)

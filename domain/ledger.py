@@ -27,14 +27,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -57,6 +52,11 @@ from domain.reports import Figures, Period, Report, build_report
 from domain.requests import WHY_RESOLVE_OVERDUE
 from domain.verdicts import BY_BENEFICIARY, BY_REPORTER, BY_STAFF
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, Unit
+
+if TYPE_CHECKING:  # openpyxl is loaded when a workbook is written, not when the bot starts
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 BATCH = 1000
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
@@ -313,6 +313,8 @@ async def resolve_breaches(session: AsyncSession, request_ids: Sequence[int]) ->
 
 def text_cell(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
     """A cell holding `value` as a string, never as a formula (see the module's note)."""
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value=value)
     cell.data_type = "s"  # openpyxl would otherwise write "=..." as a formula
     if value.startswith(FORMULA_STARTS):
@@ -321,6 +323,8 @@ def text_cell(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
 
 
 def _cell(sheet: WriteOnlyWorksheet, value: object, kind: Kind) -> object:
+    from openpyxl.cell import WriteOnlyCell
+
     if isinstance(value, str):
         return text_cell(sheet, value) if value else value
     if kind == "datetime" and value is not None:
@@ -331,6 +335,8 @@ def _cell(sheet: WriteOnlyWorksheet, value: object, kind: Kind) -> object:
 
 
 def _header(sheet: WriteOnlyWorksheet, titles: Sequence[str]) -> list[WriteOnlyCell]:
+    from openpyxl.styles import Alignment, Font
+
     cells = []
     for title in titles:
         cell = text_cell(sheet, title)
@@ -359,6 +365,9 @@ async def write_ledger(
 ) -> int:
     """Write the ledger workbook (the ledger, then the figures) to `target`, a path or a binary
     file; return the number of requests in it."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(_sheet_title(t, N_("Ledger")))
     for index, column in enumerate(COLUMNS, start=1):
@@ -416,6 +425,8 @@ def parts_heading(level: Level) -> str:
 
 
 def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
+    from openpyxl.cell import WriteOnlyCell
+
     if value is None:
         return text_cell(
             sheet, "—"
@@ -442,6 +453,8 @@ def _figures_row(sheet: WriteOnlyWorksheet, name: str, figures: Figures) -> list
 
 
 def _bold(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+    from openpyxl.styles import Font
+
     cell = text_cell(sheet, value)
     cell.font = Font(bold=True)
     return cell
@@ -449,6 +462,9 @@ def _bold(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
 
 def write_figures(book: Workbook, report: Report, t: Translator, units: dict[str, Unit]) -> None:
     """The second sheet: the period's figures, as /stats shows them, for the same cohort."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+
     sheet = book.create_sheet(_sheet_title(t, N_("Statistics")))
     for index, (_, width) in enumerate(FIGURE_COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width

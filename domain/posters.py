@@ -17,13 +17,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import segno
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.patches import PathPatch, Rectangle
-from matplotlib.path import Path as MplPath
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +28,10 @@ from domain.charts import font_for
 from domain.i18n import Translator
 from domain.labels import mask_phone, unit_label
 from storage.models import Staff, Unit
+
+if TYPE_CHECKING:  # matplotlib is loaded when posters are drawn, not when the bot starts
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path as MplPath
 
 A4_INCHES = (8.27, 11.69)
 A4_MM = (210.0, 297.0)
@@ -62,6 +62,8 @@ def qr_modules(link: str) -> list[list[bool]]:
 
 def _qr_path(modules: Sequence[Sequence[bool]], left: float, bottom: float, side: float) -> MplPath:
     """One path of squares, a module each; row 0 at the top."""
+    from matplotlib.path import Path as MplPath
+
     count = len(modules)
     size = side / count
     vertices: list[tuple[float, float]] = []
@@ -105,6 +107,10 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def _page(poster: Poster, font: Path | None) -> Figure:
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.patches import PathPatch, Rectangle
+
     figure = Figure(figsize=A4_INCHES)
     axes = figure.add_axes((0, 0, 1, 1))
     axes.set_xlim(0, A4_MM[0])
@@ -138,6 +144,8 @@ def _page(poster: Poster, font: Path | None) -> Figure:
 
 def posters_pdf(posters: Sequence[Poster]) -> bytes:
     """One A4 page per poster."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
     words = "".join(
         p.heading + p.title + p.subtitle + p.people + p.link + "".join(p.steps) for p in posters
     )

@@ -6,17 +6,15 @@ sheet itself."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from typing import IO, TYPE_CHECKING
 
 from domain.i18n import N_, Translator
 from domain.labels import LEVEL_LABELS
 from domain.review import Row, Table, Weights
+
+if TYPE_CHECKING:  # openpyxl is loaded when a workbook is written, not when the bot starts
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 RATE_FORMAT = "0.0%"
 SCORE_FORMAT = "0.0"
@@ -63,6 +61,8 @@ def row_name(t: Translator, row: Row) -> str:
 
 
 def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
+    from openpyxl.cell import WriteOnlyCell
+
     if value is None:
         return "—"  # no denominator: undefined, never 0% or 100%
     cell = WriteOnlyCell(sheet, value=value)
@@ -71,12 +71,20 @@ def _rate(sheet: WriteOnlyWorksheet, value: float | None) -> object:
 
 
 def _bold(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
     cell = WriteOnlyCell(sheet, value=value)
     cell.font = Font(bold=True)
     return cell
 
 
 def write_review(table: Table, target: str | Path | IO[bytes], t: Translator, area: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     book = Workbook(write_only=True)
     title = "".join(c for c in t._("Review") if c not in "[]:*?/\\")[:31] or "Review"
     sheet = book.create_sheet(title)

@@ -1,0 +1,79 @@
+"""matplotlib (charts, posters) and openpyxl (the ledger, the review workbook) load when first
+used, not when the bot starts: together they are about 45 MiB of a process's memory that most
+processes never need (a webhook replica never draws a chart)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("matplotlib", "openpyxl")
+
+# Run in a fresh interpreter: this test process has long imported both.
+START = """
+import importlib, pkgutil, sys, tempfile
+from pathlib import Path
+
+import bot.app, bot.cli, bot.dispatcher, handlers, schedules
+for package in (handlers, schedules):
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+import bot.channels.telegram_aiogram, bot.channels.telegram_ptb
+
+from bot.app import build_worker
+from bot.channels.memory import MemorySender
+from bot.dispatcher import Dispatcher
+from bot.settings import load_settings
+from domain import charts
+from domain.clock import ManualClock
+from storage.database import Database
+
+url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/lazy.db"
+settings = load_settings(_env_file=None, database_url=url)
+charts.use_font(settings.chart_font)  # as run_bot does at start
+db = Database(url)
+clock = ManualClock()
+Dispatcher(db, clock, settings.zone, policy=settings.policy, limits=settings.flood_limits)
+build_worker(db, MemorySender(), clock, settings)
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"matplotlib", "openpyxl"})))
+"""
+
+
+def loaded_after(script: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(done.stdout.split())
+
+
+def test_starting_the_bot_loads_neither_matplotlib_nor_openpyxl() -> None:
+    assert loaded_after(START) == set()
+
+
+def test_a_chart_or_a_workbook_loads_them_when_first_made() -> None:
+    """The check above can see them: the first chart font lookup and the first workbook
+    written load them."""
+    use = START.replace(
+        "print(",
+        "charts.default_font()\n"
+        "import io\n"
+        "from datetime import UTC, datetime\n"
+        "from domain.i18n import translator\n"
+        "from domain.reports import Period\n"
+        "from domain.review import DEFAULT_WEIGHTS, Table\n"
+        "from domain.review_book import write_review\n"
+        "moment = datetime(2026, 11, 1, tzinfo=UTC)\n"
+        "table = Table(None, Period(moment, moment, '2026-11'), DEFAULT_WEIGHTS)\n"
+        "write_review(table, io.BytesIO(), translator('en'), 'District')\n"
+        "print(",
+    )
+    assert loaded_after(use) == {"matplotlib", "openpyxl"}
