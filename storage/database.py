@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POOL_SIZE = 5
+# Rows ANALYZE looks at per index on SQLite: statistics close enough for the planner to pick
+# the right index, in milliseconds however large the tables have grown.
+SQLITE_ANALYSIS_LIMIT = 1000
 MAX_OVERFLOW = 10
 
 
@@ -154,6 +157,18 @@ class Database:
     async def upgrade(self, revision: str = "head") -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), revision))
+        await self.analyze()
+
+    async def analyze(self) -> None:
+        """Refresh SQLite's statistics of the tables and indexes (after the migrations, which
+        run at every start, and after a roster import). SQLite never gathers them by itself,
+        and without them it may choose the wrong index: reading a chat's last sent card took
+        61 ms instead of 0.01 ms (issue 14). PostgreSQL's autovacuum keeps its own."""
+        if self.write_lock is None:
+            return
+        async with self.write_lock, self.engine.begin() as conn:
+            await conn.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+            await conn.exec_driver_sql("ANALYZE")
 
     async def downgrade(self, revision: str) -> None:
         async with self.engine.begin() as conn:

@@ -249,10 +249,15 @@ class OutboxMessage(SQLModel, table=True):
     """An outgoing message, written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "next_attempt_at"),
+        # A chat's messages by time: "in touch in the last half hour" (handlers.cards.in_touch)
+        # reads only that half hour, not the chat's whole history.
+        Index("ix_outbox_chat_created", "chat_id", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     ref_key: str | None = Field(default=None, max_length=64, index=True)
     status: str = Field(default="pending", max_length=12)

@@ -241,6 +241,7 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
         summary = ImportSummary()
         await _write_units(session, file_units.values(), db_units, summary, with_points, outlines)
         await _write_staff(session, people, db_staff, summary)
+    await db.analyze()  # the roster's tables may have changed size many times over
     return summary
 
 
