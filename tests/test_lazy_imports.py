@@ -41,11 +41,11 @@ print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"matplotli
 """
 
 
-def loaded_after(script: str) -> set[str]:
+def loaded_after(script: str, home: Path) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -55,11 +55,11 @@ def loaded_after(script: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_starting_the_bot_loads_neither_matplotlib_nor_openpyxl() -> None:
-    assert loaded_after(START) == set()
+def test_starting_the_bot_loads_neither_matplotlib_nor_openpyxl(tmp_path: Path) -> None:
+    assert loaded_after(START, tmp_path) == set()
 
 
-def test_a_chart_or_a_workbook_loads_them_when_first_made() -> None:
+def test_a_chart_or_a_workbook_loads_them_when_first_made(tmp_path: Path) -> None:
     """The check above can see them: the first chart font lookup and the first workbook
     written load them."""
     use = START.replace(
@@ -76,4 +76,4 @@ def test_a_chart_or_a_workbook_loads_them_when_first_made() -> None:
         "write_review(table, io.BytesIO(), translator('en'), 'District')\n"
         "print(",
     )
-    assert loaded_after(use) == {"matplotlib", "openpyxl"}
+    assert loaded_after(use, tmp_path) == {"matplotlib", "openpyxl"}  # its font cache: tmp_path
