@@ -636,14 +636,14 @@ def show(figures: Figures, backend: str) -> None:
     print()
     m, t = f.measured, f.truth
     assert t is not None
-    print(f"{'':<26}{'measured':>18}{'ground truth':>18}")
+    print(f"{'':<26}{'measured':>24}{'ground truth':>24}")
     for name, value in (
         ("received", lambda r: f"{r.received}"),
         ("response rate", lambda r: f"{percent(r.response)} ({r.responded})"),
         ("resolution rate", lambda r: f"{percent(r.resolution)} ({r.resolved})"),
         ("satisfaction rate", lambda r: f"{percent(r.satisfaction)} ({r.satisfied}/{r.rated})"),
     ):
-        print(f"{name:<26}{value(m) if m else '—':>18}{value(t):>18}")
+        print(f"{name:<26}{value(m) if m else '—':>24}{value(t):>24}")
     print("rates equal to ground truth:", "yes" if m == t else "NO")
 
 
