@@ -59,6 +59,20 @@ class Action(StrEnum):
     RATE_LAPSED = "rate_lapsed"
     SCREEN = "screen"  # a need from someone marked as a nuisance waits for a coordinator
     FLAG = "flag"  # a coordinator marked (or unmarked) the reporter as a nuisance
+    # The supply side (domain/claims.py): the holder offered it to volunteers; the offer went
+    # on to the town's; the holder withdrew it; a volunteer (or a unit) claimed it; the
+    # claimant gave it back (or left); the holder took it back; the claimant reported it done.
+    OFFER = "offer"
+    WIDEN = "widen"
+    WITHDRAW = "withdraw"
+    CLAIM = "claim"
+    RELEASE = "release"
+    TAKE_BACK = "take_back"
+    CLAIM_DONE = "claim_done"
+    # Shared needs: a resident said "me too"; staff marked it shared; a duplicate was merged in.
+    SUPPORT = "support"
+    SHARE = "share"
+    MERGED_IN = "merged_in"
 
 
 class Level(StrEnum):

@@ -180,6 +180,13 @@ class Request(SQLModel, table=True):
     # health or counselling need; when its free texts were removed (erasure or retention).
     sensitive_consent_at: datetime | None = None
     anonymised_at: datetime | None = None
+    # The supply side (domain/claims.py): the live offer to volunteers, if any (a `claims` id);
+    # a shared need (共性需求: marked by staff, or gathering "me too"s) and its supporters; the
+    # need a later duplicate was merged into.
+    claim_id: int | None = Field(default=None, index=True)
+    shared_at: datetime | None = None
+    supporter_count: int = Field(default=0)
+    merged_into_id: int | None = Field(default=None, foreign_key="requests.id")
 
     @property
     def reference(self) -> str:
@@ -405,5 +412,118 @@ class UpwardRating(SQLModel, table=True):
     due_at: datetime | None = None  # the next step: asking (pending) or lapsing (asked)
     asked_at: datetime | None = None
     rating: str | None = Field(default=None, max_length=16)
+    comment: str | None = Field(default=None, max_length=1000)
+    rated_at: datetime | None = None
+
+
+class Organisation(SQLModel, table=True):
+    """A body that claims as one (a district department, an enterprise, a social organisation):
+    its volunteers may claim a shared need in its name, through a contact person; residents
+    then see the organisation's name. Called "units" in the practice; the table is named
+    `organisations` because `units` is the administrative tree."""
+
+    __tablename__ = "organisations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    name_en: str = Field(default="", max_length=100)
+    kind: str = Field(max_length=16)  # domain.volunteers: department, enterprise, social
+    # The area it serves (a town or community), or None for the whole district.
+    unit_code: str | None = Field(default=None, foreign_key="units.code")
+    created_at: datetime
+
+
+class Volunteer(SQLModel, table=True):
+    """A resident who serves (志愿者, or an in-service party member who reported to the
+    community, 报到): the community or town they serve, the categories they offer.
+
+    `status`: "pending" (applied, waiting for the coordinator), "approved", "declined",
+    "paused" (away for a while: gets no claim cards), "left". A volunteer imported from the
+    roster is approved and has no account until they open the bot and are matched by phone."""
+
+    __tablename__ = "volunteers"
+    __table_args__ = (Index("ix_volunteers_unit_status", "unit_code", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", unique=True)
+    name: str = Field(max_length=50)
+    phone: str | None = Field(default=None, max_length=20, unique=True)
+    unit_code: str = Field(foreign_key="units.code")
+    categories: str = Field(default="", max_length=500)  # ";"-separated catalog codes
+    party_member: bool = Field(default=False)
+    organisation_id: int | None = Field(default=None, foreign_key="organisations.id", index=True)
+    # May claim in the organisation's name (its contact person).
+    is_contact: bool = Field(default=False)
+    status: str = Field(max_length=12)
+    source: str = Field(default="chat", max_length=8)  # "chat" or "roster"
+    created_at: datetime
+    decided_at: datetime | None = None
+    decided_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    paused_at: datetime | None = None
+    left_at: datetime | None = None
+
+    @property
+    def category_list(self) -> list[str]:
+        return [c for c in self.categories.split(";") if c]
+
+
+class Claim(SQLModel, table=True):
+    """A need offered to volunteers (📣), and who took it (认领). One row per offer; the
+    request's `claim_id` names the live one. The holder of the need stays responsible.
+
+    `state` (domain.claims): "offered" → "claimed" → "done" (the claimant reported it) →
+    "confirmed" (the holder, or the time limit, confirmed; the need is resolved); or ended:
+    "withdrawn" (the holder took the offer back), "taken_back" (the holder took a claimed need
+    back), "released" (the claimant gave it back or left), "closed" (the need ended otherwise).
+    `next_due_at` is the earliest of `widen_at` (offer the town next) and `confirm_due_at`
+    (count the reported work as done)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        Index("ix_claims_state_due", "state", "next_due_at"),
+        Index("ix_claims_volunteer_state", "volunteer_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="requests.id", index=True)
+    state: str = Field(max_length=12)
+    offered_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")  # None: auto
+    note: str | None = Field(default=None, max_length=500)
+    offered_at: datetime
+    # Whose volunteers see the offer: the community first, then the town (`widen_at`).
+    reach_unit_code: str = Field(foreign_key="units.code", max_length=32)
+    widen_at: datetime | None = None
+    volunteer_id: int | None = Field(default=None, foreign_key="volunteers.id")
+    organisation_id: int | None = Field(default=None, foreign_key="organisations.id")
+    claimed_at: datetime | None = None
+    done_at: datetime | None = None
+    done_note: str | None = Field(default=None, max_length=1000)
+    done_media_kind: str | None = Field(default=None, max_length=8)
+    done_media_file_id: str | None = Field(default=None, max_length=200)
+    hours: float | None = None
+    confirm_due_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    ended_at: datetime | None = None
+    next_due_at: datetime | None = None
+
+
+class Supporter(SQLModel, table=True):
+    """A resident who said "➕ Me too" to an open need of their village rather than report the
+    same again (共性需求): told of every step, asked for their own verdict. One per need per
+    beneficiary (a family member may add a parent)."""
+
+    __tablename__ = "supporters"
+    __table_args__ = (
+        Index("ux_supporters_request_beneficiary", "request_id", "beneficiary_id", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="requests.id")
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    beneficiary_id: int = Field(foreign_key="beneficiaries.id")
+    created_at: datetime
+    verdict_asked_at: datetime | None = None
+    solved: bool | None = None
+    satisfaction: str | None = Field(default=None, max_length=16)
     comment: str | None = Field(default=None, max_length=1000)
     rated_at: datetime | None = None
