@@ -159,6 +159,7 @@ async def _run_polling(
         review_weights=settings.weights,
         limits=settings.flood_limits,
         place_radius_m=settings.place_radius_m,
+        offer_rules=settings.offer_rules,
     )
     tasks: list[asyncio.Task[None]] = []
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -215,6 +216,7 @@ async def _run_webhook(
         review_weights=settings.weights,
         limits=settings.flood_limits,
         place_radius_m=settings.place_radius_m,
+        offer_rules=settings.offer_rules,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -392,6 +394,16 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return report
 
     worker.every("ratings", settings.sweep_interval_seconds, ratings_from_below)
+
+    from schedules.offers import run_offers
+
+    async def widen_offers() -> object:
+        report = await run_offers(db, clock, settings.zone)
+        if report.total:
+            worker.outbox.wake.set()
+        return report
+
+    worker.every("offers", settings.sweep_interval_seconds, widen_offers)
 
     from schedules.retention import apply_retention
 

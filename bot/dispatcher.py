@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.claims import DEFAULT_OFFER_RULES, OfferRules
 from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.floods import NO_LIMITS, Limits, count_update
@@ -35,6 +36,7 @@ from handlers import (
     lookup,
     menu,
     my_requests,
+    offers,
     onboarding,
     posters,
     privacy,
@@ -71,6 +73,7 @@ def build_router() -> Router:
     router.include(screening.router)
     router.include(privacy.router)
     router.include(posters.router)
+    router.include(offers.router)
     return router
 
 
@@ -94,6 +97,7 @@ class Dispatcher:
         review_weights: Weights = DEFAULT_WEIGHTS,
         limits: Limits = NO_LIMITS,
         place_radius_m: float = DEFAULT_RADIUS_M,
+        offer_rules: OfferRules = DEFAULT_OFFER_RULES,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -111,6 +115,7 @@ class Dispatcher:
         # Per-person limits and burst summaries (domain/floods.py), from the settings.
         self.limits = limits
         self.place_radius_m = place_radius_m
+        self.offer_rules = offer_rules
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -217,6 +222,7 @@ class Dispatcher:
             bot_username=self.bot_username,
             review_weights=self.review_weights,
             place_radius_m=self.place_radius_m,
+            offer_rules=self.offer_rules,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

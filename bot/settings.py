@@ -14,9 +14,17 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.calendar import CalendarFileError, load_official_days, parse_clock_time
+from domain.catalog import CATEGORY_BY_CODE
+from domain.claims import OfferRules
 from domain.deadlines import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_from
 from domain.floods import Limits
 from domain.review import DEFAULT_WEIGHTS_TEXT, Weights
+from domain.volunteers import DEFAULT_AUTO_OFFER, NEVER_OFFERED
+
+
+def parse_codes(value: str) -> list[str]:
+    return [c.strip() for c in re.split(r"[,;\s]+", value) if c.strip()]
+
 
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
 
@@ -79,6 +87,11 @@ class Settings(BaseSettings):
     # How far (metres) a shared location may be from a grid's point for that grid to be offered
     # (when no grid's outline holds it; docs/roster.md).
     place_radius_m: float = Field(default=2000.0, gt=0, le=50_000)
+    # Offers to volunteers (handlers/offers.py): hours an offer stays with the community's
+    # volunteers before the town's get it too; the categories offered as soon as a need is
+    # routed (catalog codes separated by commas; unset: companionship and errands; "": none).
+    offer_widen_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    auto_offer: str | None = None
 
     @field_validator("bot_token")
     @classmethod
@@ -190,6 +203,31 @@ class Settings(BaseSettings):
         except CalendarFileError as error:
             raise ValueError(str(error)) from None
         return value
+
+    @field_validator("auto_offer")
+    @classmethod
+    def _auto_offer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        codes = parse_codes(value)
+        unknown = [c for c in codes if c not in CATEGORY_BY_CODE]
+        if unknown:
+            raise ValueError(
+                f"unknown categories {', '.join(unknown)} (catalog codes, comma-separated)"
+            )
+        never = [c for c in codes if c in NEVER_OFFERED]
+        if never:
+            raise ValueError(f"{', '.join(never)} is never offered to volunteers")
+        return ",".join(codes)
+
+    @property
+    def offer_rules(self) -> OfferRules:
+        auto = (
+            DEFAULT_AUTO_OFFER
+            if self.auto_offer is None
+            else frozenset(parse_codes(self.auto_offer))
+        )
+        return OfferRules(widen_after=timedelta(hours=self.offer_widen_hours), auto_offer=auto)
 
     @property
     def zone(self) -> ZoneInfo:

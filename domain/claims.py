@@ -14,14 +14,20 @@ changes the row, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Claim, Request, Volunteer
+from domain.i18n import N_, Translator, translator
+from domain.messages import Outbound
+from domain.outbox import enqueue_edit
+from domain.volunteers import DEFAULT_AUTO_OFFER, NEVER_OFFERED, VolunteerStatus
+from storage.models import Account, Claim, OutboxMessage, Request, Unit, Volunteer
 
 
 class ClaimState(StrEnum):
@@ -164,3 +170,168 @@ async def release_all_of(
             session.add(request)
             released.append((claim, request))
     return released
+
+
+# Offering ---------------------------------------------------------------------------------
+
+# Claim cards are named "claim:<claim id>" in each volunteer's chat: one message per offer per
+# volunteer, edited in place (taken, no longer needed, the claimant's full card).
+CLAIM_REF_PREFIX = "claim"
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRules:
+    """The district's settings for offers (HUIYIN_OFFER_WIDEN_HOURS, HUIYIN_AUTO_OFFER): how
+    long an offer stays with the community's volunteers before the town's get it, and the
+    categories offered as soon as a need is routed."""
+
+    widen_after: timedelta = timedelta(hours=24)
+    auto_offer: frozenset[str] = DEFAULT_AUTO_OFFER
+
+
+DEFAULT_OFFER_RULES = OfferRules()
+
+
+def claim_ref(claim_id: int) -> str:
+    return f"{CLAIM_REF_PREFIX}:{claim_id}"
+
+
+def offerable(category: str) -> bool:
+    """Whether a need of this category may be offered to volunteers at all."""
+    return category not in NEVER_OFFERED
+
+
+async def ancestor_at(session: AsyncSession, code: str | None, level: str) -> Unit | None:
+    """The unit at `level` on the way up from `code` (itself included), or None."""
+    while code is not None:
+        unit = await session.get(Unit, code)
+        if unit is None:
+            return None
+        if unit.level == level:
+            return unit
+        code = unit.parent_code
+    return None
+
+
+async def new_offer(
+    session: AsyncSession,
+    request: Request,
+    now: datetime,
+    *,
+    reach_unit_code: str,
+    widen_at: datetime | None,
+    staff_id: int | None,
+    note: str | None,
+) -> Claim:
+    """A new offer of the need (state offered), named by the request as its live claim."""
+    assert request.id is not None
+    claim = Claim(
+        request_id=request.id,
+        state=ClaimState.OFFERED.value,
+        offered_by_staff_id=staff_id,
+        note=note,
+        offered_at=now,
+        reach_unit_code=reach_unit_code,
+        widen_at=widen_at,
+        next_due_at=widen_at,
+    )
+    session.add(claim)
+    await session.flush()
+    request.claim_id = claim.id
+    session.add(request)
+    return claim
+
+
+def reach_filter(reach_unit_code: str) -> ColumnElement[bool]:
+    """Volunteers serving the reach unit or a unit right inside it (a town's communities)."""
+    inside = select(Unit.code).where(Unit.parent_code == reach_unit_code)
+    return or_(col(Volunteer.unit_code) == reach_unit_code, col(Volunteer.unit_code).in_(inside))
+
+
+async def matching_volunteers(
+    session: AsyncSession,
+    category: str,
+    reach_unit_code: str,
+    *,
+    not_sent: int | None = None,
+    exclude_volunteer_ids: tuple[int, ...] = (),
+) -> list[tuple[Volunteer, Account]]:
+    """The approved volunteers, with an account the bot can write to, who serve the reach unit
+    (or, for a town, any community in it) and offer `category`: one query (the volunteers'
+    unit and status index). With `not_sent`, those not yet sent that claim's card."""
+    query = (
+        select(Volunteer, Account)
+        .join(Account, col(Account.id) == col(Volunteer.account_id))
+        .where(reach_filter(reach_unit_code))
+        .where(Volunteer.status == VolunteerStatus.APPROVED.value)
+        .where(col(Account.blocked_at).is_(None), col(Account.erased_at).is_(None))
+        .where((";" + col(Volunteer.categories) + ";").contains(f";{category};"))
+        .order_by(col(Volunteer.id))
+    )
+    if not_sent is not None:
+        sent = select(OutboxMessage.chat_id).where(OutboxMessage.ref_key == claim_ref(not_sent))
+        query = query.where(col(Account.chat_id).not_in(sent))
+    if exclude_volunteer_ids:
+        query = query.where(col(Volunteer.id).not_in(exclude_volunteer_ids))
+    rows = await session.exec(query)
+    return [(volunteer, account) for volunteer, account in rows.all()]
+
+
+async def card_chats(session: AsyncSession, claim_id: int) -> list[tuple[int, str]]:
+    """Every chat that was sent the claim's card, with its language (zh_CN when unknown)."""
+    chats = (
+        await session.exec(
+            select(OutboxMessage.chat_id)
+            .where(OutboxMessage.ref_key == claim_ref(claim_id))
+            .distinct()
+        )
+    ).all()
+    if not chats:
+        return []
+    languages = dict(
+        (
+            await session.exec(
+                select(Account.chat_id, Account.language).where(col(Account.chat_id).in_(chats))
+            )
+        ).all()
+    )
+    return [(chat, languages.get(chat, "zh_CN")) for chat in sorted(chats)]
+
+
+async def edit_cards(
+    session: AsyncSession,
+    claim_id: int,
+    now: datetime,
+    build: Callable[[Translator], str],
+    *,
+    except_chat: int | None = None,
+) -> None:
+    """Edit every card of the claim to a plain line (no buttons), each in its reader's
+    language; `except_chat` keeps one (the claimant's, shown otherwise)."""
+    for chat_id, language in await card_chats(session, claim_id):
+        if chat_id == except_chat:
+            continue
+        await enqueue_edit(
+            session,
+            Outbound(
+                chat_id=chat_id, text=build(translator(language)), edit_ref=claim_ref(claim_id)
+            ),
+            now,
+        )
+
+
+NO_LONGER_NEEDED = N_("📣 {ref}: this need is no longer open. Thank you all the same.")
+
+
+async def close_claim_of(session: AsyncSession, request: Request, now: datetime) -> Claim | None:
+    """The need ended otherwise (resolved by its holder, cancelled, merged): its live claim
+    ends as closed, and every claim card of it, the claimant's too, becomes a plain "no longer
+    needed" line (the claimant no longer sees the beneficiary's details). Returns the claim."""
+    claim = await live_claim(session, request)
+    if claim is None or claim.id is None:
+        return None
+    end(claim, request, ClaimState.CLOSED, now)
+    session.add(claim)
+    reference = request.reference
+    await edit_cards(session, claim.id, now, lambda t: t._(NO_LONGER_NEEDED, ref=reference))
+    return claim

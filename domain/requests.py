@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.claims import close_claim_of
 from domain.deadlines import DEFAULT_POLICY, Policy, start_clocks, stop_accept_clock, stop_clocks
 from domain.floods import (
     NOTE_SCREEN_CLOSED,
@@ -132,6 +133,9 @@ async def transition(
     elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
         request.closed_at = now
         stop_clocks(request)
+    if action in (Action.RESOLVE, Action.CANCEL, Action.MERGE):
+        # An offer or a claim of a need that ended otherwise is closed (domain/claims.py).
+        await close_claim_of(session, request, now)
     session.add(request)
     return add_event(
         session,

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.claims import DEFAULT_OFFER_RULES, OfferRules
 from domain.clock import Clock
 from domain.deadlines import DEFAULT_POLICY, Policy
 from domain.floods import NO_LIMITS, Limits
@@ -79,6 +80,8 @@ class Context:
     review_weights: Weights = DEFAULT_WEIGHTS
     # How far a shared location may be from a grid's point (settings: HUIYIN_PLACE_RADIUS_M).
     place_radius_m: float = DEFAULT_RADIUS_M
+    # Offers to volunteers (settings: HUIYIN_OFFER_WIDEN_HOURS, HUIYIN_AUTO_OFFER).
+    offer_rules: OfferRules = DEFAULT_OFFER_RULES
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
     # Set when this update made a roster entry reachable again (its first message, or the

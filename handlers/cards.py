@@ -20,8 +20,9 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.claims import HELD_STATES, ClaimState, live_claim, offerable
 from domain.deadlines import DEFAULT_POLICY, URGENT, Policy
-from domain.i18n import Translator, translator
+from domain.i18n import TRADITIONAL, Translator, to_traditional, translator
 from domain.labels import (
     LEVEL_LABELS,
     PRIORITY_LABELS,
@@ -39,7 +40,17 @@ from domain.messages import Button, Outbound
 from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
 from handlers.base import escape
-from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff, Unit
+from storage.models import (
+    Account,
+    Beneficiary,
+    Claim,
+    Organisation,
+    OutboxMessage,
+    Request,
+    Staff,
+    Unit,
+    Volunteer,
+)
 from storage.outbox import latest_sent_message_id
 
 TASK_PREFIX = "t"
@@ -50,6 +61,8 @@ FAMILY_NOTICE_PREFIX = "family"
 # (they blocked the bot) can be traced back to the request (schedules/refusals.py).
 NOTICE_PREFIX = "notice"
 ANSWER_PREFIX = "q"
+# Offers to volunteers and claims (handlers/offers.py): "of:<action>:<id>".
+OFFER_PREFIX = "of"
 # Someone who talked to the bot this recently is awake: quiet hours do not hold their notices.
 IN_TOUCH = timedelta(minutes=30)
 
@@ -237,6 +250,84 @@ def task_buttons(t: Translator, request: Request, staff: Staff) -> list[list[But
     return rows
 
 
+def organisation_label(t: Translator, organisation: Organisation | None) -> str:
+    if organisation is None:
+        return "?"
+    if t.language == "en" and organisation.name_en:
+        return organisation.name_en
+    return to_traditional(organisation.name) if t.language == TRADITIONAL else organisation.name
+
+
+def short_name(volunteer: Volunteer) -> str:
+    """What residents are told of a volunteer: a first name (the first word), or for a name
+    written without spaces (Chinese) the family name only."""
+    name = volunteer.name.strip()
+    if " " in name:
+        return name.split()[0]
+    return name[:1] or "?"
+
+
+async def claimant_label(
+    session: AsyncSession, t: Translator, claim: Claim, *, for_staff: bool
+) -> str:
+    """Who holds a claim: for the holder, the volunteer's name, phone, party membership and
+    organisation; for residents, the unit's name, or "volunteer" and a first name. Escaped."""
+    volunteer = await session.get(Volunteer, claim.volunteer_id) if claim.volunteer_id else None
+    body = await session.get(Organisation, claim.organisation_id) if claim.organisation_id else None
+    if not for_staff:
+        if body is not None:
+            return escape(organisation_label(t, body))
+        return t._("volunteer {name}", name=escape(short_name(volunteer) if volunteer else "?"))
+    if volunteer is None:
+        return "?"
+    parts = [escape(volunteer.name)]
+    if volunteer.phone:
+        parts.append(f"☎ {escape(volunteer.phone)}")
+    if volunteer.party_member:
+        parts.append(t._("party member"))
+    home = (
+        await session.get(Organisation, volunteer.organisation_id)
+        if volunteer.organisation_id and body is None
+        else None
+    )
+    if home is not None:
+        parts.append(escape(organisation_label(t, home)))
+    person = " · ".join(parts)
+    if body is not None:
+        return t._(
+            "{unit} (through {person})", unit=escape(organisation_label(t, body)), person=person
+        )
+    return person
+
+
+async def offer_part(
+    session: AsyncSession, t: Translator, request: Request
+) -> tuple[list[str], list[list[Button]]]:
+    """The holder's view of the offer to volunteers: a line, and the button that goes with it
+    (offer it; withdraw the offer; take a claimed need back)."""
+    if request.id is None or request.status not in (Status.ASSIGNED, Status.IN_PROGRESS):
+        return [], []
+    rid = request.id
+    claim = await live_claim(session, request)
+    if claim is None:
+        if not offerable(request.category):
+            return [], []
+        return [], [[Button(t._("📣 Offer to volunteers"), data=f"{OFFER_PREFIX}:offer:{rid}")]]
+    if claim.state == ClaimState.OFFERED:
+        reach = escape(unit_label(t, await session.get(Unit, claim.reach_unit_code)))
+        return (
+            [t._("📣 Offered to volunteers ({area}), not claimed yet", area=reach)],
+            [[Button(t._("Withdraw offer"), data=f"{OFFER_PREFIX}:withdraw:{rid}")]],
+        )
+    if ClaimState(claim.state) in HELD_STATES:
+        who = await claimant_label(session, t, claim, for_staff=True)
+        return (
+            [t._("🙋 Claimed by {who}", who=who)],
+            [[Button(t._("↩ Take it back"), data=f"{OFFER_PREFIX}:back:{rid}")]],
+        )
+    return [], []
+
+
 async def task_card(
     session: AsyncSession, t: Translator, zone: ZoneInfo, request: Request, staff: Staff
 ) -> tuple[str, list[list[Button]]]:
@@ -245,6 +336,11 @@ async def task_card(
     if not mine:
         text = t._("This task has moved on.") + "\n\n" + text
     buttons = task_buttons(t, request, staff)
+    if mine:
+        lines, rows = await offer_part(session, t, request)
+        if lines:
+            text += "\n" + "\n".join(lines)
+        buttons.extend(rows)
     beneficiary = await session.get(Beneficiary, request.beneficiary_id)
     if mine and beneficiary is not None and beneficiary.phone and request.id is not None:
         buttons.append([Button(t._("📞 Contact card"), data=f"{TASK_PREFIX}:phone:{request.id}")])

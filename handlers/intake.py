@@ -39,6 +39,7 @@ from domain.requests import held_for_screening, submit_request
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import send_task_card
 from handlers.common import MENU_PREFIX, show_menu
+from handlers.offers import auto_offer
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
 from handlers.screening import send_screen_card
 from storage.models import Account, Beneficiary
@@ -326,6 +327,7 @@ async def submit(ctx: Context, *, sensitive_consent: bool = False) -> None:
             ),
         )
         return
+    await auto_offer(ctx, request)  # categories offered to volunteers at once (offers.py)
     await send_task_card(
         ctx.session,
         ctx.zone,
