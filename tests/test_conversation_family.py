@@ -126,6 +126,7 @@ async def test_family_form_saves_the_member_and_routes_by_their_grid(
         "t:complex:1",
         "t:decline:1",
         "t:urgent:1",
+        "of:offer:1",  # 📣 Offer to volunteers (handlers/offers.py)
         "t:phone:1",
     ]
 

@@ -111,6 +111,7 @@ async def test_report_by_text_reaches_the_grid_member(harness: Harness, resident
         "t:complex:1",
         "t:decline:1",
         "t:urgent:1",
+        "of:offer:1",  # 📣 Offer to volunteers (handlers/offers.py)
     ]
     assert harness.sender.messages(LI) == []
 
@@ -128,6 +129,7 @@ async def test_category_picks_the_grid_member_with_that_post(
         "t:complex:1",
         "t:decline:1",
         "t:urgent:1",
+        "of:offer:1",  # 📣 Offer to volunteers (handlers/offers.py)
     ]
 
 
@@ -153,6 +155,7 @@ async def test_report_by_voice_forwards_the_voice_message(harness: Harness, resi
         "t:complex:1",
         "t:decline:1",
         "t:urgent:1",
+        "of:offer:1",  # 📣 Offer to volunteers (handlers/offers.py)
     ]
 
 

@@ -74,6 +74,7 @@ async def test_accept_tells_the_resident_and_updates_the_card(harness: Harness, 
         f"t:ask:{task}",
         f"t:decline:{task}",
         f"t:urgent:{task}",
+        f"of:offer:{task}",  # 📣 Offer to volunteers (handlers/offers.py)
     ]
     assert t._("Being handled") in task_card.text
 
@@ -141,6 +142,7 @@ async def test_not_mine_passes_the_task_to_the_coordinator(harness: Harness, tas
         f"t:complex:{task}",
         f"t:decline:{task}",
         f"t:urgent:{task}",
+        f"of:offer:{task}",  # 📣 Offer to volunteers (handlers/offers.py)
     ]
 
     request = await request_row(harness, task)
