@@ -68,6 +68,13 @@ EVENT_LABELS: dict[str, str] = {
     "rate_lapsed": N_("Not rated from below within 7 days"),
     "screen": N_("Held for {assignee} to review first"),
     "flag": N_("{actor} changed the reporter's mark"),
+    # Offers and claims (handlers/offers.py); the claim's note is the claimant's public name.
+    "offer": N_("Offered to volunteers"),
+    "widen": N_("Offered to the town's volunteers too"),
+    "withdraw": N_("The offer to volunteers was withdrawn"),
+    "claim": N_("Taken on by a volunteer"),
+    "release": N_("The volunteer gave it back"),
+    "take_back": N_("Taken back from the volunteer"),
 }
 
 # Timeline entries staff see and the reporter not: about the reporter rather than the need
