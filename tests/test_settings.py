@@ -37,3 +37,24 @@ def test_token_and_url_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(_env_file=None)
     assert settings.bot_token == "123456789:AAEabcdefghijklmnopqrstuvwxyz"
     assert settings.telegram_api_url == "http://127.0.0.1:8081"
+
+
+def test_offer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from domain.volunteers import DEFAULT_AUTO_OFFER
+
+    monkeypatch.delenv("HUIYIN_AUTO_OFFER", raising=False)
+    monkeypatch.delenv("HUIYIN_OFFER_WIDEN_HOURS", raising=False)
+    rules = load_settings(_env_file=None).offer_rules
+    assert (rules.widen_after, rules.auto_offer) == (timedelta(hours=24), DEFAULT_AUTO_OFFER)
+    monkeypatch.setenv("HUIYIN_AUTO_OFFER", "")
+    assert load_settings(_env_file=None).offer_rules.auto_offer == frozenset()
+    monkeypatch.setenv("HUIYIN_AUTO_OFFER", "errand, repair")
+    monkeypatch.setenv("HUIYIN_OFFER_WIDEN_HOURS", "6")
+    rules = load_settings(_env_file=None).offer_rules
+    assert (rules.widen_after, rules.auto_offer) == (timedelta(hours=6), {"errand", "repair"})
+    for bad in ("safety", "errand,bogus"):
+        monkeypatch.setenv("HUIYIN_AUTO_OFFER", bad)
+        with pytest.raises(SettingsError, match="HUIYIN_AUTO_OFFER"):
+            load_settings(_env_file=None)
