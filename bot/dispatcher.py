@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -29,6 +30,7 @@ from domain.places import DEFAULT_RADIUS_M
 from domain.reach import is_reachable, mark_written
 from domain.review import DEFAULT_WEIGHTS, Weights
 from handlers import (
+    claimed_work,
     coordinator,
     export,
     intake,
@@ -46,7 +48,7 @@ from handlers import (
     team,
     verdict,
 )
-from handlers.base import STEP_PREFIX, Context, Router, escape
+from handlers.base import CLAIM_CONFIRM_AFTER, STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
 from handlers.common import show_menu
 from storage.database import Database
@@ -71,6 +73,7 @@ def build_router() -> Router:
     router.include(screening.router)
     router.include(privacy.router)
     router.include(posters.router)
+    router.include(claimed_work.router)
     return router
 
 
@@ -94,6 +97,7 @@ class Dispatcher:
         review_weights: Weights = DEFAULT_WEIGHTS,
         limits: Limits = NO_LIMITS,
         place_radius_m: float = DEFAULT_RADIUS_M,
+        claim_confirm_after: timedelta = CLAIM_CONFIRM_AFTER,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -111,6 +115,7 @@ class Dispatcher:
         # Per-person limits and burst summaries (domain/floods.py), from the settings.
         self.limits = limits
         self.place_radius_m = place_radius_m
+        self.claim_confirm_after = claim_confirm_after
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -217,6 +222,7 @@ class Dispatcher:
             bot_username=self.bot_username,
             review_weights=self.review_weights,
             place_radius_m=self.place_radius_m,
+            claim_confirm_after=self.claim_confirm_after,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

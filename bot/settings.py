@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # How far (metres) a shared location may be from a grid's point for that grid to be offered
     # (when no grid's outline holds it; docs/roster.md).
     place_radius_m: float = Field(default=2000.0, gt=0, le=50_000)
+    # A volunteer's reported work counts as done (the need resolved) when the holder has not
+    # confirmed it within this many hours (handlers/claimed_work.py, schedules/claim_confirm.py).
+    claim_confirm_hours: float = Field(default=48.0, gt=0, le=24 * 30)
 
     @field_validator("bot_token")
     @classmethod
@@ -206,6 +209,10 @@ class Settings(BaseSettings):
     @property
     def digest_at(self) -> time:
         return parse_clock_time(self.digest_time)
+
+    @property
+    def claim_confirm_after(self) -> timedelta:
+        return timedelta(hours=self.claim_confirm_hours)
 
     @property
     def policy(self) -> Policy:

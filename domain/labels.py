@@ -68,6 +68,7 @@ EVENT_LABELS: dict[str, str] = {
     "rate_lapsed": N_("Not rated from below within 7 days"),
     "screen": N_("Held for {assignee} to review first"),
     "flag": N_("{actor} changed the reporter's mark"),
+    "claim_done": N_("The volunteer reported it done"),
 }
 
 # Timeline entries staff see and the reporter not: about the reporter rather than the need
@@ -91,6 +92,7 @@ NOTE_LABELS: dict[str, str] = {
     ),
     "clock:accept": N_("deadline to accept"),
     "clock:resolve": N_("deadline to resolve"),
+    "to:claimant": N_("to the volunteer who claimed it"),
     "priority:urgent": N_("urgent"),
     "priority:complex": N_("complex"),
     "why:reopened": N_("reopened by the resident"),
