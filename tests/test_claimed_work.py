@@ -15,7 +15,7 @@ from domain.claims import ClaimState, take
 from domain.deadlines import DEFAULT_POLICY
 from domain.volunteers import VolunteerStatus
 from schedules.claim_confirm import confirm_due
-from storage.models import Account, Claim, Request, RequestEvent, Staff, Volunteer
+from storage.models import Account, Claim, Organisation, Request, RequestEvent, Staff, Volunteer
 from tests.harness import ZONE, Harness
 from tests.test_conversation_escalation import tick
 from tests.test_conversation_onboarding import LANGUAGES, choose, register, tr, values
@@ -359,3 +359,139 @@ async def test_mine_pages_what_they_did(harness: Harness, claimed: tuple[int, in
     (second,) = await harness.press(VOL, "cw:page:5")
     assert second.text.count("HY000001") == 2
     assert [b.data for b in second.buttons] == ["cw:page:0"]
+
+
+async def confirmed_and_rated(harness: Harness, claim_id: int, satisfaction: str = "s") -> None:
+    await report_done(harness, claim_id)
+    await harness.press(WANG, f"cw:ok:{claim_id}")
+    harness.clock.advance(timedelta(hours=1))
+    await tick(harness)
+    await harness.press(RESIDENT, "rv:s:1:y")
+    await harness.press(RESIDENT, f"rv:f:1:y:{satisfaction}")
+
+
+async def test_stats_shows_the_volunteers_of_the_area(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    _, claim_id = claimed
+    await confirmed_and_rated(harness, claim_id)
+    shown = await harness.say(XU, "/stats")
+    t = tr(harness, XU)
+    record = t._(
+        "claims {claims} · done {done} · {hours} h · satisfaction {satisfaction}",
+        claims=1,
+        done=1,
+        hours="2",
+        satisfaction=t._(
+            "{percent}% ({numerator}/{denominator})", percent=100, numerator=1, denominator=1
+        ),
+    )
+    (block,) = [m for m in shown if "张志愿" in m.text]
+    assert block.text == "\n".join(
+        [t._("🙋 <b>Volunteers and units</b>: {record}", record=record), f"• 张志愿: {record}"]
+    )
+
+
+async def test_stats_without_claims_says_nothing_of_volunteers(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    shown = await harness.say(LI, "/stats")  # a grid member: no area
+    assert not [m for m in shown if "张志愿" in m.text]
+    shown = await harness.say(XU, "/stats 2026-10")  # a month before any claim
+    assert shown and not [m for m in shown if "🙋" in m.text]
+
+
+async def test_the_ledger_has_a_volunteers_sheet(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from domain.areas import area_of
+    from domain.i18n import translator
+    from domain.ledger import Viewer, write_ledger
+    from domain.reports import parse_period
+
+    _, claim_id = claimed
+    await confirmed_and_rated(harness, claim_id, "u")  # not satisfied: reopened
+    # A unit claims too, through a contact person whose name looks like a formula.
+    async with harness.db.transaction() as session:
+        unit = Organisation(name="=HYPERLINK(1)", kind="enterprise", created_at=harness.clock.now())
+        session.add(unit)
+        await session.flush()
+        unit_id = unit.id
+    contact = await make_volunteer(harness, OTHER_VOL, "+李联系人")
+    await offer_and_take(harness, 1, contact, organisation_id=unit_id)
+    buffer = io.BytesIO()
+    async with harness.db.session() as session:
+        xu = (await session.exec(select(Staff).where(Staff.telegram_id == XU))).one()
+        area = await area_of(session, xu)
+        assert area is not None
+        period = parse_period("", harness.clock.now(), ZONE)
+        assert period is not None
+        await write_ledger(
+            session,
+            area,
+            period,
+            buffer,
+            t=translator("en"),
+            zone=ZONE,
+            viewer=Viewer(staff_id=xu.id),
+            now=harness.clock.now(),
+        )
+    buffer.seek(0)
+    sheet = load_workbook(buffer).worksheets[2]
+    assert sheet.title == "Volunteers"
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert rows[0] == [
+        "Volunteer or unit",
+        "Kind",
+        "Serves",
+        "Party member",
+        "Claims",
+        "Done",
+        "Hours",
+        "Rated",
+        "Satisfied",
+        "Satisfaction rate",
+    ]
+    assert rows[1][:1] + rows[1][4:] == ["张志愿", 1, 1, 2, 1, 0, 0]
+    assert rows[2][:2] + rows[2][4:] == ["=HYPERLINK(1)", "Unit", 1, 0, 0, 0, 0, "—"]
+    assert rows[3][:1] + rows[3][4:9] == ["Total", 2, 1, 2, 1, 0]
+    cell = sheet["A3"]
+    assert (cell.data_type, cell.quotePrefix) == ("s", True)
+
+
+async def test_the_digest_names_offers_nobody_claimed_for_a_day(harness: Harness) -> None:
+    from datetime import time
+
+    from schedules.digest import send_digests
+
+    harness.languages[XU] = harness.languages[RESIDENT] = "en"
+    await harness.say(XU, "/start")
+    await harness.say(WANG, "/start")
+    await register(harness, RESIDENT)
+    await report_need(harness, RESIDENT)
+    async with harness.db.transaction() as session:
+        session.add(
+            Claim(
+                request_id=1,
+                state="offered",
+                offered_at=harness.clock.now(),
+                reach_unit_code="QS-JB-TH",
+            )
+        )
+    # Tuesday 08:30: offered on Monday 10:00, not yet a day.
+    harness.clock.advance(timedelta(hours=22, minutes=30))
+    await send_digests(harness.db, harness.clock, ZONE, DEFAULT_POLICY, time(8, 30))
+    await harness.outbox.deliver_due()
+    t = tr(harness, XU)
+    label = t._("📣 Offered, unclaimed for a day")
+    assert not [text for text in harness.texts(XU) if label in text]
+    # Wednesday 08:30.
+    harness.clock.advance(timedelta(days=1))
+    await send_digests(harness.db, harness.clock, ZONE, DEFAULT_POLICY, time(8, 30))
+    await harness.outbox.deliver_due()
+    (digest,) = [text for text in harness.texts(XU) if label in text]
+    assert f"{label}: <b>1</b> — HY000001" in digest
