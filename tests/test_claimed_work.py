@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from domain.claims import ClaimState, take
 from domain.deadlines import DEFAULT_POLICY
+from domain.labels import format_time
 from domain.volunteers import VolunteerStatus
 from schedules.claim_confirm import confirm_due
 from storage.models import Account, Claim, Organisation, Request, RequestEvent, Staff, Volunteer
@@ -136,7 +137,12 @@ async def test_done_with_a_line_and_hours_asks_the_holder(
     assert claim.done_at == now
     assert claim.confirm_due_at == claim.next_due_at == now + timedelta(hours=48)
     assert (await actions(harness))[-1] == "claim_done"
-    assert t._("✅ Thank you!").split("!")[0] in harness.last_text(VOL)
+    assert harness.last_text(VOL) == t._(
+        "✅ Thank you! {ref} is reported done. The holder is asked to confirm; without an "
+        "answer it counts as done by {time}.",
+        ref="HY000001",
+        time=format_time(now + timedelta(hours=48), ZONE),
+    )
 
     card = harness.sender.messages(WANG)[-1]
     assert LINE in card.text and "张志愿" in card.text
@@ -495,3 +501,75 @@ async def test_the_digest_names_offers_nobody_claimed_for_a_day(harness: Harness
     await harness.outbox.deliver_due()
     (digest,) = [text for text in harness.texts(XU) if label in text]
     assert f"{label}: <b>1</b> — HY000001" in digest
+
+
+async def test_the_confirm_time_is_a_setting(
+    harness: Harness, claimed: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    assert load_settings(_env_file=None).claim_confirm_after == timedelta(hours=48)
+    monkeypatch.setenv("HUIYIN_CLAIM_CONFIRM_HOURS", "6")
+    settings = load_settings(_env_file=None)
+    assert settings.claim_confirm_after == timedelta(hours=6)
+    monkeypatch.setenv("HUIYIN_CLAIM_CONFIRM_HOURS", "0")
+    with pytest.raises(SettingsError, match="HUIYIN_CLAIM_CONFIRM_HOURS"):
+        load_settings(_env_file=None)
+
+    harness.dispatcher.claim_confirm_after = settings.claim_confirm_after
+    _, claim_id = claimed
+    await report_done(harness, claim_id)
+    claim = await claim_row(harness, claim_id)
+    assert claim.confirm_due_at == harness.clock.now() + timedelta(hours=6)
+
+
+async def test_a_claim_taken_back_mid_report_changes_nothing(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    _, claim_id = claimed
+    await harness.press(VOL, f"cw:done:{claim_id}")
+    await harness.say(VOL, LINE)
+    async with harness.db.transaction() as session:  # the holder took it back meanwhile
+        claim = await session.get(Claim, claim_id)
+        assert claim is not None
+        claim.state = ClaimState.TAKEN_BACK.value
+        session.add(claim)
+    await choose(harness, VOL, "2")
+    t = tr(harness, VOL)
+    assert harness.last_text(VOL) == t._("This need has moved on; nothing was changed.")
+    claim = await claim_row(harness, claim_id)
+    assert (claim.state, claim.done_note) == ("taken_back", None)
+    assert "claim_done" not in await actions(harness)
+
+
+async def test_not_done_yet_without_a_reason(harness: Harness, claimed: tuple[int, int]) -> None:
+    _, claim_id = claimed
+    await report_done(harness, claim_id)
+    await harness.press(WANG, f"cw:no:{claim_id}")
+    await choose(harness, WANG, "skip")
+    assert (await claim_row(harness, claim_id)).state == "claimed"
+    t = tr(harness, VOL)
+    assert harness.last_text(VOL) == "\n".join(
+        [
+            t._("↩ {ref} is not done yet, says the holder.", ref="HY000001"),
+            t._("Please finish it and tap Done again, or give it back if you cannot."),
+        ]
+    )
+
+
+async def test_reported_work_on_a_need_that_ended_is_closed_not_confirmed(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    _, claim_id = claimed
+    await report_done(harness, claim_id)
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, 1)
+        assert request is not None
+        request.status = "cancelled"
+        session.add(request)
+    harness.clock.advance(timedelta(hours=49))
+    report = await confirm_due(harness.db, harness.clock, ZONE, DEFAULT_POLICY)
+    assert (report.confirmed, report.closed) == ([], [claim_id])
+    claim = await claim_row(harness, claim_id)
+    assert (claim.state, claim.next_due_at) == ("closed", None)
+    assert (await request_row(harness)).claim_id is None
