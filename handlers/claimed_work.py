@@ -45,6 +45,8 @@ OPEN = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 # /mine shows this many past claims a page.
 PAGE = 5
 HISTORY = 20
+# /mine lists at most this many held needs, each with its Done button.
+MAX_HELD = 10
 # The note on a reminder sent to the claimant rather than the holder (domain.labels).
 TO_CLAIMANT = "to:claimant"
 
@@ -558,7 +560,7 @@ async def show_mine(ctx: Context, offset: int) -> None:
     if offset == 0:
         if held:
             lines.append(ctx._("<b>You hold now</b>"))
-        for claim in held:
+        for claim in held[:MAX_HELD]:
             request = await ctx.session.get(Request, claim.request_id)
             if request is None or claim.id is None:
                 continue
@@ -576,6 +578,8 @@ async def show_mine(ctx: Context, offset: int) -> None:
                         )
                     ]
                 )
+        if len(held) > MAX_HELD:
+            lines.append(ctx._("… and {count} more.", count=len(held) - MAX_HELD))
         lines.extend(record_lines(ctx.t, await record_of(ctx.session, volunteer.id)))
     past = await claims_done_by(ctx.session, volunteer.id, limit=HISTORY)
     page = past[offset : offset + PAGE]

@@ -573,3 +573,24 @@ async def test_reported_work_on_a_need_that_ended_is_closed_not_confirmed(
     claim = await claim_row(harness, claim_id)
     assert (claim.state, claim.next_due_at) == ("closed", None)
     assert (await request_row(harness)).claim_id is None
+
+
+async def test_mine_lists_at_most_ten_held_needs(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    async with harness.db.transaction() as session:
+        volunteer = (await session.exec(select(Volunteer))).one()
+        for _ in range(11):
+            session.add(
+                Claim(
+                    request_id=1,
+                    state="claimed",
+                    offered_at=harness.clock.now(),
+                    reach_unit_code="QS-JB-TH",
+                    volunteer_id=volunteer.id,
+                    claimed_at=harness.clock.now(),
+                )
+            )
+    (shown,) = await harness.say(VOL, "/mine")
+    assert len(shown.buttons) == 10
+    assert tr(harness, VOL)._("… and {count} more.", count=2) in shown.text
