@@ -133,13 +133,23 @@ async def remind_claimant(
     account, claim = row
     assert claim.id is not None
     t = translator(account.language)
-    text = t._(
-        "⏰ Reminder: <b>{ref}</b> ({category}), which you claimed, is due to be done by {time}. "
-        "Please do it and tap Done, or give it back if you cannot.",
-        ref=request.reference,
-        category=escape(category_label(t, request.category)),
-        time=format_time(request.resolve_due_at, zone),
-    )
+    values = {
+        "ref": request.reference,
+        "category": escape(category_label(t, request.category)),
+        "time": format_time(request.resolve_due_at, zone),
+    }
+    if claim.state == ClaimState.CLAIMED.value:
+        text = t._(
+            "⏰ Reminder: <b>{ref}</b> ({category}), which you claimed, is due to be done by "
+            "{time}. Please do it and tap Done, or give it back if you cannot.",
+            **values,
+        )
+    else:  # reported done: it waits for the holder, who is told when the deadline passes
+        text = t._(
+            "⏰ <b>{ref}</b> ({category}) is due by {time}; you reported it done and the holder "
+            "has not confirmed it yet. Nothing more is needed from you.",
+            **values,
+        )
     buttons = ((done_button(t, claim.id),),) if claim.state == ClaimState.CLAIMED.value else ()
     enqueue(
         session,

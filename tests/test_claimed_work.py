@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from domain.claims import ClaimState, take
 from domain.deadlines import DEFAULT_POLICY
-from domain.labels import format_time
+from domain.labels import category_label, format_time
 from domain.volunteers import VolunteerStatus
 from schedules.claim_confirm import confirm_due
 from storage.models import Account, Claim, Organisation, Request, RequestEvent, Staff, Volunteer
@@ -594,3 +594,26 @@ async def test_mine_lists_at_most_ten_held_needs(
     (shown,) = await harness.say(VOL, "/mine")
     assert len(shown.buttons) == 10
     assert tr(harness, VOL)._("… and {count} more.", count=2) in shown.text
+
+
+async def test_the_reminder_after_reporting_done_asks_nothing_more(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    await harness.press(WANG, "t:accept:1")
+    await report_done(harness, claimed[1])
+    request = await request_row(harness)
+    assert request.resolve_remind_at is not None
+    harness.clock.set(request.resolve_remind_at)
+    before_wang = len(harness.sender.messages(WANG))
+    await tick(harness)
+    reminder = harness.sender.messages(VOL)[-1]
+    t = tr(harness, VOL)
+    assert reminder.text == t._(
+        "⏰ <b>{ref}</b> ({category}) is due by {time}; you reported it done and the holder "
+        "has not confirmed it yet. Nothing more is needed from you.",
+        ref="HY000001",
+        category=category_label(t, "repair"),
+        time=format_time(request.resolve_due_at, ZONE),
+    )
+    assert not reminder.buttons
+    assert len(harness.sender.messages(WANG)) == before_wang
