@@ -617,3 +617,27 @@ async def test_the_reminder_after_reporting_done_asks_nothing_more(
     )
     assert not reminder.buttons
     assert len(harness.sender.messages(WANG)) == before_wang
+
+
+async def test_a_unit_claim_is_named_for_the_unit_on_the_holders_card(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    _, first = claimed
+    async with harness.db.transaction() as session:
+        unit = Organisation(
+            name="区供电公司",
+            name_en="District Power Co.",
+            kind="enterprise",
+            created_at=harness.clock.now(),
+        )
+        session.add(unit)
+        await session.flush()
+        unit_id = unit.id
+        claim = await session.get(Claim, first)
+        assert claim is not None
+        claim.organisation_id = unit_id
+        session.add(claim)
+    await report_done(harness, first)
+    card = harness.sender.messages(WANG)[-1]
+    unit_name = "District Power Co." if harness.languages[WANG] == "en" else "区供电公司"
+    assert f"{unit_name} (张志愿)" in card.text
