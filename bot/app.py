@@ -160,6 +160,7 @@ async def _run_polling(
         limits=settings.flood_limits,
         place_radius_m=settings.place_radius_m,
         offer_rules=settings.offer_rules,
+        claim_confirm_after=settings.claim_confirm_after,
     )
     tasks: list[asyncio.Task[None]] = []
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -217,6 +218,7 @@ async def _run_webhook(
         limits=settings.flood_limits,
         place_radius_m=settings.place_radius_m,
         offer_rules=settings.offer_rules,
+        claim_confirm_after=settings.claim_confirm_after,
     )
     secret = settings.webhook_secret or derive_secret(settings.bot_token)
     async with open_telegram_app(settings, dispatcher.handle) as app:
@@ -364,6 +366,16 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         return report
 
     worker.every("sweep", settings.sweep_interval_seconds, sweep_deadlines)
+
+    from schedules.claim_confirm import confirm_due
+
+    async def claims_confirmed() -> object:
+        report = await confirm_due(db, clock, settings.zone, policy)
+        if report.confirmed:
+            worker.outbox.wake.set()
+        return report
+
+    worker.every("claim_confirm", settings.sweep_interval_seconds, claims_confirmed)
 
     from schedules.digest import send_digests
 

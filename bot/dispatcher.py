@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -30,6 +31,7 @@ from domain.places import DEFAULT_RADIUS_M
 from domain.reach import is_reachable, mark_written
 from domain.review import DEFAULT_WEIGHTS, Weights
 from handlers import (
+    claimed_work,
     coordinator,
     export,
     intake,
@@ -48,7 +50,7 @@ from handlers import (
     team,
     verdict,
 )
-from handlers.base import STEP_PREFIX, Context, Router, escape
+from handlers.base import CLAIM_CONFIRM_AFTER, STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
 from handlers.common import show_menu
 from storage.database import Database
@@ -74,6 +76,7 @@ def build_router() -> Router:
     router.include(privacy.router)
     router.include(posters.router)
     router.include(offers.router)
+    router.include(claimed_work.router)
     return router
 
 
@@ -98,6 +101,7 @@ class Dispatcher:
         limits: Limits = NO_LIMITS,
         place_radius_m: float = DEFAULT_RADIUS_M,
         offer_rules: OfferRules = DEFAULT_OFFER_RULES,
+        claim_confirm_after: timedelta = CLAIM_CONFIRM_AFTER,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -116,6 +120,7 @@ class Dispatcher:
         self.limits = limits
         self.place_radius_m = place_radius_m
         self.offer_rules = offer_rules
+        self.claim_confirm_after = claim_confirm_after
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def handle(self, inbound: Inbound) -> HandleResult:
@@ -223,6 +228,7 @@ class Dispatcher:
             review_weights=self.review_weights,
             place_radius_m=self.place_radius_m,
             offer_rules=self.offer_rules,
+            claim_confirm_after=self.claim_confirm_after,
         )
         ctx.came_within_reach = returning and inbound.chat_type == "private"
         return ctx

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # routed (catalog codes separated by commas; unset: companionship and errands; "": none).
     offer_widen_hours: float = Field(default=24.0, gt=0, le=24 * 90)
     auto_offer: str | None = None
+    # A volunteer's reported work counts as done (the need resolved) when the holder has not
+    # confirmed it within this many hours (handlers/claimed_work.py, schedules/claim_confirm.py).
+    claim_confirm_hours: float = Field(default=48.0, gt=0, le=24 * 30)
 
     @field_validator("bot_token")
     @classmethod
@@ -244,6 +247,10 @@ class Settings(BaseSettings):
     @property
     def digest_at(self) -> time:
         return parse_clock_time(self.digest_time)
+
+    @property
+    def claim_confirm_after(self) -> timedelta:
+        return timedelta(hours=self.claim_confirm_hours)
 
     @property
     def policy(self) -> Policy:

@@ -75,6 +75,7 @@ EVENT_LABELS: dict[str, str] = {
     "claim": N_("Taken on by a volunteer"),
     "release": N_("The volunteer gave it back"),
     "take_back": N_("Taken back from the volunteer"),
+    "claim_done": N_("The volunteer reported it done"),
 }
 
 # Timeline entries staff see and the reporter not: about the reporter rather than the need
@@ -98,6 +99,7 @@ NOTE_LABELS: dict[str, str] = {
     ),
     "clock:accept": N_("deadline to accept"),
     "clock:resolve": N_("deadline to resolve"),
+    "to:claimant": N_("to the volunteer who claimed it"),
     "priority:urgent": N_("urgent"),
     "priority:complex": N_("complex"),
     "why:reopened": N_("reopened by the resident"),

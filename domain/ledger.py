@@ -3,7 +3,9 @@
 `/export` in the chat and `huiyin export` at the terminal both write it with `write_ledger`.
 The first sheet is the ledger (columns in `COLUMNS`, described in docs/ledger.md); the second
 the period's figures (`domain.reports.build_report`, defined in docs/metrics.md): the
-total, one level down, by category, and the requests received per day.
+total, one level down, by category, and the requests received per day; the third, "Volunteers",
+a row per volunteer and per unit that claimed needs of the area in the period
+(`domain.claim_figures`, docs/metrics.md "Claimed needs").
 
 A district's month can be tens of thousands of requests, so rows are read in batches (keyset
 on the id, `BATCH` at a time) and streamed into an openpyxl write-only workbook: memory holds
@@ -36,6 +38,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.areas import Area
+from domain.claim_figures import ClaimantRow, Record, area_figures
 from domain.i18n import N_, Translator
 from domain.labels import (
     LEVEL_LABELS,
@@ -397,6 +400,10 @@ async def write_ledger(
     codes = [area.unit_code, *(code for code, _ in report.by_part)]
     units = (await session.exec(select(Unit).where(col(Unit.code).in_(codes)))).all()
     write_figures(book, report, t, {unit.code: unit for unit in units})
+    total, claimants = await area_figures(session, area.clause(), period.start, period.end)
+    places = {r.unit_code for r in claimants if r.unit_code}
+    named = (await session.exec(select(Unit).where(col(Unit.code).in_(sorted(places))))).all()
+    write_volunteers(book, t, total, claimants, {unit.code: unit for unit in named})
     await asyncio.to_thread(book.save, target)
     return count
 
@@ -504,3 +511,60 @@ def write_figures(book: Workbook, report: Report, t: Translator, units: dict[str
         cell = WriteOnlyCell(sheet, value=day)
         cell.number_format = DAY_FORMAT
         sheet.append([cell, received])
+
+
+VOLUNTEER_COLUMNS: tuple[tuple[str, float], ...] = (
+    (N_("Volunteer or unit"), 24),
+    (N_("Kind"), 10),
+    (N_("Serves"), 22),
+    (N_("Party member"), 10),
+    (N_("Claims"), 10),
+    (N_("Done"), 10),
+    (N_("Hours"), 10),
+    (N_("Rated"), 10),
+    (N_("Satisfied"), 10),
+    (N_("Satisfaction rate"), 12),
+)
+CLAIMANT_KINDS: dict[str, str] = {"volunteer": N_("Volunteer"), "unit": N_("Unit")}
+
+
+def _record_cells(sheet: WriteOnlyWorksheet, record: Record) -> list[object]:
+    return [
+        record.claims,
+        record.done,
+        record.hours,
+        record.rated,
+        record.satisfied,
+        _rate(sheet, record.satisfaction_rate if record.rated else None),
+    ]
+
+
+def write_volunteers(
+    book: Workbook,
+    t: Translator,
+    total: Record,
+    rows: Sequence[ClaimantRow],
+    units: dict[str, Unit],
+) -> None:
+    """The third sheet: who claimed the area's needs in the period, and how it went. Names are
+    text cells (never a formula), like every other sheet's."""
+    from openpyxl.utils import get_column_letter
+
+    sheet = book.create_sheet(_sheet_title(t, N_("Volunteers")))
+    for index, (_, width) in enumerate(VOLUNTEER_COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    sheet.append(_header(sheet, [t._(title) for title, _ in VOLUNTEER_COLUMNS]))
+    for row in rows:
+        place = units.get(row.unit_code)
+        serves = unit_label(t, place) if place else row.unit_code or t._("The whole district")
+        sheet.append(
+            [
+                text_cell(sheet, row.name),
+                text_cell(sheet, t._(CLAIMANT_KINDS[row.kind])),
+                text_cell(sheet, serves),
+                text_cell(sheet, t._("Yes") if row.party_member else ""),
+                *_record_cells(sheet, row.record),
+            ]
+        )
+    sheet.append([_bold(sheet, t._("Total")), "", "", "", *_record_cells(sheet, total)])

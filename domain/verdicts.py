@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.claim_figures import credit_verdict
 from domain.deadlines import Policy, refresh_next_due, start_clocks
 from domain.lifecycle import Action, Level, Status
 from domain.requests import note_event, reroute_up, transition
@@ -147,6 +148,8 @@ async def record_verdict(
     request.rated_at = now
     verdict_over(request)
     session.add(request)
+    # Resolved through a claim: the verdict counts in the claimant's record, and they hear it.
+    await credit_verdict(session, request, now, solved=solved, satisfaction=satisfaction)
     return note_event(
         session,
         request,

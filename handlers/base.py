@@ -12,7 +12,7 @@ import html
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,9 @@ from domain.review import DEFAULT_WEIGHTS, Weights
 from storage.models import MAX_ROW_ID, Account, ConversationState, Staff
 
 STEP_PREFIX = "c"
+# How long a volunteer's reported work waits for the holder before it counts as done
+# (settings: HUIYIN_CLAIM_CONFIRM_HOURS).
+CLAIM_CONFIRM_AFTER = timedelta(hours=48)
 
 Handler = Callable[["Context"], Awaitable[None]]
 ChoiceHandler = Callable[["Context", str], Awaitable[None]]
@@ -82,6 +85,8 @@ class Context:
     place_radius_m: float = DEFAULT_RADIUS_M
     # Offers to volunteers (settings: HUIYIN_OFFER_WIDEN_HOURS, HUIYIN_AUTO_OFFER).
     offer_rules: OfferRules = DEFAULT_OFFER_RULES
+    # How long reported work waits for the holder's confirmation (HUIYIN_CLAIM_CONFIRM_HOURS).
+    claim_confirm_after: timedelta = CLAIM_CONFIRM_AFTER
     result: HandleResult = field(default_factory=HandleResult)
     now: datetime = field(init=False)
     # Set when this update made a roster entry reachable again (its first message, or the

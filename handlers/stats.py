@@ -24,6 +24,7 @@ from sqlmodel import col, select
 
 from domain import charts
 from domain.areas import Area, area_of, area_of_unit, units_below
+from domain.claim_figures import ClaimantRow, Record, area_figures
 from domain.i18n import Translator, translator
 from domain.labels import category_label, unit_label
 from domain.lifecycle import Level
@@ -94,6 +95,34 @@ def parts_heading(t: Translator, level: Level) -> str:
     if level is Level.TOWN:
         return t._("By community")
     return t._("By town")
+
+
+# /stats names this many volunteers and units by name; the ledger's "Volunteers" sheet has all.
+MAX_CLAIMANTS = 10
+
+
+def record_text(t: Translator, record: Record) -> str:
+    return t._(
+        "claims {claims} · done {done} · {hours} h · satisfaction {satisfaction}",
+        claims=record.claims,
+        done=record.done,
+        hours=f"{record.hours:g}",
+        satisfaction=percent(t, record.satisfied, record.rated),
+    )
+
+
+def claimants_text(t: Translator, total: Record, rows: list[ClaimantRow]) -> str:
+    """The volunteers' and units' figures of the area in the period (docs/metrics.md, "Claimed
+    needs"): the total, then the first MAX_CLAIMANTS, most done first."""
+    lines = [t._("🙋 <b>Volunteers and units</b>: {record}", record=record_text(t, total))]
+    for row in rows[:MAX_CLAIMANTS]:
+        name = escape(row.name) + (" 🏢" if row.kind == "unit" else "")
+        lines.append(f"• {name}: {record_text(t, row.record)}")
+    if len(rows) > MAX_CLAIMANTS:
+        lines.append(
+            t._("… and {count} more; /export has them all.", count=len(rows) - MAX_CLAIMANTS)
+        )
+    return "\n".join(lines)
 
 
 def summary(t: Translator, report: Report, unit_level: Level, names: dict[str, Unit]) -> str:
@@ -246,6 +275,9 @@ async def show_stats(ctx: Context, area: Area, period: Period) -> None:
     own = names.get(area.unit_code)
     unit_level = Level(own.level) if own is not None else Level.DISTRICT
     ctx.reply(summary(ctx.t, report, unit_level, names))
+    total, claimants = await area_figures(ctx.session, area.clause(), period.start, period.end)
+    if total.claims:
+        ctx.reply(claimants_text(ctx.t, total, claimants))
     chart = chart_for(ctx.t, report, names)
     # Drawing takes a few hundred milliseconds of CPU: off the event loop.
     png = await asyncio.to_thread(chart.render)

@@ -17,11 +17,21 @@ goes to whoever has the request now, and the paused clock runs again.
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.deadlines import COMPLEX, URGENT, change_priority, pause_clocks, resume_clocks
+from domain.deadlines import (
+    COMPLEX,
+    URGENT,
+    Policy,
+    change_priority,
+    pause_clocks,
+    resume_clocks,
+)
 from domain.i18n import Translator
 from domain.labels import STATUS_LABELS, category_label, format_time, staff_label
 from domain.lifecycle import Action, Status
@@ -221,29 +231,8 @@ async def on_reason(ctx: Context) -> None:
 
 async def resolve(ctx: Context, request: Request, note: str) -> None:
     assert ctx.staff is not None
-    await transition(
-        ctx.session, request, Action.RESOLVE, ctx.now, actor_staff_id=ctx.staff.id, note=note
-    )
-    # The resident is asked for their verdict later, by the sweep (handlers/verdict.py).
-    schedule_verdict(request, ctx.now, ctx.zone, ctx.policy)
-    # The units it left on its way up rate how this level handled it (domain/upward.py):
-    # asked now, or by the worker's tick when quiet hours end.
-    for rating in await plan_ratings(
-        ctx.session, request, ctx.staff, ctx.now, ctx.zone, ctx.policy
-    ):
-        await ask_rating(ctx.session, rating, ctx.now)
-    await refresh_task_card(ctx.session, ctx.zone, request, ctx.staff, ctx.now)
-    told = await notify_reporter(
-        ctx.session,
-        request,
-        ctx.now,
-        lambda t: t._(
-            "✅ Your request <b>{ref}</b> has been resolved.\nResult: {note}",
-            ref=request.reference,
-            note=escape(note),
-        ),
-        zone=ctx.zone,
-        policy=ctx.policy,
+    told = await resolve_request(
+        ctx.session, ctx.zone, ctx.policy, request, ctx.staff, ctx.now, note
     )
     if told:
         ctx.reply(
@@ -258,6 +247,41 @@ async def resolve(ctx: Context, request: Request, note: str) -> None:
                 ref=request.reference,
             )
         )
+
+
+async def resolve_request(
+    session: AsyncSession,
+    zone: ZoneInfo,
+    policy: Policy,
+    request: Request,
+    staff: Staff,
+    now: datetime,
+    note: str,
+) -> bool:
+    """The need is resolved by its holder `staff` with `note` (from the task card, or a
+    volunteer's confirmed work, handlers/claimed_work.py): the verdict round is scheduled, the
+    units below are asked to rate this level, the card updated and the resident told. False
+    when the resident could not be told (Telegram refuses our messages to them)."""
+    await transition(session, request, Action.RESOLVE, now, actor_staff_id=staff.id, note=note)
+    # The resident is asked for their verdict later, by the sweep (handlers/verdict.py).
+    schedule_verdict(request, now, zone, policy)
+    # The units it left on its way up rate how this level handled it (domain/upward.py):
+    # asked now, or by the worker's tick when quiet hours end.
+    for rating in await plan_ratings(session, request, staff, now, zone, policy):
+        await ask_rating(session, rating, now)
+    await refresh_task_card(session, zone, request, staff, now)
+    return await notify_reporter(
+        session,
+        request,
+        now,
+        lambda t: t._(
+            "✅ Your request <b>{ref}</b> has been resolved.\nResult: {note}",
+            ref=request.reference,
+            note=escape(note),
+        ),
+        zone=zone,
+        policy=policy,
+    )
 
 
 async def pass_up(ctx: Context, request: Request, reason: str) -> None:

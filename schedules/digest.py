@@ -1,6 +1,7 @@
 """The morning digest: each community coordinator and town officer Huiyin can reach gets, once
 a working day, what stands in their area — new requests, those due today, those overdue, and
-those waiting for the resident's verdict, each count with a few references — and who on their
+those waiting for the resident's verdict, and (when there are any) the offers to volunteers
+nobody has claimed for a day, each count with a few references — and who on their
 team Huiyin cannot reach (has not opened it, or blocked it), with the first few names. Nothing
 at all when all four counts are zero and everyone on the team can be reached. The district
 admins get one too, but only on the working days when the working calendar's official data
@@ -43,6 +44,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.areas import Area, area_of
 from domain.calendar import MAX_DAYS, DayCalendar
+from domain.claim_figures import unclaimed_offers
 from domain.clock import Clock
 from domain.deadlines import Policy
 from domain.i18n import Translator
@@ -88,15 +90,18 @@ class Digest:
     due_today: Count
     overdue: Count
     awaiting_verdict: Count
+    # Offered to volunteers, and nobody has claimed them for a day (domain.claim_figures).
+    unclaimed: Count = Count(0, [])
 
     @property
     def empty(self) -> bool:
-        """All four counts are zero (who cannot be reached is `OutOfReach.empty`)."""
+        """All counts are zero (who cannot be reached is `OutOfReach.empty`)."""
         return not (
             self.new.total
             or self.due_today.total
             or self.overdue.total
             or self.awaiting_verdict.total
+            or self.unclaimed.total
         )
 
 
@@ -170,6 +175,7 @@ async def area_digest(
         awaiting_verdict=await count(
             session, area, col(Request.status) == Status.RESOLVED.value, col(Request.resolved_at)
         ),
+        unclaimed=Count(*await unclaimed_offers(session, area.clause(), now)),
     )
 
 
@@ -205,6 +211,8 @@ def digest_text(
         line(t._("⏰ Overdue"), digest.overdue),
         line(t._("⭐ Waiting for the resident's verdict"), digest.awaiting_verdict),
     ]
+    if digest.unclaimed.total:
+        lines.append(line(t._("📣 Offered, unclaimed for a day"), digest.unclaimed))
     if unreached is not None:
         lines += out_of_reach_lines(t, unreached)
     return "\n".join(lines)

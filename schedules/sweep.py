@@ -60,6 +60,7 @@ from domain.requests import (
 )
 from handlers.base import escape
 from handlers.cards import announce_new_owner, hold_until, summarised_only, tell_staff
+from handlers.claimed_work import remind_claimant
 from handlers.verdict import verdict_step
 from storage.database import Database
 from storage.models import Request, Staff
@@ -194,6 +195,11 @@ async def remind(
     *,
     burst_window: timedelta | None = None,
 ) -> None:
+    # A need a volunteer holds: they are reminded to resolve it (the holder still gets the
+    # escalation); the accept reminder stays the holder's, who alone can accept.
+    if clock == "resolve" and await remind_claimant(session, request, now, zone, policy):
+        reminder_done(request, clock, now, zone, policy)
+        return
     owner = await session.get(Staff, request.assignee_staff_id)
     due = request.accept_due_at if clock == "accept" else request.resolve_due_at
 

@@ -505,6 +505,11 @@ class Claim(SQLModel, table=True):
     confirmed_at: datetime | None = None
     ended_at: datetime | None = None
     next_due_at: datetime | None = None
+    # The resident's verdict on the need this claim resolved (domain/claim_figures.py): the
+    # claimant's record, copied when the verdict is given.
+    solved: bool | None = None
+    satisfaction: str | None = Field(default=None, max_length=16)
+    rated_at: datetime | None = None
 
 
 class Supporter(SQLModel, table=True):

@@ -82,7 +82,7 @@ async def test_a_coordinator_gets_the_communitys_ledger(
     )
     assert shown.text == "📒 天河社区需求台账（2026-11）：共 3 件。第二个工作表是统计数据。"
     book = workbook(shown)
-    assert [sheet.title for sheet in book.worksheets] == ["需求台账", "统计"]
+    assert [sheet.title for sheet in book.worksheets] == ["需求台账", "统计", "志愿者"]
     assert references(book) == [ref(district[k]) for k in ("escalated", "closed", "late")]
     phones = [row[8] for row in book.worksheets[0].iter_rows(min_row=2, values_only=True)]
     # Xu holds the escalated request: its number in full; the others masked.

@@ -211,7 +211,7 @@ async def export_book(
         )
     buffer.seek(0)
     book = load_workbook(buffer)
-    ledger, figures = book.worksheets
+    ledger, figures, _volunteers = book.worksheets
     return ledger, figures, count
 
 
