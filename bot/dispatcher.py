@@ -45,6 +45,7 @@ from handlers import (
     tasks,
     team,
     verdict,
+    volunteers,
 )
 from handlers.base import STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
@@ -71,6 +72,7 @@ def build_router() -> Router:
     router.include(screening.router)
     router.include(privacy.router)
     router.include(posters.router)
+    router.include(volunteers.router)
     return router
 
 
