@@ -83,6 +83,7 @@ async def start(ctx: Context) -> None:
         await render_consent(ctx)
         return
     account = ensure_account(ctx)
+    await greet_roster_volunteer(ctx, account)
     if preset is not None:
         await settle_home(ctx, preset)
         return
@@ -97,6 +98,21 @@ async def start(ctx: Context) -> None:
         await show_picker(ctx, FLOW)
         return
     show_menu(ctx, ctx._("Welcome back to Huiyin. What would you like to do?"))
+
+
+async def greet_roster_volunteer(ctx: Context, account: Account) -> None:
+    """A volunteer the community imported with this Telegram id (docs/roster.md) is bound to
+    the account the first time they open the bot, and told."""
+    await ctx.session.flush()
+    volunteer = await bind_waiting(ctx.session, account)
+    if volunteer is not None:
+        ctx.reply(
+            ctx._(
+                "🙋 Your community has registered you as a volunteer of {place}. /volunteer "
+                "shows your profile.",
+                place=escape(await place_path(ctx, volunteer.unit_code)),
+            )
+        )
 
 
 CONSENT_REF = "consent"
@@ -164,6 +180,7 @@ async def on_consent(ctx: Context, value: str) -> None:
 
         await open_volunteer_link(ctx, volunteer_unit)
         return
+    await greet_roster_volunteer(ctx, account)
     if link_code:
         # Linked, or refused with the menu or the place picker shown: either way, done here.
         await complete_family_link(ctx, link_code)
@@ -458,6 +475,7 @@ async def show_help(ctx: Context) -> None:
             "Your data: /mydata what Huiyin keeps about you · /forget withdraw consent and erase it"
         )
     )
+    parts.append(ctx._("Volunteers: /volunteer offer your help, or see your volunteer profile"))
     if ctx.staff is None:
         parts.append(ctx._("Staff: /join links your roster entry"))
     else:
@@ -488,6 +506,10 @@ async def show_help(ctx: Context) -> None:
             parts.append(ctx._("/phonelog who opened a full phone number"))
     if ctx.staff is not None and ctx.staff.role in ("grid_member", *AREA_ROLES):
         parts.append(ctx._("Posters: /poster QR posters of your grids for the notice boards"))
+    if ctx.staff is not None and ctx.staff.role in ("coordinator", "town_officer", "admin"):
+        parts.append(
+            ctx._("/volunteers the volunteers of your area, their approval and the join link")
+        )
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -165,6 +165,8 @@ async def open_volunteer_link(ctx: Context, code: str) -> bool:
         ctx.go(onboarding.FLOW, onboarding.CONSENT_STEP, preset_grid=None, volunteer_unit=code)
         await onboarding.render_consent(ctx)
         return True
+    if ctx.flow == onboarding.FLOW:  # the consent question just answered
+        await ctx.end_flow()
     account = ensure_account(ctx)
     await ctx.session.flush()
     volunteer = await bind_waiting(ctx.session, account) or await volunteer_of(

@@ -233,7 +233,16 @@ async def test_volunteer_with_a_telegram_id_is_recognised(
     with_volunteers: Database, clock: ManualClock
 ) -> None:
     harness = Harness(with_volunteers, clock)
-    await register(harness, 900002)
+    await harness.say(900002, "/start")
+    greeting = await choose(harness, 900002, "yes")
+    assert tr(harness, 900002)._(
+        "🙋 Your community has registered you as a volunteer of {place}. /volunteer "
+        "shows your profile.",
+        place="江北街道 › 天河社区",
+    ) in [m.text for m in greeting]
+    async with with_volunteers.session() as session:
+        volunteer = (await session.exec(select(Volunteer).where(Volunteer.name == "周文"))).one()
+        assert volunteer.account_id is not None
     (profile,) = await harness.say(900002, "/volunteer")
     assert [b.data for b in profile.buttons] == ["vp:pause", "vp:cats", "vp:leave"]
     # A newcomer who is not on the roster is offered to share their number first.

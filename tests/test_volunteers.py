@@ -11,7 +11,16 @@ from sqlmodel import col, select
 
 from domain.clock import ManualClock
 from storage.database import Database
-from storage.models import Account, Claim, Organisation, Request, RequestEvent, Staff, Volunteer
+from storage.models import (
+    Account,
+    Claim,
+    ConversationState,
+    Organisation,
+    Request,
+    RequestEvent,
+    Staff,
+    Volunteer,
+)
 from storage.roster import import_roster
 from tests.big_district import write_district
 from tests.harness import Harness
@@ -282,6 +291,26 @@ async def test_volunteer_link_for_a_newcomer_goes_through_consent(harness: Harne
     async with harness.db.session() as session:
         account = (await session.exec(select(Account))).one()
         assert account.consent_at is not None
+    # The link again: the application waits; no conversation is left open.
+    (reply,) = await harness.say(RESIDENT, "/start v_QS-JB-LY")
+    assert reply.text == tr(harness, RESIDENT)._(
+        "⏳ Your application to volunteer in {place} is waiting for the coordinator. "
+        "You will hear here when it is decided.",
+        place="江北街道 › 柳园社区",
+    )
+    async with harness.db.session() as session:
+        assert (await session.exec(select(ConversationState))).first() is None
+
+
+async def test_volunteer_link_for_a_resident_goes_to_the_categories(harness: Harness) -> None:
+    await register(harness, RESIDENT)
+    (cats,) = await harness.say(RESIDENT, "/start v_QS-FM-MJ")
+    assert "companionship" in values(cats) and "safety" not in values(cats)
+    await choose(harness, RESIDENT, "companionship")
+    await choose(harness, RESIDENT, "done")
+    await choose(harness, RESIDENT, "yes")
+    (volunteer,) = await volunteers(harness)
+    assert volunteer.unit_code == "QS-FM-MJ"
 
 
 async def test_unknown_volunteer_link_is_answered_politely(harness: Harness) -> None:
