@@ -226,8 +226,8 @@ async def test_edit_categories(harness: Harness) -> None:
         assert row is not None and row.categories == "repair;companionship"
 
 
-async def test_leave_releases_a_held_claim_and_tells_the_holder(harness: Harness) -> None:
-    volunteer = await approved(harness)
+async def claimed_by(harness: Harness, volunteer: Volunteer) -> None:
+    """Another resident's repair need, held by Wang, claimed by the volunteer."""
     await harness.say(WANG, "/start")
     await register(harness, OTHER)
     await report_need(harness, OTHER, text="The kitchen tap leaks")
@@ -245,6 +245,11 @@ async def test_leave_releases_a_held_claim_and_tells_the_holder(harness: Harness
         await session.flush()
         request.claim_id = claim.id
         session.add(request)
+
+
+async def test_leave_releases_a_held_claim_and_tells_the_holder(harness: Harness) -> None:
+    volunteer = await approved(harness)
+    await claimed_by(harness, volunteer)
     (profile,) = await harness.say(RESIDENT, "/volunteer")
     (confirm,) = await harness.press(RESIDENT, "vp:leave", profile.message_id)
     t = tr(harness, RESIDENT)
@@ -276,6 +281,34 @@ async def test_leave_releases_a_held_claim_and_tells_the_holder(harness: Harness
     # A stale profile button after leaving.
     await harness.press(RESIDENT, "vp:pause", profile.message_id)
     assert harness.last_answer == t._("This button is no longer active.")
+
+
+async def test_forget_erases_the_profile_and_releases_the_claim(harness: Harness) -> None:
+    volunteer = await approved(harness)
+    await claimed_by(harness, volunteer)
+    (kept, _file) = await harness.say(RESIDENT, "/mydata")
+    assert (
+        tr(harness, RESIDENT)._(
+            "Volunteer profile: {name}, serving {place} ({status}); /volunteer shows it.",
+            name=volunteer.name,
+            place="江北街道 › 天河社区",
+            status=tr(harness, RESIDENT)._("approved"),
+        )
+        in kept.text
+    )
+    assert b'"volunteer"' in (_file.message.upload_bytes or b"")
+    await harness.say(RESIDENT, "/forget")
+    await choose(harness, RESIDENT, "erase")
+    async with harness.db.session() as session:
+        row = await session.get(Volunteer, volunteer.id)
+        assert row is not None
+        assert (row.status, row.name, row.phone, row.telegram_id) == ("left", "", None, None)
+        assert (await session.exec(select(Claim))).one().state == "released"
+    assert harness.last_text(WANG) == tr(harness, WANG)._(
+        "👋 The volunteer who had claimed <b>{ref}</b> withdrew their consent and is no "
+        "longer a volunteer. The need is yours alone again.",
+        ref="HY000001",
+    )
 
 
 async def test_volunteer_link_for_a_newcomer_goes_through_consent(harness: Harness) -> None:
