@@ -432,6 +432,8 @@ async def on_contact(ctx: Context) -> None:
     if staff is None and ctx.account is not None and ctx.account.consent_at is not None:
         volunteer = await bind_waiting(ctx.session, ctx.account, spellings)
         if volunteer is not None:
+            if ctx.flow == "volunteer":  # applying, when the roster knew them already
+                await ctx.end_flow()
             ctx.reply(
                 ctx._(
                     "✅ Your number matches the volunteer roster of {place}: you are a "

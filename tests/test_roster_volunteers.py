@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 
 from domain.clock import ManualClock
 from storage.database import Database
-from storage.models import Account, Organisation, Volunteer
+from storage.models import Account, ConversationState, Organisation, Volunteer
 from storage.roster import ImportSummary, RosterRefused, import_roster, sample_district_dir
 from tests.harness import Harness
 from tests.test_conversation_onboarding import choose, register, tr
@@ -213,6 +213,8 @@ async def test_shared_contact_binds_an_imported_volunteer(
     harness = Harness(with_volunteers, clock)
     resident = 900001
     await register(harness, resident)
+    shown = await harness.say(resident, "/volunteer")  # offers the number button first
+    assert shown[0].message.request_contact
     (reply,) = await harness.send(
         resident, "contact", contact_phone="+86 139 0000 0001", contact_user_id=resident
     )
@@ -225,6 +227,7 @@ async def test_shared_contact_binds_an_imported_volunteer(
         account = (await session.exec(select(Account).where(Account.telegram_id == resident))).one()
         volunteer = (await session.exec(select(Volunteer).where(Volunteer.name == "刘晓红"))).one()
         assert (volunteer.account_id, volunteer.telegram_id) == (account.id, resident)
+        assert (await session.exec(select(ConversationState))).first() is None
     (profile,) = await harness.say(resident, "/volunteer")
     assert tr(harness, resident)._("🙋 <b>Your volunteer profile</b>") in profile.text
 
