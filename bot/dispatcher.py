@@ -49,6 +49,7 @@ from handlers import (
     tasks,
     team,
     verdict,
+    volunteers,
 )
 from handlers.base import CLAIM_CONFIRM_AFTER, STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
@@ -77,6 +78,7 @@ def build_router() -> Router:
     router.include(posters.router)
     router.include(offers.router)
     router.include(claimed_work.router)
+    router.include(volunteers.router)
     return router
 
 

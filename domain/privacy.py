@@ -30,9 +30,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.areas import Area
+from domain.claims import release_all_of
 from domain.ledger import in_ledger
 from domain.lifecycle import OPEN_STATUSES, Action, Status
 from domain.requests import transition
+from domain.volunteers import VolunteerStatus
 from storage.models import (
     Account,
     Beneficiary,
@@ -44,6 +46,7 @@ from storage.models import (
     Request,
     RequestEvent,
     Staff,
+    Volunteer,
 )
 
 # Needs about a person's health or state of mind: sent only after a separate "yes".
@@ -140,6 +143,8 @@ class Erasure:
     closed: list[Request] = field(default_factory=list)
     anonymised: int = 0
     family_members: int = 0
+    # Needs they held as a volunteer, released (their holders are told).
+    released: list[Request] = field(default_factory=list)
 
 
 def erasable(account: Account | None) -> bool:
@@ -212,6 +217,7 @@ async def erase_account(
             )
         )
     )
+    await erase_volunteer(session, account, now, result)
     state = await session.get(ConversationState, account.chat_id)
     if state is not None:
         await session.delete(state)
@@ -235,6 +241,27 @@ async def erase_account(
     session.add(account)
     await session.flush()
     return result
+
+
+async def erase_volunteer(
+    session: AsyncSession, account: Account, now: datetime, result: Erasure
+) -> None:
+    """A volunteer profile goes with the account: what they hold is released, the row stays
+    (claims and figures name it) as "left", without a name, a phone or a Telegram id."""
+    volunteer = (
+        await session.exec(select(Volunteer).where(Volunteer.account_id == account.id))
+    ).first()
+    if volunteer is None:
+        return
+    for _claim, request in await release_all_of(session, volunteer, now):
+        result.released.append(request)
+    if volunteer.status != VolunteerStatus.LEFT:
+        volunteer.status = VolunteerStatus.LEFT.value
+        volunteer.left_at = now
+    volunteer.name = ""
+    volunteer.phone = None
+    volunteer.telegram_id = None
+    session.add(volunteer)
 
 
 async def reporter_of(session: AsyncSession, request_id: int) -> Account | None:
@@ -347,6 +374,7 @@ class PersonalData:
     beneficiaries: list[Beneficiary]
     requests: list[Request]
     events: dict[int, list[RequestEvent]]
+    volunteer: Volunteer | None = None  # their volunteer profile, if they have one
 
 
 async def personal_data(session: AsyncSession, account: Account) -> PersonalData:
@@ -375,4 +403,7 @@ async def personal_data(session: AsyncSession, account: Account) -> PersonalData
         )
         for event in rows.all():
             events[event.request_id].append(event)
-    return PersonalData(account, list(beneficiaries), list(requests), events)
+    volunteer = (
+        await session.exec(select(Volunteer).where(Volunteer.account_id == account.id))
+    ).first()
+    return PersonalData(account, list(beneficiaries), list(requests), events, volunteer)

@@ -6,6 +6,8 @@
        ├─ /start i_<CODE>  (invite from `huiyin invite`): bound to the roster entry
        ├─ /start b_<CODE>  (a family member's personal link): consent, then tied to the entry
        │                   the resident made for them (placed in its grid); the resident is told
+       ├─ /start v_<CODE>  (a community's volunteer link): consent, then the volunteer
+       │                   application (handlers/volunteers.py) for that community
        └─ already placed: main menu, or back to the step a resident left half-way
 
 Staff are recognised by the Telegram id in the roster, by an invite link, or by sharing their
@@ -26,6 +28,7 @@ from domain.messages import Outbound
 from domain.outbox import enqueue
 from domain.privacy import ERASE_ROLES, PHONELOG_ROLES
 from domain.reach import is_reachable, mark_written
+from domain.volunteers import VOLUNTEER_LINK_PREFIX, bind_waiting
 from handlers.base import Context, Router, Step, escape
 from handlers.common import show_menu
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
@@ -64,6 +67,11 @@ async def start(ctx: Context) -> None:
         return
     if payload.startswith(START_PREFIX) and await open_family_link(ctx, payload[2:]):
         return
+    if payload.startswith(VOLUNTEER_LINK_PREFIX):
+        from handlers.volunteers import open_volunteer_link  # it builds on this module
+
+        if await open_volunteer_link(ctx, payload[len(VOLUNTEER_LINK_PREFIX) :]):
+            return
     preset = await grid_from_link(ctx, payload)
     if payload.startswith("g_") and preset is None:
         ctx.reply(ctx._("That grid link is not valid any more; please choose your place below."))
@@ -75,6 +83,7 @@ async def start(ctx: Context) -> None:
         await render_consent(ctx)
         return
     account = ensure_account(ctx)
+    await greet_roster_volunteer(ctx, account)
     if preset is not None:
         await settle_home(ctx, preset)
         return
@@ -89,6 +98,21 @@ async def start(ctx: Context) -> None:
         await show_picker(ctx, FLOW)
         return
     show_menu(ctx, ctx._("Welcome back to Huiyin. What would you like to do?"))
+
+
+async def greet_roster_volunteer(ctx: Context, account: Account) -> None:
+    """A volunteer the community imported with this Telegram id (docs/roster.md) is bound to
+    the account the first time they open the bot, and told."""
+    await ctx.session.flush()
+    volunteer = await bind_waiting(ctx.session, account)
+    if volunteer is not None:
+        ctx.reply(
+            ctx._(
+                "🙋 Your community has registered you as a volunteer of {place}. /volunteer "
+                "shows your profile.",
+                place=escape(await place_path(ctx, volunteer.unit_code)),
+            )
+        )
 
 
 CONSENT_REF = "consent"
@@ -147,9 +171,16 @@ async def on_consent(ctx: Context, value: str) -> None:
     settle_consent_message(ctx, ctx._("✅ I agree"))
     preset = ctx.data.get("preset_grid")
     link_code = ctx.data.get("link_code")
+    volunteer_unit = ctx.data.get("volunteer_unit")
     account = ensure_account(ctx)
     account.consent_at = ctx.now
     ctx.session.add(account)
+    if volunteer_unit:
+        from handlers.volunteers import open_volunteer_link
+
+        await open_volunteer_link(ctx, volunteer_unit)
+        return
+    await greet_roster_volunteer(ctx, account)
     if link_code:
         # Linked, or refused with the menu or the place picker shown: either way, done here.
         await complete_family_link(ctx, link_code)
@@ -398,6 +429,20 @@ async def on_contact(ctx: Context) -> None:
         return
     spellings = phone_spellings(ctx.inbound.contact_phone)
     staff = (await ctx.session.exec(select(Staff).where(col(Staff.phone).in_(spellings)))).first()
+    if staff is None and ctx.account is not None and ctx.account.consent_at is not None:
+        volunteer = await bind_waiting(ctx.session, ctx.account, spellings)
+        if volunteer is not None:
+            if ctx.flow == "volunteer":  # applying, when the roster knew them already
+                await ctx.end_flow()
+            ctx.reply(
+                ctx._(
+                    "✅ Your number matches the volunteer roster of {place}: you are a "
+                    "volunteer. /volunteer shows your profile.",
+                    place=escape(await place_path(ctx, volunteer.unit_code)),
+                ),
+                remove_keyboard=True,
+            )
+            return
     if staff is None:
         ctx.reply(
             ctx._(
@@ -432,6 +477,7 @@ async def show_help(ctx: Context) -> None:
             "Your data: /mydata what Huiyin keeps about you · /forget withdraw consent and erase it"
         )
     )
+    parts.append(ctx._("Volunteers: /volunteer offer your help, or see your volunteer profile"))
     if ctx.staff is None:
         parts.append(ctx._("Staff: /join links your roster entry"))
     else:
@@ -462,6 +508,10 @@ async def show_help(ctx: Context) -> None:
             parts.append(ctx._("/phonelog who opened a full phone number"))
     if ctx.staff is not None and ctx.staff.role in ("grid_member", *AREA_ROLES):
         parts.append(ctx._("Posters: /poster QR posters of your grids for the notice boards"))
+    if ctx.staff is not None and ctx.staff.role in ("coordinator", "town_officer", "admin"):
+        parts.append(
+            ctx._("/volunteers the volunteers of your area, their approval and the join link")
+        )
     ctx.reply("\n".join(parts))
     if ctx.account is not None or ctx.staff is not None:
         show_menu(ctx)

@@ -8,6 +8,7 @@
 
 A flow registers the picker as its step "pick" with `picker_step(done)`; `done(ctx, grid_code)`
 is called with a grid that really is below the unit shown, so a forged code gets nowhere.
+`picker_step(done, upto="community")` stops at a community (the volunteer flow).
 
 The picker is one message (`ref` "picker"): a page turn or "back" changes it in place; a choice
 replaces its buttons with what was chosen, so no button is left that does nothing. A list of
@@ -360,7 +361,10 @@ async def search(ctx: Context, text: str) -> None:
     ctx.reply(question, rows, ref=FOUND_REF)
 
 
-def picker_step(done: ChoiceHandler) -> Step:
+def picker_step(done: ChoiceHandler, *, upto: str = "grid") -> Step:
+    """`upto` "community": a tapped community or village is the answer (the volunteer flow);
+    a grid found by typing or by location still may be, and `done` then gets the grid."""
+
     async def on_choice(ctx: Context, value: str) -> None:
         assert ctx.flow is not None
         parent_code = ctx.data.get("pick_parent")
@@ -388,7 +392,7 @@ def picker_step(done: ChoiceHandler) -> Step:
             await render_picker(ctx)
             return
         await close_picker(ctx, chosen)
-        if chosen.level == "grid":
+        if chosen.level in ("grid", upto):
             await done(ctx, chosen.code)
         else:
             await show_picker(ctx, ctx.flow, chosen.code)

@@ -35,6 +35,7 @@ from domain.privacy import (
     personal_data,
     phone_access_log,
 )
+from domain.volunteers import STATUS_LABELS as VOLUNTEER_STATUS_LABELS
 from handlers.base import Context, Router, Step, escape
 from handlers.cards import refresh_task_card, tell_staff
 from handlers.common import show_menu
@@ -58,7 +59,7 @@ def _iso(moment: datetime | None) -> str | None:
 def data_file(data: PersonalData) -> dict[str, Any]:
     """Everything kept, as plain JSON (codes, not translated labels)."""
     account = data.account
-    return {
+    kept: dict[str, Any] = {
         "account": {
             "telegram_id": account.telegram_id,
             "display_name": account.display_name,
@@ -106,6 +107,19 @@ def data_file(data: PersonalData) -> dict[str, Any]:
             for r in data.requests
         ],
     }
+    volunteer = data.volunteer
+    if volunteer is not None:
+        kept["volunteer"] = {
+            "name": volunteer.name,
+            "phone": volunteer.phone,
+            "serves": volunteer.unit_code,
+            "categories": volunteer.category_list,
+            "party_member": volunteer.party_member,
+            "organisation_id": volunteer.organisation_id,
+            "status": volunteer.status,
+            "created_at": _iso(volunteer.created_at),
+        }
+    return kept
 
 
 async def data_message(ctx: Context, data: PersonalData) -> str:
@@ -156,6 +170,18 @@ async def data_message(ctx: Context, data: PersonalData) -> str:
         if request.description:
             line += " · " + escape(request.description[:60])
         lines.append(line)
+    if data.volunteer is not None:
+        lines.append("")
+        lines.append(
+            ctx._(
+                "Volunteer profile: {name}, serving {place} ({status}); /volunteer shows it.",
+                name=escape(data.volunteer.name),
+                place=escape(await place_path(ctx, data.volunteer.unit_code)),
+                status=ctx._(
+                    VOLUNTEER_STATUS_LABELS.get(data.volunteer.status, data.volunteer.status)
+                ),
+            )
+        )
     lines.append("")
     lines.append(
         ctx._("The attached file holds all of it, with each request's history. /forget erases it.")
@@ -259,6 +285,24 @@ async def tell_holders(ctx: Context, erasure: Erasure) -> None:
                 "erased. Nothing more needs doing.",
                 ref=ref,
             ),
+        )
+    for request in erasure.released:
+        holder = (
+            await ctx.session.get(Staff, request.assignee_staff_id)
+            if request.assignee_staff_id
+            else None
+        )
+        reference = request.reference
+        await tell_staff(
+            ctx.session,
+            holder,
+            ctx.now,
+            lambda t, ref=reference: t._(
+                "👋 The volunteer who had claimed <b>{ref}</b> withdrew their consent and is no "
+                "longer a volunteer. The need is yours alone again.",
+                ref=ref,
+            ),
+            request=request,
         )
 
 

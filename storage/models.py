@@ -442,12 +442,18 @@ class Volunteer(SQLModel, table=True):
     roster is approved and has no account until they open the bot and are matched by phone."""
 
     __tablename__ = "volunteers"
-    __table_args__ = (Index("ix_volunteers_unit_status", "unit_code", "status"),)
+    __table_args__ = (
+        Index("ix_volunteers_unit_status", "unit_code", "status"),
+        Index("ux_volunteers_telegram_id", "telegram_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int | None = Field(default=None, foreign_key="accounts.id", unique=True)
     name: str = Field(max_length=50)
     phone: str | None = Field(default=None, max_length=20, unique=True)
+    # From the roster (volunteers.csv), or the account's once bound: how an imported
+    # volunteer is recognised when they first open the bot.
+    telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     unit_code: str = Field(foreign_key="units.code")
     categories: str = Field(default="", max_length=500)  # ";"-separated catalog codes
     party_member: bool = Field(default=False)

@@ -1,4 +1,6 @@
-"""Roster import: load a district's `units.csv` and `people.csv` into the units and staff tables.
+"""Roster import: load a district's `units.csv` and `people.csv` into the units and staff tables,
+and, when they are there, `organisations.csv` and `volunteers.csv` (docs/roster.md) into the
+organisations and volunteers tables (keyed by name and by phone; volunteers come in approved).
 
 The format is described in `shared/data/sample-district/README.md`. Both files are UTF-8, with or
 without the byte-order mark Excel writes. The import is all or nothing: every row of both files is
@@ -27,6 +29,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import shapely.geometry
@@ -34,10 +37,29 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
-from storage.models import Staff, Unit
+from storage.models import Account, Organisation, Staff, Unit, Volunteer
 
 UNITS_FILE = "units.csv"
 PEOPLE_FILE = "people.csv"
+# The supply side, both optional (docs/roster.md): units that claim as a body, and volunteers.
+ORGANISATIONS_FILE = "organisations.csv"
+VOLUNTEERS_FILE = "volunteers.csv"
+ORGANISATION_COLUMNS: tuple[str, ...] = ("name", "name_en", "kind", "unit")
+VOLUNTEER_COLUMNS: tuple[str, ...] = (
+    "name",
+    "phone",
+    "telegram_id",
+    "unit",
+    "categories",
+    "party_member",
+    "organisation",
+    "contact",
+)
+# Kept in step with `domain.volunteers` (OrganisationKind, NEVER_OFFERED).
+ORGANISATION_KINDS: tuple[str, ...] = ("department", "enterprise", "social")
+NEVER_OFFERED: tuple[str, ...] = ("safety",)
+YES = ("yes", "y", "true", "1", "是", "x")
+NO = ("no", "n", "false", "0", "否", "")
 UNIT_COLUMNS: tuple[str, ...] = ("code", "level", "parent", "name", "name_en")
 # Where a grid is (docs/roster.md): a point in two optional columns, an outline in a GeoJSON file.
 UNIT_POINT_COLUMNS: tuple[str, ...] = ("lat", "lon")
@@ -94,7 +116,7 @@ PHONE_MIN, PHONE_MAX = 5, 20
 MAX_TELEGRAM_ID = 2**63 - 1  # BIGINT
 
 SAMPLE_DISTRICT_ENV = "HUIYIN_SAMPLE_DISTRICT"
-_FILE_ORDER = {UNITS_FILE: 0, PEOPLE_FILE: 1}
+_FILE_ORDER = {UNITS_FILE: 0, PEOPLE_FILE: 1, ORGANISATIONS_FILE: 2, VOLUNTEERS_FILE: 3}
 
 
 @dataclass(frozen=True)
@@ -129,13 +151,30 @@ class ImportSummary:
     staff_added: int = 0
     staff_updated: int = 0
     staff_unchanged: int = 0
+    organisations_added: int = 0
+    organisations_updated: int = 0
+    organisations_unchanged: int = 0
+    volunteers_added: int = 0
+    volunteers_updated: int = 0
+    volunteers_unchanged: int = 0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"units: {self.units_added} added, {self.units_updated} updated, "
             f"{self.units_unchanged} unchanged; staff: {self.staff_added} added, "
             f"{self.staff_updated} updated, {self.staff_unchanged} unchanged"
         )
+        organisations = (
+            self.organisations_added,
+            self.organisations_updated,
+            self.organisations_unchanged,
+        )
+        if any(organisations):
+            text += "; organisations: {} added, {} updated, {} unchanged".format(*organisations)
+        volunteers = (self.volunteers_added, self.volunteers_updated, self.volunteers_unchanged)
+        if any(volunteers):
+            text += "; volunteers: {} added, {} updated, {} unchanged".format(*volunteers)
+        return text
 
 
 PACKAGED_SAMPLE_DISTRICT = Path(__file__).resolve().parent / "sample_district"
@@ -201,12 +240,17 @@ class _Errors:
         return sorted(self.items, key=lambda e: (_FILE_ORDER.get(e.file, 2), e.file, e.line))
 
 
-async def import_roster(db: Database, directory: Path) -> ImportSummary:
+async def import_roster(
+    db: Database, directory: Path, now: datetime | None = None
+) -> ImportSummary:
     """Check both files completely, then upsert them in one transaction; see the module docstring.
+    `organisations.csv` and `volunteers.csv` are read too when they are there; `now` is when new
+    organisations and volunteers are recorded (the wall clock when not given, at the terminal).
 
     Raises `RosterRefused` (with every problem found) without writing anything if any row is wrong.
     """
     directory = Path(directory)
+    now = now or datetime.now(UTC)
     errors = _Errors()
     unit_records = _read_csv(
         directory, UNITS_FILE, UNIT_COLUMNS, errors, optional=UNIT_POINT_COLUMNS
@@ -216,6 +260,18 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
     with_points = bool(unit_records) and all("lat" in v for _, v in unit_records or [])
     outlines = _read_outlines(directory, errors)
     people = _parse_people(people_records or [], errors)
+    organisation_records = (
+        _read_csv(directory, ORGANISATIONS_FILE, ORGANISATION_COLUMNS, errors)
+        if (directory / ORGANISATIONS_FILE).exists()
+        else []
+    )
+    volunteer_records = (
+        _read_csv(directory, VOLUNTEERS_FILE, VOLUNTEER_COLUMNS, errors)
+        if (directory / VOLUNTEERS_FILE).exists()
+        else []
+    )
+    organisations = _parse_organisations(organisation_records or [], errors)
+    volunteers = _parse_volunteers(volunteer_records or [], errors)
 
     # Reading the existing rows inside the writing transaction keeps the checks and the writes
     # consistent with each other; a refusal rolls back a transaction that wrote nothing.
@@ -235,12 +291,27 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
             units_readable=unit_records is not None,
         )
         _check_existing_rows_still_fit(file_units, db_units, people, db_staff, levels, errors)
+        db_organisations = {o.name: o for o in (await session.exec(select(Organisation))).all()}
+        every_volunteer = list((await session.exec(select(Volunteer))).all())
+        db_volunteers = {v.phone: v for v in every_volunteer if v.phone}
+        _check_organisations(organisations, levels, errors, units_readable=unit_records is not None)
+        known_organisations = set(db_organisations) | {o.name for o in organisations}
+        _check_volunteers(
+            volunteers,
+            levels,
+            known_organisations,
+            every_volunteer,
+            errors,
+            units_readable=unit_records is not None,
+        )
         if errors.items:
             raise RosterRefused(errors.sorted())
 
         summary = ImportSummary()
         await _write_units(session, file_units.values(), db_units, summary, with_points, outlines)
         await _write_staff(session, people, db_staff, summary)
+        await _write_organisations(session, organisations, db_organisations, summary, now)
+        await _write_volunteers(session, volunteers, db_volunteers, summary, now)
     await db.analyze()  # the roster's tables may have changed size many times over
     return summary
 
@@ -821,7 +892,7 @@ async def _write_staff(
     await session.flush()
 
 
-def _assign(row: Unit | Staff, values: dict[str, object]) -> bool:
+def _assign(row: Unit | Staff | Organisation | Volunteer, values: dict[str, object]) -> bool:
     """Set the values that differ; True if any did."""
     changed = False
     for name, value in values.items():
@@ -829,3 +900,309 @@ def _assign(row: Unit | Staff, values: dict[str, object]) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
+
+
+# The supply side: organisations.csv and volunteers.csv ------------------------------------------
+
+
+@dataclass
+class _OrganisationRow:
+    line: int
+    name: str
+    name_en: str
+    kind: str
+    unit: str | None
+
+
+@dataclass
+class _VolunteerRow:
+    line: int
+    name: str
+    phone: str
+    telegram_id: int | None
+    unit: str
+    categories: str
+    party_member: bool
+    organisation: str | None
+    contact: bool
+
+
+def _yes_no(value: str, what: str, file: str, line: int, errors: _Errors) -> bool:
+    word = value.strip().lower()
+    if word in YES:
+        return True
+    if word not in NO:
+        errors.add(file, line, f"{what} {value!r} is not yes or no (leave it empty for no)")
+    return False
+
+
+def _parse_organisations(
+    records: list[tuple[int, dict[str, str]]], errors: _Errors
+) -> list[_OrganisationRow]:
+    rows: list[_OrganisationRow] = []
+    for line, v in records:
+        complete = _require(v, ("name", "kind"), ORGANISATIONS_FILE, line, errors)
+        _too_long(v["name"], MAX_UNIT_NAME, "name", ORGANISATIONS_FILE, line, errors)
+        _too_long(v["name_en"], MAX_UNIT_NAME, "name_en", ORGANISATIONS_FILE, line, errors)
+        if v["kind"] and v["kind"] not in ORGANISATION_KINDS:
+            errors.add(
+                ORGANISATIONS_FILE,
+                line,
+                f"unknown kind {v['kind']!r}; use one of {', '.join(ORGANISATION_KINDS)}",
+            )
+            complete = False
+        if complete:
+            rows.append(
+                _OrganisationRow(line, v["name"], v["name_en"], v["kind"], v["unit"] or None)
+            )
+    return rows
+
+
+def _parse_volunteers(
+    records: list[tuple[int, dict[str, str]]], errors: _Errors
+) -> list[_VolunteerRow]:
+    rows: list[_VolunteerRow] = []
+    offered = [c for c in POST_CODES if c not in NEVER_OFFERED]
+    for line, v in records:
+        complete = _require(v, ("name", "phone", "unit"), VOLUNTEERS_FILE, line, errors)
+        _too_long(v["name"], MAX_STAFF_NAME, "name", VOLUNTEERS_FILE, line, errors)
+        phone = v["phone"]
+        digits = phone.removeprefix("+")
+        if phone and not (
+            digits.isascii() and digits.isdecimal() and PHONE_MIN <= len(phone) <= PHONE_MAX
+        ):
+            errors.add(
+                VOLUNTEERS_FILE,
+                line,
+                f"phone {phone!r} is not a phone number: use {PHONE_MIN} to {PHONE_MAX} "
+                "digits, optionally starting with +, without spaces or dashes",
+            )
+            complete = False
+        telegram_id: int | None = None
+        try:
+            telegram_id = _parse_telegram_id(v["telegram_id"])
+        except ValueError:
+            errors.add(
+                VOLUNTEERS_FILE,
+                line,
+                f"telegram_id {v['telegram_id']!r} is not a positive whole number; "
+                "leave it empty if the person has not joined yet",
+            )
+        categories: list[str] = []
+        for code in (c.strip() for c in v["categories"].split(";")):
+            if not code or code in categories:
+                continue
+            if code in NEVER_OFFERED:
+                errors.add(
+                    VOLUNTEERS_FILE,
+                    line,
+                    f"category {code!r} is never offered to volunteers (staff handle it)",
+                )
+            elif code not in POST_CODES:
+                errors.add(
+                    VOLUNTEERS_FILE,
+                    line,
+                    f"unknown category {code!r}; use codes from: {' '.join(offered)}",
+                )
+            else:
+                categories.append(code)
+        party = _yes_no(v["party_member"], "party_member", VOLUNTEERS_FILE, line, errors)
+        contact = _yes_no(v["contact"], "contact", VOLUNTEERS_FILE, line, errors)
+        organisation = v["organisation"] or None
+        if contact and organisation is None:
+            errors.add(VOLUNTEERS_FILE, line, "contact is yes but no organisation is given")
+        if complete:
+            rows.append(
+                _VolunteerRow(
+                    line=line,
+                    name=v["name"],
+                    phone=phone,
+                    telegram_id=telegram_id,
+                    unit=v["unit"],
+                    categories=";".join(categories),
+                    party_member=party,
+                    organisation=organisation,
+                    contact=contact,
+                )
+            )
+    return rows
+
+
+def _check_organisations(
+    rows: list[_OrganisationRow],
+    levels: dict[str, str | None],
+    errors: _Errors,
+    *,
+    units_readable: bool,
+) -> None:
+    first_by_name: dict[str, _OrganisationRow] = {}
+    for row in rows:
+        first = first_by_name.get(row.name)
+        if first is not None:
+            errors.add(
+                ORGANISATIONS_FILE,
+                row.line,
+                f"duplicate name {row.name} (first on line {first.line})",
+            )
+        else:
+            first_by_name[row.name] = row
+        if row.unit is None or not units_readable:
+            continue
+        if row.unit not in levels:
+            errors.add(
+                ORGANISATIONS_FILE,
+                row.line,
+                f"unit {row.unit} is not in {UNITS_FILE} or in the database",
+            )
+        elif levels[row.unit] not in ("district", "town", "community"):
+            errors.add(
+                ORGANISATIONS_FILE,
+                row.line,
+                f"unit {row.unit} is a {levels[row.unit]}; an organisation serves a town, a "
+                "community or (left empty) the whole district",
+            )
+
+
+def _check_volunteers(
+    rows: list[_VolunteerRow],
+    levels: dict[str, str | None],
+    organisations: set[str],
+    db_volunteers: list[Volunteer],
+    errors: _Errors,
+    *,
+    units_readable: bool,
+) -> None:
+    first_by_phone: dict[str, _VolunteerRow] = {}
+    first_by_telegram: dict[int, _VolunteerRow] = {}
+    for row in rows:
+        first = first_by_phone.get(row.phone)
+        if first is not None:
+            errors.add(
+                VOLUNTEERS_FILE,
+                row.line,
+                f"duplicate phone {row.phone} (first on line {first.line})",
+            )
+        else:
+            first_by_phone[row.phone] = row
+        if row.telegram_id is not None:
+            other = first_by_telegram.get(row.telegram_id)
+            if other is not None and other.phone != row.phone:
+                errors.add(
+                    VOLUNTEERS_FILE,
+                    row.line,
+                    f"duplicate telegram_id {row.telegram_id} (first on line {other.line})",
+                )
+            first_by_telegram.setdefault(row.telegram_id, row)
+        if row.organisation is not None and row.organisation not in organisations:
+            errors.add(
+                VOLUNTEERS_FILE,
+                row.line,
+                f"organisation {row.organisation!r} is not in {ORGANISATIONS_FILE} or in the "
+                "database",
+            )
+        if not units_readable:
+            continue
+        if row.unit not in levels:
+            errors.add(
+                VOLUNTEERS_FILE,
+                row.line,
+                f"unit {row.unit} is not in {UNITS_FILE} or in the database",
+            )
+        elif levels[row.unit] not in ("town", "community"):
+            errors.add(
+                VOLUNTEERS_FILE,
+                row.line,
+                f"unit {row.unit} is a {levels[row.unit]}; a volunteer serves a community or "
+                "a town",
+            )
+    for volunteer in db_volunteers:
+        if volunteer.telegram_id is None or volunteer.phone in first_by_phone:
+            continue
+        row = first_by_telegram.get(volunteer.telegram_id)
+        if row is not None:
+            errors.add(
+                VOLUNTEERS_FILE,
+                row.line,
+                f"telegram_id {row.telegram_id} already belongs to the volunteer "
+                f"{volunteer.name} in the database",
+            )
+
+
+async def _write_organisations(
+    session: AsyncSession,
+    rows: list[_OrganisationRow],
+    db_organisations: dict[str, Organisation],
+    summary: ImportSummary,
+    now: datetime,
+) -> None:
+    for row in rows:
+        values: dict[str, object] = {
+            "name_en": row.name_en,
+            "kind": row.kind,
+            "unit_code": row.unit,
+        }
+        organisation = db_organisations.get(row.name)
+        if organisation is None:
+            organisation = Organisation(name=row.name, created_at=now, **values)
+            session.add(organisation)
+            db_organisations[row.name] = organisation
+            summary.organisations_added += 1
+        elif _assign(organisation, values):
+            session.add(organisation)
+            summary.organisations_updated += 1
+        else:
+            summary.organisations_unchanged += 1
+    await session.flush()
+
+
+async def _write_volunteers(
+    session: AsyncSession,
+    rows: list[_VolunteerRow],
+    db_volunteers: dict[str, Volunteer],
+    summary: ImportSummary,
+    now: datetime,
+) -> None:
+    """Upsert by phone. A new volunteer is approved (the roster is the community's own list);
+    one whose Telegram id already has an account (with no profile of its own) is bound to it.
+    A volunteer's status (paused, left) is theirs: a re-import leaves it."""
+    by_name = {o.name: o.id for o in (await session.exec(select(Organisation))).all()}
+    bound = {v.account_id for v in (await session.exec(select(Volunteer))).all() if v.account_id}
+    for row in rows:
+        volunteer = db_volunteers.get(row.phone)
+        telegram_id = row.telegram_id
+        if telegram_id is None and volunteer is not None:
+            telegram_id = volunteer.telegram_id  # bound when they opened the bot
+        values: dict[str, object] = {
+            "name": row.name,
+            "telegram_id": telegram_id,
+            "unit_code": row.unit,
+            "categories": row.categories,
+            "party_member": row.party_member,
+            "organisation_id": by_name.get(row.organisation) if row.organisation else None,
+            "is_contact": row.contact,
+        }
+        if volunteer is None:
+            volunteer = Volunteer(
+                phone=row.phone,
+                status="approved",
+                source="roster",
+                created_at=now,
+                decided_at=now,
+                **values,  # type: ignore[arg-type]
+            )
+            session.add(volunteer)
+            summary.volunteers_added += 1
+        elif _assign(volunteer, values):
+            session.add(volunteer)
+            summary.volunteers_updated += 1
+        else:
+            summary.volunteers_unchanged += 1
+        if volunteer.account_id is None and telegram_id is not None:
+            account = (
+                await session.exec(select(Account).where(Account.telegram_id == telegram_id))
+            ).first()
+            if account is not None and account.id not in bound:
+                volunteer.account_id = account.id
+                bound.add(account.id)
+                session.add(volunteer)
+    await session.flush()
