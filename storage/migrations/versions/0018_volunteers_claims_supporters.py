@@ -38,6 +38,7 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=True, unique=True),
+        sa.Column("telegram_id", sa.BigInteger(), nullable=True),
         sa.Column("unit_code", sa.String(), sa.ForeignKey("units.code"), nullable=False),
         sa.Column("categories", sa.String(length=500), nullable=False),
         sa.Column("party_member", sa.Boolean(), nullable=False),
@@ -54,6 +55,7 @@ def upgrade() -> None:
         sa.Column("left_at", WHEN, nullable=True),
     )
     op.create_index("ix_volunteers_unit_status", "volunteers", ["unit_code", "status"])
+    op.create_index("ux_volunteers_telegram_id", "volunteers", ["telegram_id"], unique=True)
     op.create_index("ix_volunteers_organisation_id", "volunteers", ["organisation_id"])
     op.create_table(
         "claims",
@@ -81,6 +83,9 @@ def upgrade() -> None:
         sa.Column("confirmed_at", WHEN, nullable=True),
         sa.Column("ended_at", WHEN, nullable=True),
         sa.Column("next_due_at", WHEN, nullable=True),
+        sa.Column("solved", sa.Boolean(), nullable=True),
+        sa.Column("satisfaction", sa.String(length=16), nullable=True),
+        sa.Column("rated_at", WHEN, nullable=True),
     )
     op.create_index("ix_claims_request_id", "claims", ["request_id"])
     op.create_index("ix_claims_state_due", "claims", ["state", "next_due_at"])
@@ -136,6 +141,7 @@ def downgrade() -> None:
     op.drop_index("ix_claims_request_id", table_name="claims")
     op.drop_table("claims")
     op.drop_index("ix_volunteers_organisation_id", table_name="volunteers")
+    op.drop_index("ux_volunteers_telegram_id", table_name="volunteers")
     op.drop_index("ix_volunteers_unit_status", table_name="volunteers")
     op.drop_table("volunteers")
     op.drop_table("organisations")
