@@ -468,7 +468,7 @@ async def test_the_first_runs_are_at_the_real_now_whatever_the_clock_says(
     scheduler = worker.build_scheduler()
     after = datetime.now(UTC)
     first_runs = {job.id: job.next_run_time for job in scheduler.get_jobs()}
-    assert set(first_runs) == {"sweep", "digest", "exports", "ratings", "retention"}
+    assert set(first_runs) == {"sweep", "digest", "exports", "ratings", "offers", "retention"}
     for first in first_runs.values():
         assert before <= first <= after
 
