@@ -517,3 +517,17 @@ async def test_stale_and_forged_presses_change_nothing(harness: Harness) -> None
 async def card_chats_of(harness: Harness, claim_id: int) -> int:
     async with harness.db.session() as session:
         return len(await card_chats(session, claim_id))
+
+
+async def test_claim_cards_wait_for_the_end_of_quiet_hours(harness: Harness) -> None:
+    await make_volunteer(harness, V1, categories="errand")
+    await harness.say(WANG, "/start")
+    await register(harness, RESIDENT)
+    harness.clock.advance(timedelta(hours=12))  # 22:00 in Shanghai
+    await report_need(harness, RESIDENT, category="errand", text="Pick up my prescription")
+    (claim,) = await claims(harness)
+    assert claim.state == "offered" and claim.id is not None
+    assert claim_cards(harness, V1) == []  # the volunteer is asleep
+    harness.clock.advance(timedelta(hours=10, minutes=5))  # 08:05
+    await harness.outbox.deliver_due()
+    assert "Pick up my prescription" in card_of(harness, V1, claim.id).text
