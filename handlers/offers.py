@@ -51,7 +51,7 @@ from domain.labels import category_label, staff_label, unit_label
 from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue, enqueue_edit
-from domain.privacy import CONTACT_CARD, record_phone_access
+from domain.privacy import CONTACT_CARD, is_sensitive, record_phone_access
 from domain.requests import note_event, transition
 from domain.volunteers import VolunteerStatus
 from handlers.base import Context, Router, Step, escape, parse_id
@@ -148,7 +148,10 @@ async def claim_card(
         t._("📣 <b>Can you help?</b> {ref}", ref=request.reference),
         f"{escape(category_label(t, request.category))} · {where}",
     ]
-    if request.description:
+    if is_sensitive(request.category):
+        # Health and counselling: what it is about only for whoever takes it.
+        lines.append(t._("🔒 The details are shown to whoever takes it."))
+    elif request.description:
         lines.append("📝 " + escape(request.description))
     if claim.note:
         lines.append(t._("💬 Note: {note}", note=escape(claim.note)))
@@ -793,8 +796,8 @@ async def show_board(ctx: Context, offset: int) -> None:
     lines = [ctx._("📋 <b>On offer in your area</b>, newest first:")]
     buttons: list[list[Button]] = []
     for index, (claim, request) in enumerate(rows[:BOARD_PAGE], start=offset + 1):
-        snippet = request.description[:BOARD_SNIPPET]
-        if len(request.description) > BOARD_SNIPPET:
+        snippet = "" if is_sensitive(request.category) else request.description[:BOARD_SNIPPET]
+        if snippet and len(request.description) > BOARD_SNIPPET:
             snippet += "…"
         what = escape(category_label(ctx.t, request.category))
         lines.append(
