@@ -565,3 +565,24 @@ async def test_a_volunteer_without_the_card_claims_from_the_board(harness: Harne
     card = card_of(harness, V1, claim.id)
     assert "user900001" in card.text and f"of:give:{claim.id}" in data(card)
     assert (await claims(harness))[0].state == "claimed"
+
+
+async def test_a_cancelled_need_closes_its_offer(harness: Harness) -> None:
+    from domain.lifecycle import Action
+    from domain.requests import transition
+
+    await make_volunteer(harness, V1)
+    rid = await a_need(harness)
+    await offer(harness, rid)
+    (claim,) = await claims(harness)
+    assert claim.id is not None
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, rid)
+        assert request is not None
+        await transition(session, request, Action.CANCEL, harness.clock.now())
+    await harness.outbox.deliver_due()
+    (claim,) = await claims(harness)
+    assert (claim.state, claim.ended_at) == ("closed", harness.clock.now())
+    assert (await request_row(harness, rid)).claim_id is None
+    card = card_of(harness, V1, claim.id)
+    assert card.buttons == [] and "HY000001" in card.text
