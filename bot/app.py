@@ -410,7 +410,7 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
     from schedules.offers import run_offers
 
     async def widen_offers() -> object:
-        report = await run_offers(db, clock, settings.zone)
+        report = await run_offers(db, clock, settings.zone, policy)
         if report.total:
             worker.outbox.wake.set()
         return report

@@ -45,18 +45,20 @@ from domain.claims import (
     offerable,
     take,
 )
+from domain.deadlines import Policy
 from domain.i18n import LANGUAGES, N_, Translator, translator
 from domain.labels import category_label, staff_label, unit_label
 from domain.lifecycle import Action, Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue, enqueue_edit
-from domain.privacy import CONTACT_CARD, record_phone_access
+from domain.privacy import CONTACT_CARD, is_sensitive, record_phone_access
 from domain.requests import note_event, transition
 from domain.volunteers import VolunteerStatus
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import (
     OFFER_PREFIX,
     claimant_label,
+    hold_until,
     notify_reporter,
     organisation_label,
     place_of,
@@ -146,7 +148,10 @@ async def claim_card(
         t._("📣 <b>Can you help?</b> {ref}", ref=request.reference),
         f"{escape(category_label(t, request.category))} · {where}",
     ]
-    if request.description:
+    if is_sensitive(request.category):
+        # Health and counselling: what it is about only for whoever takes it.
+        lines.append(t._("🔒 The details are shown to whoever takes it."))
+    elif request.description:
         lines.append("📝 " + escape(request.description))
     if claim.note:
         lines.append(t._("💬 Note: {note}", note=escape(claim.note)))
@@ -173,8 +178,13 @@ async def send_claim_cards(
     claim: Claim,
     now: datetime,
     recipients: list[tuple[Volunteer, Account]],
+    *,
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
 ) -> int:
-    """A claim card to each recipient, in their language; how many were sent."""
+    """A claim card to each recipient, in their language; how many were sent. With `zone`,
+    a card for a non-urgent need waits for the end of quiet hours (unless the volunteer is
+    talking to the bot just now)."""
     assert claim.id is not None
     for volunteer, account in recipients:
         t = translator(account.language)
@@ -183,6 +193,7 @@ async def send_claim_cards(
             session,
             Outbound(chat_id=account.chat_id, text=text, buttons=rows, ref=claim_ref(claim.id)),
             now,
+            not_before=await hold_until(session, account.chat_id, request, now, zone, policy),
         )
     return len(recipients)
 
@@ -266,6 +277,8 @@ async def offer_need(
     note: str | None,
     reach_unit_code: str | None = None,
     exclude_volunteer_ids: tuple[int, ...] = (),
+    zone: ZoneInfo | None = None,
+    policy: Policy | None = None,
 ) -> tuple[Claim, int]:
     """Offer the need to volunteers: the community's first (or `reach_unit_code`), the town's
     after `rules.widen_after`. Writes the claim, the timeline entry and the claim cards;
@@ -292,7 +305,9 @@ async def offer_need(
     recipients = await matching_volunteers(
         session, request.category, reach_unit_code, exclude_volunteer_ids=exclude_volunteer_ids
     )
-    sent = await send_claim_cards(session, request, claim, now, recipients)
+    sent = await send_claim_cards(
+        session, request, claim, now, recipients, zone=zone, policy=policy
+    )
     return claim, sent
 
 
@@ -310,7 +325,16 @@ async def auto_offer(ctx: Context, request: Request) -> None:
     town = await ancestor_at(ctx.session, request.grid_code, "town")
     if town is None or not await matching_volunteers(ctx.session, request.category, town.code):
         return
-    await offer_need(ctx.session, request, ctx.now, ctx.offer_rules, staff=None, note=None)
+    await offer_need(
+        ctx.session,
+        request,
+        ctx.now,
+        ctx.offer_rules,
+        staff=None,
+        note=None,
+        zone=ctx.zone,
+        policy=ctx.policy,
+    )
 
 
 @router.button(OFFER_PREFIX)
@@ -432,7 +456,14 @@ async def finish_offer(ctx: Context, note: str | None) -> None:
             policy=ctx.policy,
         )
     claim, sent = await offer_need(
-        ctx.session, request, ctx.now, ctx.offer_rules, staff=ctx.staff, note=note
+        ctx.session,
+        request,
+        ctx.now,
+        ctx.offer_rules,
+        staff=ctx.staff,
+        note=note,
+        zone=ctx.zone,
+        policy=ctx.policy,
     )
     area = escape(unit_label(ctx.t, await ctx.session.get(Unit, claim.reach_unit_code)))
     if sent:
@@ -677,6 +708,8 @@ async def give_back(ctx: Context, claim_id: int) -> None:
             note=claim.note,
             reach_unit_code=claim.reach_unit_code,
             exclude_volunteer_ids=tuple(v for v in released if v is not None),
+            zone=ctx.zone,
+            policy=ctx.policy,
         )
     if holder is not None:
 
@@ -763,8 +796,8 @@ async def show_board(ctx: Context, offset: int) -> None:
     lines = [ctx._("📋 <b>On offer in your area</b>, newest first:")]
     buttons: list[list[Button]] = []
     for index, (claim, request) in enumerate(rows[:BOARD_PAGE], start=offset + 1):
-        snippet = request.description[:BOARD_SNIPPET]
-        if len(request.description) > BOARD_SNIPPET:
+        snippet = "" if is_sensitive(request.category) else request.description[:BOARD_SNIPPET]
+        if snippet and len(request.description) > BOARD_SNIPPET:
             snippet += "…"
         what = escape(category_label(ctx.t, request.category))
         lines.append(
@@ -796,7 +829,13 @@ async def show_board(ctx: Context, offset: int) -> None:
 # For the sweep (schedules/offers.py) ------------------------------------------------------------
 
 
-async def widen(session: AsyncSession, claim: Claim, now: datetime, zone: ZoneInfo) -> int:
+async def widen(
+    session: AsyncSession,
+    claim: Claim,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy | None = None,
+) -> int:
     """The offer's time with the community passed: the town's volunteers get it too (those not
     sent a card yet). When nobody at all got a card, the holder is told. Returns cards sent."""
     assert claim.id is not None
@@ -814,7 +853,9 @@ async def widen(session: AsyncSession, claim: Claim, now: datetime, zone: ZoneIn
         recipients = await matching_volunteers(
             session, request.category, town.code, not_sent=claim.id
         )
-        sent = await send_claim_cards(session, request, claim, now, recipients)
+        sent = await send_claim_cards(
+            session, request, claim, now, recipients, zone=zone, policy=policy
+        )
     if not await card_chats(session, claim.id):
         holder = await holder_of(session, request)
         reference = request.reference

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 
 from domain.claims import ClaimState
 from domain.clock import Clock
+from domain.deadlines import Policy
 from handlers.offers import widen
 from storage.database import Database
 from storage.models import Claim
@@ -37,8 +38,11 @@ class OffersReport:
         return self.widened
 
 
-async def run_offers(db: Database, clock: Clock, zone: ZoneInfo) -> OffersReport:
-    """Widen every offer whose time with the community has passed."""
+async def run_offers(
+    db: Database, clock: Clock, zone: ZoneInfo, policy: Policy | None = None
+) -> OffersReport:
+    """Widen every offer whose time with the community has passed (the new cards keep quiet
+    hours, as `policy` sets them)."""
     now = clock.now()
     report = OffersReport()
     sqlite = db.url.startswith("sqlite")
@@ -77,7 +81,7 @@ async def run_offers(db: Database, clock: Clock, zone: ZoneInfo) -> OffersReport
                     ).first()
                     if claim is None:
                         continue
-                    report.cards += await widen(session, claim, now, zone)
+                    report.cards += await widen(session, claim, now, zone, policy)
                     report.widened += 1
             except Exception:
                 log.exception("offers: claim %s failed; the next tick tries again", claim_id)

@@ -517,3 +517,72 @@ async def test_stale_and_forged_presses_change_nothing(harness: Harness) -> None
 async def card_chats_of(harness: Harness, claim_id: int) -> int:
     async with harness.db.session() as session:
         return len(await card_chats(session, claim_id))
+
+
+async def test_claim_cards_wait_for_the_end_of_quiet_hours(harness: Harness) -> None:
+    await make_volunteer(harness, V1, categories="errand")
+    await harness.say(WANG, "/start")
+    await register(harness, RESIDENT)
+    harness.clock.advance(timedelta(hours=12))  # 22:00 in Shanghai
+    await report_need(harness, RESIDENT, category="errand", text="Pick up my prescription")
+    (claim,) = await claims(harness)
+    assert claim.state == "offered" and claim.id is not None
+    assert claim_cards(harness, V1) == []  # the volunteer is asleep
+    harness.clock.advance(timedelta(hours=10, minutes=5))  # 08:05
+    await harness.outbox.deliver_due()
+    assert "Pick up my prescription" in card_of(harness, V1, claim.id).text
+
+
+async def test_a_health_need_is_offered_without_its_details(harness: Harness) -> None:
+    await make_volunteer(harness, V1, categories="health")
+    rid = await a_need(harness, text="Insulin injections after my operation")
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, rid)
+        assert request is not None
+        request.category = "health"
+        session.add(request)
+    await offer(harness, rid, note="A nurse is best")
+    (claim,) = await claims(harness)
+    assert claim.id is not None
+    card = card_of(harness, V1, claim.id)
+    assert "Insulin" not in card.text and "A nurse is best" in card.text
+    (board,) = await harness.say(V1, "/board")
+    assert "HY000001" in board.text and "Insulin" not in board.text
+    await harness.press(V1, f"of:take:{claim.id}")
+    assert "Insulin" in card.text  # the claimant sees it
+
+
+async def test_a_volunteer_without_the_card_claims_from_the_board(harness: Harness) -> None:
+    rid = await a_need(harness)
+    await offer(harness, rid)
+    (claim,) = await claims(harness)
+    assert claim.id is not None
+    await make_volunteer(harness, V1)  # approved after the offer went out
+    assert claim_cards(harness, V1) == []
+    (board,) = await harness.say(V1, "/board")
+    assert f"of:take:{claim.id}" in data(board)
+    await harness.press(V1, f"of:take:{claim.id}")
+    card = card_of(harness, V1, claim.id)
+    assert "user900001" in card.text and f"of:give:{claim.id}" in data(card)
+    assert (await claims(harness))[0].state == "claimed"
+
+
+async def test_a_cancelled_need_closes_its_offer(harness: Harness) -> None:
+    from domain.lifecycle import Action
+    from domain.requests import transition
+
+    await make_volunteer(harness, V1)
+    rid = await a_need(harness)
+    await offer(harness, rid)
+    (claim,) = await claims(harness)
+    assert claim.id is not None
+    async with harness.db.transaction() as session:
+        request = await session.get(Request, rid)
+        assert request is not None
+        await transition(session, request, Action.CANCEL, harness.clock.now())
+    await harness.outbox.deliver_due()
+    (claim,) = await claims(harness)
+    assert (claim.state, claim.ended_at) == ("closed", harness.clock.now())
+    assert (await request_row(harness, rid)).claim_id is None
+    card = card_of(harness, V1, claim.id)
+    assert card.buttons == [] and "HY000001" in card.text

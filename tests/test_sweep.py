@@ -474,6 +474,7 @@ async def test_the_first_runs_are_at_the_real_now_whatever_the_clock_says(
         "digest",
         "exports",
         "ratings",
+        "offers",
         "retention",
     }
     for first in first_runs.values():
