@@ -321,6 +321,10 @@ async def edit_cards(
 
 
 NO_LONGER_NEEDED = N_("📣 {ref}: this need is no longer open. Thank you all the same.")
+RESOLVED_WITH_YOUR_WORK = N_(
+    "✅ {ref} is resolved with the work you reported: thank you! The resident is asked for "
+    "their verdict."
+)
 
 
 async def close_claim_of(session: AsyncSession, request: Request, now: datetime) -> Claim | None:
@@ -330,8 +334,17 @@ async def close_claim_of(session: AsyncSession, request: Request, now: datetime)
     claim = await live_claim(session, request)
     if claim is None or claim.id is None:
         return None
+    reference = request.reference
+    if claim.state == ClaimState.DONE and request.status == "resolved":
+        # The holder resolved it with the task card's own button after the claimant reported
+        # the work done: that is a confirmation, and the verdict will be the claimant's.
+        end(claim, request, ClaimState.CONFIRMED, now)
+        session.add(claim)
+        await edit_cards(
+            session, claim.id, now, lambda t: t._(RESOLVED_WITH_YOUR_WORK, ref=reference)
+        )
+        return claim
     end(claim, request, ClaimState.CLOSED, now)
     session.add(claim)
-    reference = request.reference
     await edit_cards(session, claim.id, now, lambda t: t._(NO_LONGER_NEEDED, ref=reference))
     return claim

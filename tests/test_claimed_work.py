@@ -641,3 +641,23 @@ async def test_a_unit_claim_is_named_for_the_unit_on_the_holders_card(
     card = harness.sender.messages(WANG)[-1]
     unit_name = "District Power Co." if harness.languages[WANG] == "en" else "区供电公司"
     assert f"{unit_name} (张志愿)" in card.text
+
+
+async def test_resolving_from_the_task_card_after_done_confirms_the_claim(
+    harness: Harness, claimed: tuple[int, int]
+) -> None:
+    """The holder may resolve with the task card's own button rather than "Confirm done": the
+    reported work is then confirmed all the same, and the verdict will be the claimant's."""
+    _, claim_id = claimed
+    await report_done(harness, claim_id)
+    await harness.press(WANG, "t:accept:1")
+    await harness.press(WANG, "t:resolve:1")
+    await harness.say(WANG, "Checked the volunteer's work")
+    claim = await claim_row(harness, claim_id)
+    assert (claim.state, claim.confirmed_at) == ("confirmed", harness.clock.now())
+    assert (await request_row(harness)).status == "resolved"
+    harness.clock.advance(timedelta(hours=1))
+    await tick(harness)
+    await harness.press(RESIDENT, "rv:s:1:y")
+    await harness.press(RESIDENT, "rv:f:1:y:s")
+    assert (await claim_row(harness, claim_id)).satisfaction == "satisfied"
