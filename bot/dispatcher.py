@@ -41,6 +41,7 @@ from handlers import (
     rate_above,
     review,
     screening,
+    shared,
     stats,
     tasks,
     team,
@@ -71,6 +72,7 @@ def build_router() -> Router:
     router.include(screening.router)
     router.include(privacy.router)
     router.include(posters.router)
+    router.include(shared.router)
     return router
 
 

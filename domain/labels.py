@@ -68,6 +68,9 @@ EVENT_LABELS: dict[str, str] = {
     "rate_lapsed": N_("Not rated from below within 7 days"),
     "screen": N_("Held for {assignee} to review first"),
     "flag": N_("{actor} changed the reporter's mark"),
+    "support": N_("Another resident said “me too”"),
+    "share": N_("Marked as a shared need by {actor}"),
+    "merged_in": N_("A duplicate was merged into it by {actor}"),
 }
 
 # Timeline entries staff see and the reporter not: about the reporter rather than the need

@@ -44,6 +44,7 @@ from storage.models import (
     Request,
     RequestEvent,
     Staff,
+    Supporter,
 )
 
 # Needs about a person's health or state of mind: sent only after a separate "yes".
@@ -184,6 +185,11 @@ async def erase_account(
     for request in others.all():
         request.verdict_comment = None
         session.add(request)
+    # Their "me too"s stay (the needs keep their count), without their words.
+    supported = await session.exec(select(Supporter).where(Supporter.account_id == account.id))
+    for supporter in supported.all():
+        supporter.comment = None
+        session.add(supporter)
     events = await session.exec(
         select(RequestEvent).where(RequestEvent.actor_account_id == account.id)
     )
@@ -347,6 +353,8 @@ class PersonalData:
     beneficiaries: list[Beneficiary]
     requests: list[Request]
     events: dict[int, list[RequestEvent]]
+    # The needs of others they said "me too" to (domain/shared.py), with their own verdict.
+    supported: list[tuple[Supporter, Request]] = field(default_factory=list)
 
 
 async def personal_data(session: AsyncSession, account: Account) -> PersonalData:
@@ -375,4 +383,16 @@ async def personal_data(session: AsyncSession, account: Account) -> PersonalData
         )
         for event in rows.all():
             events[event.request_id].append(event)
-    return PersonalData(account, list(beneficiaries), list(requests), events)
+    supported = await session.exec(
+        select(Supporter, Request)
+        .join(Request, col(Request.id) == col(Supporter.request_id))
+        .where(Supporter.account_id == account.id)
+        .order_by(col(Supporter.id))
+    )
+    return PersonalData(
+        account,
+        list(beneficiaries),
+        list(requests),
+        events,
+        [(s, r) for s, r in supported.all()],
+    )
