@@ -152,6 +152,18 @@ async def test_me_too_is_offered_and_taken(first_need: Harness) -> None:
     assert values(describe) == ["back", "cancel"]
 
 
+async def test_the_offer_in_chinese(first_need: Harness) -> None:
+    harness = first_need
+    harness.languages[FAR] = "zh_CN"
+    await register(harness, FAR, "QS-JB-TH-02")
+    (offer,) = await start_repair(harness, FAR)
+    assert offer.text.startswith("<b>是下面这些需求之一吗？</b>")
+    assert "房屋水电维修" in offer.text
+    assert [b.text for b in offer.buttons][:2] == ["➕ 我也要（第 1 条）", "不是，我的需求不一样"]
+    (done,) = await harness.press(FAR, offer.buttons[0].data, offer.message_id)
+    assert done.text.startswith("✅ 您已附议 <b>HY000001</b>")
+
+
 async def test_mine_is_different_or_typed_words(first_need: Harness) -> None:
     harness = first_need
     (offer,) = await start_repair(harness, NEIGHBOUR)
