@@ -93,8 +93,8 @@ def scrub_event(event: RequestEvent) -> None:
 
 async def anonymise_request(session: AsyncSession, request: Request, now: datetime) -> None:
     """Remove the free texts of a request and of its timeline: the description, the photo or
-    voice, the result note, the verdict comment, reasons and questions. What it was (kind,
-    category, place, times, levels, verdict) stays."""
+    voice, the result note, the verdict comment (and its supporters' comments), reasons and
+    questions. What it was (kind, category, place, times, levels, verdict) stays."""
     request.description = ""
     request.media_kind = None
     request.media_file_id = None
@@ -106,6 +106,12 @@ async def anonymise_request(session: AsyncSession, request: Request, now: dateti
     for event in events.all():
         scrub_event(event)
         session.add(event)
+    # The words of those who said "me too" to it go with it (their verdicts stay).
+    await session.exec(  # type: ignore[call-overload]
+        update(Supporter)
+        .where(col(Supporter.request_id) == request.id, col(Supporter.comment).is_not(None))
+        .values(comment=None)
+    )
 
 
 def anonymise_beneficiary(beneficiary: Beneficiary) -> None:

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from domain.areas import area_of_unit
 from domain.i18n import translator
 from domain.ledger import COLUMNS, Viewer, ledger_rows, row_values
-from domain.privacy import erase_account
+from domain.privacy import anonymise_request, erase_account
 from domain.shared import similar_open
 from storage.models import (
     Account,
@@ -320,6 +320,22 @@ async def test_a_blocked_or_erased_supporter_is_not_written_to(first_need: Harne
     (supporter,) = await rows(harness, Supporter)
     assert supporter.comment is None
     assert (await request_row(harness, 1)).supporter_count == 1  # the count stays
+
+
+async def test_retention_removes_supporters_words_with_the_need(first_need: Harness) -> None:
+    harness = first_need
+    await me_too(harness, NEIGHBOUR)
+    async with harness.db.session() as session:
+        supporter = (await session.exec(select(Supporter))).one()
+        supporter.comment = "It floods my yard"
+        supporter.satisfaction = "satisfied"
+        session.add(supporter)
+        request = await session.get(Request, 1)
+        assert request is not None
+        await anonymise_request(session, request, harness.clock.now())
+        await session.commit()
+    (supporter,) = await rows(harness, Supporter)
+    assert (supporter.comment, supporter.satisfaction) == (None, "satisfied")
 
 
 async def test_staff_mark_it_shared_and_see_the_count(first_need: Harness) -> None:
