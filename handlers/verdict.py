@@ -9,7 +9,8 @@
     sweep: 24 h without an answer ──► one reminder, and the follow-up call to a grid member
     sweep: 72 h without an answer ──► closed as "not rated"
     supporters of a shared need ("me too") are asked the same with `sv` buttons, for their own
-    verdict on their `supporters` row (the request's verdict stays the reporter's)
+    verdict (and an optional comment) on their `supporters` row; the request's verdict, and any
+    reopening, stays the reporter's
     My requests: "Reopen" on a request closed less than 7 days ago ──► a reason ──► reopened
     follow-up recorded by staff ──► closed or reopened; an optional comment from the call
 
@@ -496,9 +497,55 @@ async def on_supporter_button(ctx: Context) -> None:
         supporter.rated_at = ctx.now
         ctx.session.add(supporter)
         ctx.answer(ctx._("Thank you!"))
-        show_menu(ctx, ctx._("Thank you!"))
+        ctx.go(FLOW, SUPPORTER_COMMENT, supporter_id=supporter.id, ref=request.reference)
+        await render_supporter_comment(ctx)
     else:
         ctx.answer(ctx._("This button is no longer active."))
+
+
+SUPPORTER_COMMENT = "supporter_comment"
+
+
+async def render_supporter_comment(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "Thank you! Would you like to add a comment on {ref}? Type it in a few words.",
+            ref=ctx.data.get("ref", ""),
+        ),
+        [[ctx.choice(ctx._("No comment, thanks"), "skip")]],
+    )
+
+
+async def on_supporter_comment_choice(ctx: Context, value: str) -> None:
+    await ctx.end_flow()
+    show_menu(ctx, ctx._("Thank you!"))
+
+
+async def on_supporter_comment(ctx: Context) -> None:
+    """A supporter's words after their verdict, kept on their `supporters` row (text only)."""
+    text = typed_note(ctx, ("text",), ctx._("Please type a short note."))
+    if not text:
+        return
+    supporter = await ctx.session.get(Supporter, ctx.data.get("supporter_id"))
+    await ctx.end_flow()
+    if supporter is None or ctx.account is None or supporter.account_id != ctx.account.id:
+        show_menu(ctx)
+        return
+    kept = f"{supporter.comment}\n{text}" if supporter.comment else text
+    supporter.comment = kept[:1000]
+    ctx.session.add(supporter)
+    show_menu(ctx, ctx._("Thank you! Your words were passed on."))
+
+
+router.step(
+    FLOW,
+    SUPPORTER_COMMENT,
+    Step(
+        render=render_supporter_comment,
+        on_choice=on_supporter_comment_choice,
+        on_input=on_supporter_comment,
+    ),
+)
 
 
 @router.button(FOLLOW_UP_PREFIX)

@@ -282,9 +282,17 @@ async def test_supporters_hear_every_step_and_give_their_own_verdict(
 
     (how,) = await harness.press(NEIGHBOUR, f"sv:s:{supporter.id}:n", ask.message_id)
     assert values(how) == [f"sv:f:{supporter.id}:n:{k}" for k in "sfu"]
-    await harness.press(NEIGHBOUR, f"sv:f:{supporter.id}:n:u", how.message_id)
+    (comment,) = await harness.press(NEIGHBOUR, f"sv:f:{supporter.id}:n:u", how.message_id)
+    assert comment.text == t._(
+        "Thank you! Would you like to add a comment on {ref}? Type it in a few words.",
+        ref="HY000001",
+    )
+    assert values(comment) == ["skip"]
+    (thanks,) = await harness.say(NEIGHBOUR, "The lane still floods")
+    assert thanks.text == t._("Thank you! Your words were passed on.")
     (supporter,) = await rows(harness, Supporter)
     assert (supporter.solved, supporter.satisfaction) == (False, "not_satisfied")
+    assert supporter.comment == "The lane still floods"
     assert supporter.rated_at is not None
     # The need's own verdict stays the reporter's: nothing reopened.
     request = await request_row(harness, 1)
