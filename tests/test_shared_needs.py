@@ -6,6 +6,7 @@ supporters told of every step and asked for their own verdict; the count on the 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from sqlmodel import col, select
 from domain.areas import area_of_unit
 from domain.i18n import translator
 from domain.ledger import COLUMNS, Viewer, ledger_rows, row_values
+from domain.messages import Inbound
 from domain.privacy import anonymise_request, erase_account
 from domain.shared import similar_open
 from storage.models import (
@@ -150,6 +152,40 @@ async def test_me_too_is_offered_and_taken(first_need: Harness) -> None:
     # Next time it is not offered again: straight to the description.
     (describe,) = await start_repair(harness, NEIGHBOUR)
     assert values(describe) == ["back", "cancel"]
+
+
+async def test_two_taps_at_once_add_one_supporter(first_need: Harness) -> None:
+    """Two deliveries of the same tap in the same instant: one supporter, one count; the
+    other is told politely (PostgreSQL: the row lock; SQLite: one writer at a time)."""
+    harness = first_need
+    (offer,) = await start_repair(harness, NEIGHBOUR)
+    data = values(offer)[0]
+
+    def tap() -> Inbound:
+        return Inbound(
+            kind="button",
+            user_id=NEIGHBOUR,
+            chat_id=NEIGHBOUR,
+            button_data=data,
+            message_id=offer.message_id,
+            language="en",
+        )
+
+    results = await asyncio.gather(
+        harness.dispatcher.handle(tap()), harness.dispatcher.handle(tap())
+    )
+    t = tr(harness, NEIGHBOUR)
+    assert sorted(r.callback_answer or "" for r in results) == sorted(
+        [
+            t._("Added"),
+            t._(
+                "You have already said “me too” to {ref}; you will be told of every step.",
+                ref="HY000001",
+            ),
+        ]
+    )
+    assert len(await rows(harness, Supporter)) == 1
+    assert (await request_row(harness, 1)).supporter_count == 1
 
 
 async def test_the_offer_in_chinese(first_need: Harness) -> None:
