@@ -45,6 +45,7 @@ from handlers import (
     rate_above,
     review,
     screening,
+    shared,
     stats,
     tasks,
     team,
@@ -79,6 +80,7 @@ def build_router() -> Router:
     router.include(offers.router)
     router.include(claimed_work.router)
     router.include(volunteers.router)
+    router.include(shared.router)
     return router
 
 

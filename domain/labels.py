@@ -76,6 +76,9 @@ EVENT_LABELS: dict[str, str] = {
     "release": N_("The volunteer gave it back"),
     "take_back": N_("Taken back from the volunteer"),
     "claim_done": N_("The volunteer reported it done"),
+    "support": N_("Another resident said “me too”"),
+    "share": N_("Marked as a shared need by {actor}"),
+    "merged_in": N_("A duplicate was merged into it by {actor}"),
 }
 
 # Timeline entries staff see and the reporter not: about the reporter rather than the need

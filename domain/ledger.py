@@ -106,6 +106,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(N_("Satisfaction"), 12),
     Column(N_("Verdict given by"), 14),
     Column(N_("Verdict comment"), 40),
+    # A shared need (共性需求): how many more residents said "me too" (domain/shared.py).
+    Column(N_("Supporters"), 9, "number"),
 )
 
 Outcome = Literal["met", "missed", "pending", ""]
@@ -251,6 +253,7 @@ def row_values(
         t._(satisfaction) if satisfaction else "",
         t._(VERDICT_BY_LABELS[by]) if by in VERDICT_BY_LABELS else by,
         request.verdict_comment or "",
+        request.supporter_count,
     ]
 
 

@@ -46,6 +46,7 @@ from storage.models import (
     Request,
     RequestEvent,
     Staff,
+    Supporter,
     Volunteer,
 )
 
@@ -95,8 +96,8 @@ def scrub_event(event: RequestEvent) -> None:
 
 async def anonymise_request(session: AsyncSession, request: Request, now: datetime) -> None:
     """Remove the free texts of a request and of its timeline: the description, the photo or
-    voice, the result note, the verdict comment, reasons and questions. What it was (kind,
-    category, place, times, levels, verdict) stays."""
+    voice, the result note, the verdict comment (and its supporters' comments), reasons and
+    questions. What it was (kind, category, place, times, levels, verdict) stays."""
     request.description = ""
     request.media_kind = None
     request.media_file_id = None
@@ -108,6 +109,12 @@ async def anonymise_request(session: AsyncSession, request: Request, now: dateti
     for event in events.all():
         scrub_event(event)
         session.add(event)
+    # The words of those who said "me too" to it go with it (their verdicts stay).
+    await session.exec(  # type: ignore[call-overload]
+        update(Supporter)
+        .where(col(Supporter.request_id) == request.id, col(Supporter.comment).is_not(None))
+        .values(comment=None)
+    )
 
 
 def anonymise_beneficiary(beneficiary: Beneficiary) -> None:
@@ -189,6 +196,11 @@ async def erase_account(
     for request in others.all():
         request.verdict_comment = None
         session.add(request)
+    # Their "me too"s stay (the needs keep their count), without their words.
+    supported = await session.exec(select(Supporter).where(Supporter.account_id == account.id))
+    for supporter in supported.all():
+        supporter.comment = None
+        session.add(supporter)
     events = await session.exec(
         select(RequestEvent).where(RequestEvent.actor_account_id == account.id)
     )
@@ -375,6 +387,8 @@ class PersonalData:
     requests: list[Request]
     events: dict[int, list[RequestEvent]]
     volunteer: Volunteer | None = None  # their volunteer profile, if they have one
+    # The needs of others they said "me too" to (domain/shared.py), with their own verdict.
+    supported: list[tuple[Supporter, Request]] = field(default_factory=list)
 
 
 async def personal_data(session: AsyncSession, account: Account) -> PersonalData:
@@ -406,4 +420,17 @@ async def personal_data(session: AsyncSession, account: Account) -> PersonalData
     volunteer = (
         await session.exec(select(Volunteer).where(Volunteer.account_id == account.id))
     ).first()
-    return PersonalData(account, list(beneficiaries), list(requests), events, volunteer)
+    supported = await session.exec(
+        select(Supporter, Request)
+        .join(Request, col(Request.id) == col(Supporter.request_id))
+        .where(Supporter.account_id == account.id)
+        .order_by(col(Supporter.id))
+    )
+    return PersonalData(
+        account,
+        list(beneficiaries),
+        list(requests),
+        events,
+        volunteer=volunteer,
+        supported=[(s, r) for s, r in supported.all()],
+    )

@@ -39,6 +39,7 @@ from domain.lifecycle import Status
 from domain.messages import Button, Outbound
 from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
+from domain.shared import supporter_accounts
 from handlers.base import escape
 from storage.models import (
     Account,
@@ -60,6 +61,8 @@ FAMILY_NOTICE_PREFIX = "family"
 # A notice to the reporter about a request is named "notice:<request>", so that a refusal of it
 # (they blocked the bot) can be traced back to the request (schedules/refusals.py).
 NOTICE_PREFIX = "notice"
+# The same notice to a resident who said "me too" (domain/shared.py): "support:<request>".
+SUPPORT_NOTICE_PREFIX = "support"
 ANSWER_PREFIX = "q"
 # Offers to volunteers and claims (handlers/offers.py): "of:<action>:<id>".
 OFFER_PREFIX = "of"
@@ -189,6 +192,7 @@ async def request_summary(
     elif request.media_kind == "photo":
         lines.append(t._("🖼 Photo attached above"))
     lines.append(t._("🕒 Submitted: {time}", time=format_time(request.created_at, zone)))
+    lines.extend(shared_lines(t, request))
     lines.append(t._("Handled by: {who}", who=escape(staff_label(t, assignee))))
     lines.extend(deadline_lines(t, zone, request))
     if request.reopen_count:
@@ -196,6 +200,22 @@ async def request_summary(
     if request.result_note:
         lines.append(t._("✅ Result: {note}", note=escape(request.result_note)))
     return "\n".join(lines)
+
+
+def shared_lines(t: Translator, request: Request) -> list[str]:
+    """A shared need (共性需求) and how many more residents have it (never who they are)."""
+    lines: list[str] = []
+    if request.shared_at is not None:
+        lines.append(t._("🤝 Shared need of the village"))
+    if request.supporter_count:
+        lines.append(
+            t.ngettext(
+                "👥 {n} more resident",
+                "👥 {n} more residents",
+                request.supporter_count,
+            )
+        )
+    return lines
 
 
 def deadline_lines(t: Translator, zone: ZoneInfo, request: Request) -> list[str]:
@@ -606,15 +626,22 @@ async def notify_reporter(
     zone: ZoneInfo | None = None,
     policy: Policy | None = None,
     buttons: Callable[[Translator], list[Button]] | None = None,
+    supporters: bool = True,
 ) -> bool:
     """Tell the reporter about their request in their own language (`build` writes the text),
     and the family member it is for when their own account is linked to it (they hear what the
     reporter hears); False when neither can be told (Telegram refused us since they last wrote).
 
     With `zone`, the notice keeps quiet hours (unless the request is urgent). `buttons` adds
-    buttons in front of "See the timeline"."""
+    buttons in front of "See the timeline".
+
+    The residents who said "me too" (domain/shared.py) get the same notice, each in their own
+    language, under a line saying it is a need they support; without the buttons (the
+    timeline and any answer are the reporter's). `supporters=False` for what concerns the
+    reporter alone (a question to them)."""
     told = False
-    for account in await residents_within_reach(session, request):
+    residents = await residents_within_reach(session, request)
+    for account in residents:
         t = translator(account.language)
         row = [
             *(buttons(t) if buttons else []),
@@ -635,6 +662,23 @@ async def notify_reporter(
             not_before=await hold_until(session, account.chat_id, request, now, zone, policy),
         )
         told = True
+    if supporters:
+        told_ids = {a.id for a in residents} | {request.reporter_account_id}
+        for account in await supporter_accounts(session, request):
+            if account.id in told_ids or not account_reachable(account):
+                continue
+            told_ids.add(account.id)
+            t = translator(account.language)
+            enqueue(
+                session,
+                Outbound(
+                    chat_id=account.chat_id,
+                    text=t._("👥 About a need you support:") + "\n" + build(t),
+                    ref=f"{SUPPORT_NOTICE_PREFIX}:{request.id}",
+                ),
+                now,
+                not_before=await hold_until(session, account.chat_id, request, now, zone, policy),
+            )
     return told
 
 

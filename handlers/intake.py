@@ -2,6 +2,9 @@
 
     report:  kind ──► category ──► describe (text | voice | photo+caption) ──► confirm ──► submitted
                ◄─back─┘   ◄──back──┘                  ◄──────edit──────────┘   │
+             category ──► the village has open needs like it: "Is it one of these?"
+                          (handlers/shared.py) ──► ➕ Me too: a supporter, no new need
+                          └─ "No, mine is different", or words typed ──► describe
              health or counselling: confirm ──► "send it?" (a separate yes) ──► submitted
     family:  saved members? ──► choose one ──────────────────────────────────────────► report: kind
                  ├─ add ─► name ─► relation ─► grid ─► phone (or skip) ─► told them? ─► saved ─┘
@@ -42,6 +45,7 @@ from handlers.common import MENU_PREFIX, show_menu
 from handlers.offers import auto_offer
 from handlers.picker import PICK_STEP, picker_step, place_path, show_picker
 from handlers.screening import send_screen_card
+from handlers.shared import similar_offer, similar_ref
 from storage.models import Account, Beneficiary
 
 router = Router()
@@ -129,8 +133,44 @@ async def on_category(ctx: Context, value: str) -> None:
     if value not in {c.code for c in categories_of(ctx.data["kind"])}:
         await render_category(ctx)
         return
-    ctx.go(REPORT, "describe", category=value)
-    await render_describe(ctx)
+    # The village's open needs like it first, if any (render_similar goes on to describe
+    # when there are none).
+    ctx.go(REPORT, "similar", category=value)
+    await render_similar(ctx)
+
+
+async def render_similar(ctx: Context) -> None:
+    """The village's open needs of this category, each with "➕ Me too" (handlers/shared.py),
+    before the resident describes theirs; words typed here are their description."""
+    beneficiary = await ctx.session.get(Beneficiary, ctx.data.get("beneficiary_id"))
+    offer = (
+        await similar_offer(ctx, beneficiary, ctx.data["category"])
+        if beneficiary is not None
+        else None
+    )
+    if offer is None:
+        ctx.go(REPORT, "describe")
+        await render_describe(ctx)
+        return
+    text, rows = offer
+    rows.append([ctx.choice(ctx._("No, mine is different"), "different")])
+    rows.append([ctx.choice(ctx._("◀ Back"), "back"), ctx.choice(ctx._("✖ Cancel"), "cancel")])
+    ctx.reply(text, rows, ref=similar_ref(ctx.chat_id))
+
+
+async def on_similar(ctx: Context, value: str) -> None:
+    if value == "back":
+        await ctx.retire_pressed(similar_ref(ctx.chat_id))
+        ctx.go(REPORT, "category")
+        await render_category(ctx)
+    elif value == "different":
+        await ctx.retire_pressed(similar_ref(ctx.chat_id), ctx._("No, mine is different"))
+        ctx.go(REPORT, "describe")
+        await render_describe(ctx)
+
+
+async def on_similar_input(ctx: Context) -> None:
+    await on_describe_input(ctx)
 
 
 async def render_describe(ctx: Context) -> None:
@@ -349,6 +389,9 @@ async def submit(ctx: Context, *, sensitive_consent: bool = False) -> None:
 
 router.step(REPORT, "kind", Step(render=render_kind, on_choice=on_kind))
 router.step(REPORT, "category", Step(render=render_category, on_choice=on_category))
+router.step(
+    REPORT, "similar", Step(render=render_similar, on_choice=on_similar, on_input=on_similar_input)
+)
 router.step(
     REPORT,
     "describe",

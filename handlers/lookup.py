@@ -59,6 +59,7 @@ from handlers.common import typed_note
 from handlers.coordinator import PREFIX as REASSIGN_PREFIX
 from handlers.coordinator import holder, may_reassign
 from handlers.my_requests import VIEW_PREFIX, describe_event
+from handlers.shared import SHARE_PREFIX, may_share
 from handlers.tasks import pass_up
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, parse_reference
 
@@ -201,6 +202,8 @@ async def status_buttons(ctx: Context, staff: Staff, request: Request) -> list[l
     if passable(request) and await may_act(ctx.session, staff, request):
         row.append(Button(ctx._("⬆ Pass up"), data=f"{PASS_UP_PREFIX}:{rid}"))
     rows = [row] if row else []
+    if await may_share(ctx, request):
+        rows.append([Button(ctx._("🤝 Mark as a shared need"), data=f"{SHARE_PREFIX}:{rid}")])
     if request.assignee_staff_id == staff.id and request.status in HELD_STATUSES:
         rows.append([Button(ctx._("Open the task"), data=f"{VIEW_PREFIX}:{rid}")])
     return rows

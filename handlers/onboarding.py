@@ -498,6 +498,12 @@ async def show_help(ctx: Context) -> None:
         parts.append(
             ctx._("Floods: /nuisance REF to review a person's new needs before anyone else")
         )
+        parts.append(
+            ctx._(
+                "Shared needs: /shared REF mark a need shared · /merge REF REF merge a later "
+                "duplicate into it"
+            )
+        )
         if ctx.staff is not None and ctx.staff.role in ERASE_ROLES:
             parts.append(
                 ctx._(

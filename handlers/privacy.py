@@ -106,6 +106,20 @@ def data_file(data: PersonalData) -> dict[str, Any]:
             }
             for r in data.requests
         ],
+        "supporting": [
+            {
+                "reference": r.reference,
+                "for": next((b.name for b in data.beneficiaries if b.id == s.beneficiary_id), ""),
+                "category": r.category,
+                "status": r.status,
+                "since": _iso(s.created_at),
+                "solved": s.solved,
+                "satisfaction": s.satisfaction,
+                "comment": s.comment,
+                "rated_at": _iso(s.rated_at),
+            }
+            for s, r in data.supported
+        ],
     }
     volunteer = data.volunteer
     if volunteer is not None:
@@ -181,6 +195,21 @@ async def data_message(ctx: Context, data: PersonalData) -> str:
                     VOLUNTEER_STATUS_LABELS.get(data.volunteer.status, data.volunteer.status)
                 ),
             )
+        )
+    if data.supported:
+        lines.append("")
+        lines.append(
+            ctx.t.ngettext(
+                "<b>{n} need you support (“me too”)</b>",
+                "<b>{n} needs you support (“me too”)</b>",
+                len(data.supported),
+            )
+        )
+    for supporter, request in data.supported[-SHOWN_REQUESTS:]:
+        status = ctx._(STATUS_LABELS.get(request.status, request.status))
+        lines.append(
+            f"• {request.reference} · {escape(category_label(ctx.t, request.category))} · "
+            f"{escape(status)} · {format_time(supporter.created_at, ctx.zone)}"
         )
     lines.append("")
     lines.append(

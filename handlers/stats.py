@@ -31,6 +31,7 @@ from domain.lifecycle import Level
 from domain.messages import MAX_TEXT, Outbound
 from domain.metrics import Rates
 from domain.reports import Figures, Period, Report, build_report, parse_period
+from domain.shared import shared_figures
 from handlers.base import Context, Router, escape
 from storage.models import Unit
 
@@ -125,7 +126,22 @@ def claimants_text(t: Translator, total: Record, rows: list[ClaimantRow]) -> str
     return "\n".join(lines)
 
 
-def summary(t: Translator, report: Report, unit_level: Level, names: dict[str, Unit]) -> str:
+def shared_line(t: Translator, shared: tuple[int, int]) -> str:
+    """Shared needs (共性需求) received in the period, and their supporters ("me too"); shown
+    when there are any."""
+    needs, supporters = shared
+    return t._(
+        "🤝 Shared needs {needs} · supporters {supporters}", needs=needs, supporters=supporters
+    )
+
+
+def summary(
+    t: Translator,
+    report: Report,
+    unit_level: Level,
+    names: dict[str, Unit],
+    shared: tuple[int, int] | None = None,
+) -> str:
     """The text of /stats, never over Telegram's 4096 characters (the lines of the longest
     section give way first, with a note saying so)."""
     head = [
@@ -137,6 +153,8 @@ def summary(t: Translator, report: Report, unit_level: Level, names: dict[str, U
         counts_line(t, report.total),
         rates_line(t, report.total.rates),
     ]
+    if shared is not None and shared[0]:
+        head.append(shared_line(t, shared))
     if report.area.categories is not None:
         head.append(t._("Only the categories in your remit are counted."))
     parts = [part_line(t, unit_label(t, names.get(code)), f) for code, f in report.by_part]
@@ -274,7 +292,8 @@ async def show_stats(ctx: Context, area: Area, period: Period) -> None:
     names = {unit.code: unit for unit in rows.all()}
     own = names.get(area.unit_code)
     unit_level = Level(own.level) if own is not None else Level.DISTRICT
-    ctx.reply(summary(ctx.t, report, unit_level, names))
+    shared = await shared_figures(ctx.session, area.clause(), period.start, period.end)
+    ctx.reply(summary(ctx.t, report, unit_level, names, shared))
     total, claimants = await area_figures(ctx.session, area.clause(), period.start, period.end)
     if total.claims:
         ctx.reply(claimants_text(ctx.t, total, claimants))

@@ -378,6 +378,7 @@ async def ask_resident(ctx: Context, request: Request, question: str) -> None:
         zone=ctx.zone,
         policy=ctx.policy,
         buttons=lambda t: [Button(t._("✍ Answer"), data=f"{ANSWER_PREFIX}:{request.id}")],
+        supporters=False,
     )
 
 

@@ -8,6 +8,9 @@
         └─ not solved, or not satisfied  ──► reopened one level up; the reason (text or voice)
     sweep: 24 h without an answer ──► one reminder, and the follow-up call to a grid member
     sweep: 72 h without an answer ──► closed as "not rated"
+    supporters of a shared need ("me too") are asked the same with `sv` buttons, for their own
+    verdict (and an optional comment) on their `supporters` row; the request's verdict, and any
+    reopening, stays the reporter's
     My requests: "Reopen" on a request closed less than 7 days ago ──► a reason ──► reopened
     follow-up recorded by staff ──► closed or reopened; an optional comment from the call
 
@@ -68,9 +71,12 @@ from domain.verdicts import (
 from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
 from handlers.common import show_menu, typed_note
-from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
+from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, Supporter
 
 RATE_PREFIX = "rv"
+# A supporter's own verdict (a "me too" of a shared need): `sv:s:<supporter>:<y|n>`,
+# `sv:f:<supporter>:<y|n>:<s|f|u>`; stored on the `supporters` row, not the request.
+SUPPORTER_PREFIX = "sv"
 FOLLOW_UP_PREFIX = "fu"
 FLOW = "verdict"
 VOICE = "voice"
@@ -95,6 +101,10 @@ def verdict_ref(request_id: int) -> str:
     """The name of the verdict questions to a resident ("Is it solved?", "How satisfied?"), so
     that their buttons can go once one is pressed."""
     return f"verdict:{request_id}"
+
+
+def supporter_verdict_ref(supporter_id: int) -> str:
+    return f"supverdict:{supporter_id}"
 
 
 def follow_up_ref(request_id: int) -> str:
@@ -226,7 +236,41 @@ async def ask(
             now,
             note="verdict:remind" if reminder else "verdict:ask",
         )
+    # Those who said "me too" are asked the same, for their own verdict (domain/shared.py).
+    for supporter, account in await supporters_to_ask(session, request):
+        assert supporter.id is not None
+        t = translator(account.language)
+        enqueue(
+            session,
+            Outbound(
+                chat_id=account.chat_id,
+                text=t._("👥 About a need you support:") + "\n" + text_for(t),
+                buttons=solved_buttons(t, SUPPORTER_PREFIX, supporter.id),
+                ref=supporter_verdict_ref(supporter.id),
+            ),
+            now,
+            not_before=policy.quiet_hours.release(now, zone),
+        )
+        supporter.verdict_asked_at = supporter.verdict_asked_at or now
+        session.add(supporter)
     return len(people)
+
+
+async def supporters_to_ask(
+    session: AsyncSession, request: Request
+) -> list[tuple[Supporter, Account]]:
+    """The supporters of a resolved need who have not given their verdict yet, and whom the
+    bot can still write to."""
+    if request.id is None or not request.supporter_count:
+        return []
+    rows = await session.exec(
+        select(Supporter, Account)
+        .join(Account, col(Account.id) == col(Supporter.account_id))
+        .where(Supporter.request_id == request.id, col(Supporter.rated_at).is_(None))
+        .where(col(Account.erased_at).is_(None))
+        .order_by(col(Supporter.id))
+    )
+    return [(s, a) for s, a in rows.all() if account_reachable(a)]
 
 
 async def give_follow_up(
@@ -400,6 +444,108 @@ async def still_open_for_verdict(ctx: Context, request: Request, ref: str) -> bo
         return True
     await ctx.retire_pressed(ref)
     return False
+
+
+@router.button(SUPPORTER_PREFIX)
+async def on_supporter_button(ctx: Context) -> None:
+    """A supporter's own verdict: the same two taps as the reporter's, kept on their
+    `supporters` row; the need's own verdict (and any reopening) stays the reporter's."""
+    action, supporter_id, rest = parse(ctx.inbound.button_data)
+    supporter = (
+        await ctx.session.get(Supporter, supporter_id, with_for_update=True)
+        if supporter_id is not None
+        else None
+    )
+    if (
+        supporter is None
+        or supporter.id is None
+        or ctx.account is None
+        or supporter.account_id != ctx.account.id
+        or supporter.verdict_asked_at is None
+    ):
+        ctx.answer(ctx._("This request is not available."), alert=True)
+        return
+    request = await ctx.session.get(Request, supporter.request_id)
+    ref = supporter_verdict_ref(supporter.id)
+    if supporter.rated_at is not None:
+        ctx.answer(
+            ctx._(
+                "Thank you, you already rated this on {time}.",
+                time=format_time(supporter.rated_at, ctx.zone),
+            ),
+            alert=True,
+        )
+        await ctx.retire_pressed(ref)
+        return
+    if request is None or request.status not in (Status.RESOLVED, Status.CLOSED):
+        ctx.answer(ctx._("This request is no longer waiting for an answer."), alert=True)
+        await ctx.retire_pressed(ref)
+        return
+    if action == "s" and rest in (["y"], ["n"]):
+        await ctx.retire_pressed(ref, ctx._(SOLVED_LABELS[rest[0]]))
+        ctx.reply(
+            ctx._(
+                "How satisfied are you with how <b>{ref}</b> was handled?", ref=request.reference
+            ),
+            satisfaction_buttons(ctx.t, SUPPORTER_PREFIX, supporter.id, rest[0]),
+            ref=ref,
+        )
+    elif action == "f" and len(rest) == 2 and rest[0] in "yn" and rest[1] in SATISFACTION_CODES:
+        await ctx.retire_pressed(ref, ctx._(SATISFACTION_LABELS[SATISFACTION_CODES[rest[1]]]))
+        supporter.solved = rest[0] == "y"
+        supporter.satisfaction = SATISFACTION_CODES[rest[1]]
+        supporter.rated_at = ctx.now
+        ctx.session.add(supporter)
+        ctx.answer(ctx._("Thank you!"))
+        ctx.go(FLOW, SUPPORTER_COMMENT, supporter_id=supporter.id, ref=request.reference)
+        await render_supporter_comment(ctx)
+    else:
+        ctx.answer(ctx._("This button is no longer active."))
+
+
+SUPPORTER_COMMENT = "supporter_comment"
+
+
+async def render_supporter_comment(ctx: Context) -> None:
+    ctx.reply(
+        ctx._(
+            "Thank you! Would you like to add a comment on {ref}? Type it in a few words.",
+            ref=ctx.data.get("ref", ""),
+        ),
+        [[ctx.choice(ctx._("No comment, thanks"), "skip")]],
+    )
+
+
+async def on_supporter_comment_choice(ctx: Context, value: str) -> None:
+    await ctx.end_flow()
+    show_menu(ctx, ctx._("Thank you!"))
+
+
+async def on_supporter_comment(ctx: Context) -> None:
+    """A supporter's words after their verdict, kept on their `supporters` row (text only)."""
+    text = typed_note(ctx, ("text",), ctx._("Please type a short note."))
+    if not text:
+        return
+    supporter = await ctx.session.get(Supporter, ctx.data.get("supporter_id"))
+    await ctx.end_flow()
+    if supporter is None or ctx.account is None or supporter.account_id != ctx.account.id:
+        show_menu(ctx)
+        return
+    kept = f"{supporter.comment}\n{text}" if supporter.comment else text
+    supporter.comment = kept[:1000]
+    ctx.session.add(supporter)
+    show_menu(ctx, ctx._("Thank you! Your words were passed on."))
+
+
+router.step(
+    FLOW,
+    SUPPORTER_COMMENT,
+    Step(
+        render=render_supporter_comment,
+        on_choice=on_supporter_comment_choice,
+        on_input=on_supporter_comment,
+    ),
+)
 
 
 @router.button(FOLLOW_UP_PREFIX)

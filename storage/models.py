@@ -120,6 +120,8 @@ class Request(SQLModel, table=True):
         Index("ix_requests_next_due", "next_due_at"),
         # Reports (/stats, the export) read the requests received in a period.
         Index("ix_requests_created", "created_at"),
+        # A village's open needs of a category ("Is it one of these?", domain/shared.py).
+        Index("ix_requests_grid_category_status", "grid_code", "category", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -275,6 +275,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "Satisfaction",
         "Verdict given by",
         "Verdict comment",
+        "Supporters",
     ]
     escalated, closed, late = rows[1:]
     # Accepted in 20 min of its 1-hour deadline; not resolved within 24 h, so escalated to
@@ -304,6 +305,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         None,
         None,
         None,
+        0,
     ]
     # Accepted in 30 min, resolved the next day, satisfied; held by the grid member, so the
     # coordinator sees the phone masked.
@@ -332,6 +334,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         "satisfied",
         "the resident",
         "Quick & tidy <thanks>",
+        0,
     ]
     # Never accepted: its one-working-day accept deadline passed on 23 November; seven
     # working days to resolve run to 1 December.
@@ -360,6 +363,7 @@ async def test_every_cell_of_a_row(db: Database, district: dict[str, int]) -> No
         None,
         None,
         None,
+        0,
     ]
 
 
@@ -386,11 +390,11 @@ async def test_layout_dates_header_in_chinese(db: Database, district: dict[str, 
         "状态",
     ]
     assert header[16:20] == ["受理时限", "办结时限", "是否按时受理", "是否按时办结"]
-    assert header[22:] == ["评价人", "回访结果/评价"]
+    assert header[22:] == ["评价人", "回访结果/评价", "附议人数"]
     assert all(cell.font.b for cell in sheet[1])
     assert sheet.title == "需求台账"
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:X{count + 1}"
+    assert sheet.auto_filter.ref == f"A1:Y{count + 1}"
     received = sheet.cell(row=2, column=2)
     assert isinstance(received.value, datetime) and received.value.tzinfo is None
     assert received.number_format == "yyyy-mm-dd hh:mm"
@@ -439,7 +443,7 @@ async def test_an_empty_period_is_a_header_only(db: Database) -> None:
     assert area is not None
     sheet, count = await export(db, area, Viewer())
     assert count == 0 and sheet.max_row == 1
-    assert sheet.auto_filter.ref == "A1:X1"
+    assert sheet.auto_filter.ref == "A1:Y1"
 
 
 def request(**fields: object) -> Request:

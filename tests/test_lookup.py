@@ -316,9 +316,15 @@ async def test_status_card_for_the_coordinator_holding_it(
     assert [b.data for b in card.buttons] == [
         f"r:{district.tap}",
         f"su:{district.tap}",
+        f"sh:{district.tap}",
         f"v:{district.tap}",
     ]
-    assert [b.text for b in card.buttons] == ["🔄 Reassign", "⬆ Pass up", "Open the task"]
+    assert [b.text for b in card.buttons] == [
+        "🔄 Reassign",
+        "⬆ Pass up",
+        "🤝 Mark as a shared need",
+        "Open the task",
+    ]
 
 
 async def test_status_by_number_or_button_and_the_family_reporter(
@@ -332,7 +338,11 @@ async def test_status_by_number_or_button_and_the_family_reporter(
     assert "👤 For: 李大爷 (Father) · ☎ 13912340002" in by_number.text
     assert "🙋 Reported by: 陈小明 (family member, via Telegram)" in by_number.text
     # With Zhang, at grid level: Xu may reassign it or pass it up, but it is not his task.
-    assert [b.data for b in by_number.buttons] == [f"r:{district.escort}", f"su:{district.escort}"]
+    assert [b.data for b in by_number.buttons] == [
+        f"r:{district.escort}",
+        f"su:{district.escort}",
+        f"sh:{district.escort}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -848,6 +858,7 @@ async def test_chinese_status_overdue_and_find(harness: Harness, district: Distr
     assert [b.text for b in card.buttons] == [
         t._("🔄 Reassign"),
         t._("⬆ Pass up"),
+        t._("🤝 Mark as a shared need"),
         t._("Open the task"),
     ]
 
