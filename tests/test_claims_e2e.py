@@ -158,6 +158,9 @@ async def test_offer_claim_done_and_the_verdict(running: Running) -> None:
     await son.press(how.message_id, "rv:f:1:y:s")
     await applicant.expect("solved, and they were satisfied", after=mark)
     assert not [c for c in fake.calls[mark:] if chat_of(c) == ZHOU]
+    record = await applicant.say("/mine", "Your service record")
+    assert "Claims: 1 · done: 1" in record.params["text"]
+    assert "the resident was satisfied" in record.params["text"]
 
     events = await events_of(db, 1)
     assert events[:5] == ["create", "route", "accept", "offer", "claim"]

@@ -171,7 +171,7 @@ def message_with(transcript: str, fragment: str) -> str:
     transcript starts: a message, an action or a narrator's note)."""
     start = transcript.index(fragment)
     ends = [transcript.find(mark, start) for mark in ("\n   🤖", "\n👤", "\n\n===")]
-    return transcript[start : min(end for end in ends if end != -1)]
+    return transcript[start : min([end for end in ends if end != -1] or [len(transcript)])]
 
 
 async def test_demo_a_party_member_claims_a_visit_to_a_left_behind_elder() -> None:
@@ -198,8 +198,11 @@ async def test_demo_a_party_member_claims_a_visit_to_a_left_behind_elder() -> No
         in scene
     )
     assert "⚠" not in scene  # no press was refused
-    liu = driver.sender.messages(900000003)
-    assert liu[-1].text.startswith("🌟") and not liu[-1].buttons
+    record = message_with(scene, "🙋 Your service record")
+    assert "Claims: 1 · done: 1 · hours: 2" in record
+    assert "HY000003 Visits and company" in record and "the resident was satisfied" in record
+    verdicts = [m for m in driver.sender.messages(900000003) if m.text.startswith("🌟")]
+    assert len(verdicts) == 1 and not verdicts[0].buttons
 
 
 async def test_demo_in_chinese_reads_in_chinese() -> None:
