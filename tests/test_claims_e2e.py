@@ -143,7 +143,13 @@ async def test_offer_claim_done_and_the_verdict(running: Running) -> None:
     mark = len(fake.calls)
     await wang.tap("cw:ok")
     await son.expect(f"Result: {LINE}", after=mark)
-    await applicant.expect("HY000001", after=mark)
+    await applicant.expect("confirmed your work on HY000001", after=mark)
+    # No longer theirs: the claim card loses the mother's name, phone and the buttons.
+    card_id = offers[APPLICANT].result_or_error["message_id"]
+    plain = await applicant.expect("confirmed your work", after=mark, method="editMessageText")
+    assert plain.params["message_id"] == card_id
+    shown = fake.message(APPLICANT, card_id)
+    assert shown.inline_markup is None and MOTHER not in shown.text and PHONE not in shown.text
 
     # The verdict round: the son is asked, answers solved and satisfied; the volunteer told.
     mark = len(fake.calls)
