@@ -28,6 +28,7 @@ from domain.messages import Outbound
 from domain.outbox import enqueue_edit
 from domain.volunteers import DEFAULT_AUTO_OFFER, NEVER_OFFERED, VolunteerStatus
 from storage.models import Account, Claim, OutboxMessage, Request, Unit, Volunteer
+from storage.outbox import rows_named
 
 
 class ClaimState(StrEnum):
@@ -169,7 +170,33 @@ async def release_all_of(
         if request is not None:
             session.add(request)
             released.append((claim, request))
+            reference = request.reference
+            await plain_claimant_card(
+                session, claim, now, lambda t, ref=reference: t._(HANDED_BACK, ref=ref)
+            )
     return released
+
+
+HANDED_BACK = N_("👋 {ref}: handed back when you left the volunteers. Thank you for your help.")
+
+
+async def plain_claimant_card(
+    session: AsyncSession, claim: Claim, now: datetime, build: Callable[[Translator], str]
+) -> None:
+    """The claimant's card of a claim that has ended for them becomes a plain line, in their
+    language: no buttons, and no longer the beneficiary's name, place or phone, which they see
+    only while they hold the need. A chat that was never sent the card is left alone."""
+    if claim.id is None or claim.volunteer_id is None:
+        return
+    volunteer = await session.get(Volunteer, claim.volunteer_id)
+    if volunteer is None or volunteer.account_id is None:
+        return
+    account = await session.get(Account, volunteer.account_id)
+    ref = claim_ref(claim.id)
+    if account is None or not await rows_named(session, account.chat_id, ref):
+        return
+    text = build(translator(account.language))
+    await enqueue_edit(session, Outbound(chat_id=account.chat_id, text=text, edit_ref=ref), now)
 
 
 # Offering ---------------------------------------------------------------------------------
@@ -340,8 +367,9 @@ async def close_claim_of(session: AsyncSession, request: Request, now: datetime)
         # the work done: that is a confirmation, and the verdict will be the claimant's.
         end(claim, request, ClaimState.CONFIRMED, now)
         session.add(claim)
-        await edit_cards(
-            session, claim.id, now, lambda t: t._(RESOLVED_WITH_YOUR_WORK, ref=reference)
+        # Only the claimant's card changes: the others say "taken" already.
+        await plain_claimant_card(
+            session, claim, now, lambda t: t._(RESOLVED_WITH_YOUR_WORK, ref=reference)
         )
         return claim
     end(claim, request, ClaimState.CLOSED, now)

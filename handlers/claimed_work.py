@@ -21,7 +21,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.claim_figures import Record, claims_done_by, record_of
-from domain.claims import HELD_STATES, ClaimState, check_move, end, held_by
+from domain.claims import (
+    HELD_STATES,
+    ClaimState,
+    check_move,
+    end,
+    held_by,
+    plain_claimant_card,
+)
 from domain.deadlines import Policy
 from domain.i18n import N_, Translator, translator
 from domain.labels import category_label, format_time, staff_label
@@ -464,6 +471,8 @@ async def confirm(
             ref=request.reference,
         )
 
+    # The claim has ended for the volunteer: their card loses the beneficiary's details.
+    await plain_claimant_card(session, claim, now, text_for)
     await tell_volunteer(session, claim, now, text_for)
     return told
 

@@ -661,3 +661,50 @@ async def test_resolving_from_the_task_card_after_done_confirms_the_claim(
     await harness.press(RESIDENT, "rv:s:1:y")
     await harness.press(RESIDENT, "rv:f:1:y:s")
     assert (await claim_row(harness, claim_id)).satisfaction == "satisfied"
+
+
+@pytest.mark.parametrize("by", ["holder", "time"])
+async def test_confirmed_work_takes_the_details_off_the_claimants_card(
+    harness: Harness, by: str
+) -> None:
+    """Found by the end-to-end test: once the work is confirmed the volunteer no longer holds
+    the need, so their claim card loses the beneficiary's name and phone and its buttons (it
+    kept them before), whether the holder confirmed or the time did."""
+    from tests import test_offers as offers
+
+    await offers.make_volunteer(harness, VOL)
+    rid = await offers.a_need(harness)
+    await offers.offer(harness, rid, note=None)
+    (claim,) = await offers.claims(harness)
+    assert claim.id is not None
+    await harness.press(VOL, f"cw:done:{claim.id}")  # not yet theirs: refused
+    await harness.press(VOL, f"of:take:{claim.id}")
+    assert "13712345678" in offers.card_of(harness, VOL, claim.id).text
+    await report_done(harness, claim.id, hours="skip")
+    card = offers.card_of(harness, VOL, claim.id)
+    assert "13712345678" in card.text  # reported done, still held: the details stay
+    if by == "holder":
+        await harness.press(WANG, f"cw:ok:{claim.id}")
+    else:
+        harness.clock.advance(timedelta(hours=48))
+        report = await confirm_due(harness.db, harness.clock, ZONE, DEFAULT_POLICY)
+        assert report.confirmed == [claim.id]
+        await harness.outbox.deliver_due()
+    assert (await claim_row(harness, claim.id)).state == "confirmed"
+    card = offers.card_of(harness, VOL, claim.id)
+    assert card.buttons == []
+    assert "13712345678" not in card.text and "user900001" not in card.text
+    t = tr(harness, VOL)
+    if by == "holder":
+        expected = t._(
+            "✅ {who} confirmed your work on {ref}: thank you! The resident is asked for their "
+            "verdict.",
+            who="王建华 (" + t._("grid member") + ")",
+            ref="HY000001",
+        )
+    else:
+        expected = t._(
+            "✅ {ref} counts as done: thank you! The resident is asked for their verdict.",
+            ref="HY000001",
+        )
+    assert card.text == expected and harness.last_text(VOL) == expected

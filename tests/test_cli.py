@@ -166,12 +166,52 @@ async def test_demo_plays_the_whole_loop() -> None:
     assert "[photo: " in transcript
 
 
+def message_with(transcript: str, fragment: str) -> str:
+    """The text of the transcript's first message holding `fragment` (up to the next line the
+    transcript starts: a message, an action or a narrator's note)."""
+    start = transcript.index(fragment)
+    ends = [transcript.find(mark, start) for mark in ("\n   🤖", "\n👤", "\n\n===")]
+    return transcript[start : min([end for end in ends if end != -1] or [len(transcript)])]
+
+
+async def test_demo_a_party_member_claims_a_visit_to_a_left_behind_elder() -> None:
+    """The demo's last scene: a party member joins the village's volunteers by its link and is
+    approved with one tap; the son's need of company for his mother is offered automatically;
+    she claims it (only then seeing the mother's name and phone), reports it done, the grid
+    member confirms and the son's verdict comes back to her."""
+    out = io.StringIO()
+    driver = await run_demo("en", out, clock=PLAYED)
+    transcript = out.getvalue()
+    scene = transcript[transcript.index("=== 6. A party member claims") :]
+    assert "Approved by 程刚" in scene
+    card = message_with(scene, "📣 Can you help? HY000003")
+    assert "Visits and company · Maojiachong Village" in card
+    assert "Chen Shufen" not in card and "13912345678" not in card
+    mine = message_with(scene, "🙋 HY000003 is yours.")
+    assert "👤 For: Chen Shufen · ☎ 13912345678" in mine and "✅ Done" in mine
+    assert "HY000003 was claimed by Liu Hong (volunteer) · party member" in scene
+    assert "Time given: 2 h" in scene
+    assert "confirmed your work on HY000003" in scene
+    assert "Your request HY000003 has been resolved." in scene
+    assert (
+        "🌟 The resident's verdict on HY000003: solved, and they were satisfied. Thank you!"
+        in scene
+    )
+    assert "⚠" not in scene  # no press was refused
+    record = message_with(scene, "🙋 Your service record")
+    assert "Claims: 1 · done: 1 · hours: 2" in record
+    assert "HY000003 Visits and company" in record and "the resident was satisfied" in record
+    verdicts = [m for m in driver.sender.messages(900000003) if m.text.startswith("🌟")]
+    assert len(verdicts) == 1 and not verdicts[0].buttons
+
+
 async def test_demo_in_chinese_reads_in_chinese() -> None:
     out = io.StringIO()
     await run_demo("zh", out, clock=PLAYED)
     transcript = out.getvalue()
     assert "HY000002" in transcript
     assert "Your reference number" not in transcript
+    assert "🌟 群众对 HY000003 的评价：已解决，满意。谢谢您！" in transcript
 
 
 async def test_demo_database_is_gone_afterwards() -> None:

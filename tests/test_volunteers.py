@@ -459,3 +459,25 @@ async def test_volunteers_list_pages_through_a_big_district(
     assert [b.data for b in listing.buttons] == ["vl:2980:"]
     await harness.press(officer_id, "vl:7:", listing.message_id)  # forged
     assert harness.last_answer == t._("This button is no longer active.")
+
+
+async def test_leaving_takes_the_details_off_the_claim_card(harness: Harness) -> None:
+    """Found with the end-to-end test: a volunteer who leaves hands back what they hold, and
+    their claim card loses the beneficiary's name and phone and its buttons (it kept them)."""
+    from domain.claims import HANDED_BACK
+    from tests import test_offers as offers
+
+    await offers.make_volunteer(harness, offers.V1)
+    rid = await offers.a_need(harness)
+    await offers.offer(harness, rid, note=None)
+    (claim,) = await offers.claims(harness)
+    assert claim.id is not None
+    await harness.press(offers.V1, f"of:take:{claim.id}")
+    assert "13712345678" in offers.card_of(harness, offers.V1, claim.id).text
+    (profile,) = await harness.say(offers.V1, "/volunteer")
+    await harness.press(offers.V1, "vp:leave", profile.message_id)
+    await choose(harness, offers.V1, "yes")
+    assert (await offers.claims(harness))[0].state == "released"
+    card = offers.card_of(harness, offers.V1, claim.id)
+    assert card.buttons == [] and "13712345678" not in card.text
+    assert card.text == tr(harness, offers.V1)._(HANDED_BACK, ref="HY000001")
