@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
 from storage.models import Staff, Unit
+from storage.roster_cache import raise_roster_version
 
 UNITS_FILE = "units.csv"
 PEOPLE_FILE = "people.csv"
@@ -241,6 +242,8 @@ async def import_roster(db: Database, directory: Path) -> ImportSummary:
         summary = ImportSummary()
         await _write_units(session, file_units.values(), db_units, summary, with_points, outlines)
         await _write_staff(session, people, db_staff, summary)
+        await raise_roster_version(session)
+    db.roster.forget()
     await db.analyze()  # the roster's tables may have changed size many times over
     return summary
 
