@@ -132,10 +132,16 @@ class Meter:
     phase: str = "setup"
     statements: Counter[str] = field(default_factory=Counter)
     commits: Counter[str] = field(default_factory=Counter)
+    # With --top: each phase's statements by their text (the first line of it), to find the
+    # ones run most often.
+    texts: dict[str, Counter[str]] | None = None
 
     def attach(self, db: Database) -> None:
-        def executed(*_args: Any) -> None:
+        def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             self.statements[self.phase] += 1
+            if self.texts is not None:
+                shape = " ".join(statement.split())[:160]
+                self.texts.setdefault(self.phase, Counter())[shape] += 1
 
         def committed(*_args: Any) -> None:
             self.commits[self.phase] += 1
@@ -165,6 +171,7 @@ class Figures:
     peak_rss_mib: float = 0.0
     statements: Counter[str] = field(default_factory=Counter)
     commits: Counter[str] = field(default_factory=Counter)
+    texts: dict[str, Counter[str]] = field(default_factory=dict)
     measured: Rates | None = None
     truth: Rates | None = None
 
@@ -176,10 +183,10 @@ class CountingOutbox(OutboxSender):
     """The real sender; remembers which outbox row each message it shows came from (chats are
     drained in tasks of their own, so the row is a context variable)."""
 
-    async def _deliver_one(self, row: OutboxMessage) -> str:
+    async def _deliver_one(self, row: OutboxMessage, chat: Any) -> str:
         token = DELIVERING.set(row.id)
         try:
-            return await super()._deliver_one(row)
+            return await super()._deliver_one(row, chat)
         finally:
             DELIVERING.reset(token)
 
@@ -539,7 +546,7 @@ class Simulation:
 
 
 async def run(
-    needs: int, seed: int = 14, postgres: str | None = None, *, digest: bool = True
+    needs: int, seed: int = 14, postgres: str | None = None, *, digest: bool = True, top: int = 0
 ) -> Figures:
     """Replay `needs` needs and return the figures."""
     with tempfile.TemporaryDirectory() as workdir:
@@ -556,6 +563,8 @@ async def run(
                 )  # type: ignore[call-overload]
             simulation = Simulation(db, needs, seed, staff)
             simulation.digest = digest
+            if top:
+                simulation.meter.texts = {}
             began = time.perf_counter()
             await simulation.run(needs)
             figures = simulation.figures
@@ -565,6 +574,7 @@ async def run(
             figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             figures.statements = simulation.meter.statements
             figures.commits = simulation.meter.commits
+            figures.texts = simulation.meter.texts or {}
             simulation.meter.phase = "check"
             async with db.session() as session:
                 rows = (await session.exec(select(OutboxMessage.id, OutboxMessage.status))).all()
@@ -647,6 +657,18 @@ def show(figures: Figures, backend: str) -> None:
     print("rates equal to ground truth:", "yes" if m == t else "NO")
 
 
+def show_top(figures: Figures, top: int) -> None:
+    """The statements run most often in each phase, per need."""
+    per = max(figures.needs, 1)
+    for phase in ("register", "updates", "sweep", "digest", "outbox"):
+        texts = figures.texts.get(phase)
+        if not texts:
+            continue
+        print(f"\n{phase}: the {top} statements run most often (per need)")
+        for shape, count in texts.most_common(top):
+            print(f"{count / per:8.2f}  {shape}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--needs", type=int, default=YEAR)
@@ -655,9 +677,16 @@ async def main() -> None:
     parser.add_argument(
         "--no-digest", action="store_true", help="leave out the morning digest (664 people a day)"
     )
+    parser.add_argument(
+        "--top", type=int, default=0, help="also list each phase's N most frequent statements"
+    )
     args = parser.parse_args()
-    figures = await run(args.needs, args.seed, args.postgres, digest=not args.no_digest)
+    figures = await run(
+        args.needs, args.seed, args.postgres, digest=not args.no_digest, top=args.top
+    )
     show(figures, "PostgreSQL" if args.postgres else "SQLite")
+    if args.top:
+        show_top(figures, args.top)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from handlers import (
 from handlers.base import CLAIM_CONFIRM_AFTER, STEP_PREFIX, Context, Router, escape
 from handlers.cards import release_held
 from handlers.common import show_menu
-from storage.database import Database
+from storage.database import ACCOUNTS_BY_TELEGRAM, Database
 from storage.models import Account, ConversationState, InboxUpdate, Staff
 from storage.outbox import notify_outbox
 
@@ -195,6 +195,8 @@ class Dispatcher:
         account = (
             await session.exec(select(Account).where(Account.telegram_id == inbound.user_id))
         ).first()
+        # A card or notice to this person in this update needs their account again.
+        session.info.setdefault(ACCOUNTS_BY_TELEGRAM, {})[inbound.user_id] = account
         staff = (
             await session.exec(
                 select(Staff).where(

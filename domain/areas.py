@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, true
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.lifecycle import Level
 from storage.models import Request, Staff, Unit
+from storage.roster_cache import all_units, unit_of
 
 AREA_ROLES = ("coordinator", "town_officer", "department", "admin")
 
@@ -54,25 +55,29 @@ class Area:
 
 
 async def units_below(session: AsyncSession, code: str) -> list[Unit]:
-    """Every unit under `code` (not `code` itself), parents before children."""
+    """Every unit under `code` (not `code` itself), parents before children (read from the
+    roster cache: the whole tree is in memory)."""
+    children: dict[str | None, list[Unit]] = {}
+    for unit in await all_units(session):
+        children.setdefault(unit.parent_code, []).append(unit)
     found: list[Unit] = []
     frontier = [code]
     while frontier:
-        rows = (await session.exec(select(Unit).where(col(Unit.parent_code).in_(frontier)))).all()
+        rows = [child for parent in frontier for child in children.get(parent, [])]
         found.extend(sorted(rows, key=lambda u: u.code))
         frontier = [u.code for u in rows]
     return found
 
 
 async def district_code(session: AsyncSession) -> str | None:
-    return (await session.exec(select(Unit.code).where(Unit.level == Level.DISTRICT.value))).first()
+    return next((u.code for u in await all_units(session) if u.level == Level.DISTRICT.value), None)
 
 
 async def area_of_unit(
     session: AsyncSession, code: str, categories: frozenset[str] | None = None
 ) -> Area | None:
     """The area of a district, town or community (for the CLI, and for staff of that unit)."""
-    unit = await session.get(Unit, code)
+    unit = await unit_of(session, code)
     if unit is None or unit.level not in (Level.DISTRICT, Level.TOWN, Level.COMMUNITY):
         return None
     below = await units_below(session, code)

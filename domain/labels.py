@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.catalog import CATEGORY_BY_CODE, KINDS
 from domain.i18n import N_, TRADITIONAL, Translator, to_traditional, translator
 from storage.models import Account, Staff, Unit
+from storage.roster_cache import unit_of
 
 STATUS_LABELS: dict[str, str] = {
     "new": N_("Received"),
@@ -163,7 +164,7 @@ def unit_label(t: Translator, unit: Unit | None) -> str:
 
 
 async def unit_name(session: AsyncSession, t: Translator, code: str | None) -> str:
-    return unit_label(t, await session.get(Unit, code)) if code else "?"
+    return unit_label(t, await unit_of(session, code)) if code else "?"
 
 
 def staff_label(t: Translator, staff: Staff | None) -> str:

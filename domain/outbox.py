@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.messages import MAX_TEXT, Outbound
 from storage.models import OutboxMessage
-from storage.outbox import rows_named
+from storage.outbox import add_outbox_row, rows_named
 
 # A cut inside a line backs off this far at most, to keep a tag or "&amp;" whole.
 MAX_MARKUP = 12
@@ -87,14 +87,15 @@ def enqueue(
             upload_name=message.upload_name if index == 0 else "",
             upload_bytes=message.upload_bytes if index == 0 else b"",
         )
-        session.add(
+        add_outbox_row(
+            session,
             OutboxMessage(
                 chat_id=message.chat_id,
                 payload=part.to_payload(),
                 ref_key=(message.ref or message.edit_ref) if last else None,
                 created_at=now,
                 next_attempt_at=send_at,
-            )
+            ),
         )
 
 

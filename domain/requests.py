@@ -233,13 +233,16 @@ async def reroute_up(
     above = level_above(request.level)
     if above is None:
         return None
-    route = await route_request(
-        session,
-        request.grid_code,
-        request.category,
-        start_level=above,
-        exclude_staff_ids=[request.assignee_staff_id] if request.assignee_staff_id else (),
-    )
+    # Nothing the route reads depends on this request's changes not yet written (the missed
+    # deadline): they go out with the transition, in one UPDATE instead of two.
+    with session.no_autoflush:
+        route = await route_request(
+            session,
+            request.grid_code,
+            request.category,
+            start_level=above,
+            exclude_staff_ids=[request.assignee_staff_id] if request.assignee_staff_id else (),
+        )
     if route is None:
         return None
     notes = [n for n in (why, reason, skip_note(route)) if n]

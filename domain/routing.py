@@ -18,7 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.lifecycle import LADDER, OPEN_STATUSES, Level
 from domain.reach import is_reachable
-from storage.models import Request, Staff, Unit
+from storage.models import Request, Staff
+from storage.roster_cache import unit_of
 
 ROLE_AT_LEVEL: dict[Level, str] = {
     Level.GRID: "grid_member",
@@ -47,7 +48,7 @@ async def units_on_ladder(session: AsyncSession, grid_code: str) -> dict[Level, 
     chain: dict[Level, str] = {}
     code: str | None = grid_code
     while code is not None:
-        unit = await session.get(Unit, code)
+        unit = await unit_of(session, code)
         if unit is None:
             break
         if unit.level in Level.__members__.values():

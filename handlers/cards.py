@@ -16,9 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from domain.claims import HELD_STATES, ClaimState, live_claim, offerable
 from domain.deadlines import DEFAULT_POLICY, URGENT, Policy
@@ -41,6 +42,7 @@ from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
 from domain.shared import supporter_accounts
 from handlers.base import escape
+from storage.database import ACCOUNTS_BY_TELEGRAM
 from storage.models import (
     Account,
     Beneficiary,
@@ -53,6 +55,7 @@ from storage.models import (
     Volunteer,
 )
 from storage.outbox import latest_sent_message_id
+from storage.roster_cache import unit_of
 
 TASK_PREFIX = "t"
 # The same notice to a linked family member (the beneficiary's own account) is named
@@ -129,9 +132,17 @@ def card_ref(request_id: int, staff_id: int) -> str:
 
 
 async def account_by_telegram(session: AsyncSession, telegram_id: int | None) -> Account | None:
+    """The account of a Telegram user, read once per session (a card, a notice and a refreshed
+    card to the same person in one escalation each asked for their language). The session
+    forgets what it knows when it is given a new account (storage.database.HeldSession)."""
     if telegram_id is None:
         return None
-    return (await session.exec(select(Account).where(Account.telegram_id == telegram_id))).first()
+    known: dict[int, Account | None] = session.info.setdefault(ACCOUNTS_BY_TELEGRAM, {})
+    if telegram_id not in known:
+        known[telegram_id] = (
+            await session.exec(select(Account).where(Account.telegram_id == telegram_id))
+        ).first()
+    return known[telegram_id]
 
 
 async def staff_translator(session: AsyncSession, staff: Staff) -> Translator:
@@ -143,7 +154,7 @@ async def place_of(session: AsyncSession, t: Translator, grid_code: str) -> str:
     names: list[str] = []
     code: str | None = grid_code
     while code is not None:
-        unit = await session.get(Unit, code)
+        unit = await unit_of(session, code)
         if unit is None or unit.level == "district":
             break
         names.append(unit_label(t, unit))
@@ -557,12 +568,10 @@ async def summarised_only(
     first need, which has its own card, carries them."""
     if not window or request.id is None or staff.id is None:
         return False
-    if await card_shown(session, chat_id, request.id, staff.id):
-        return False
     # Read after an escalation too (the request has its new owner by then), so bounded by
     # when the need came in rather than when it reached `staff`.
     since = request.created_at - window
-    row = await session.exec(
+    in_summary = (
         select(OutboxMessage.id)
         .where(OutboxMessage.chat_id == chat_id)
         .where(
@@ -571,20 +580,30 @@ async def summarised_only(
             )
         )
         .where(col(OutboxMessage.created_at) >= since)
-        .limit(1)
     )
-    return row.first() is not None
+    # Both questions in one statement: a card of its own, and a summary card.
+    row = await session.exec(
+        select(
+            exists(_card_rows(chat_id, request.id, staff.id)),
+            exists(in_summary),
+        )
+    )
+    own_card, summary = row.one()
+    return bool(summary) and not own_card
 
 
 async def card_shown(session: AsyncSession, chat_id: int, request_id: int, staff_id: int) -> bool:
     """Whether `staff` was ever sent a card of its own for the request (not only a summary)."""
-    row = await session.exec(
+    row = await session.exec(_card_rows(chat_id, request_id, staff_id).limit(1))
+    return row.first() is not None
+
+
+def _card_rows(chat_id: int, request_id: int, staff_id: int) -> Select[tuple[int | None]]:
+    return (
         select(OutboxMessage.id)
         .where(OutboxMessage.chat_id == chat_id)
         .where(OutboxMessage.ref_key == card_ref(request_id, staff_id))
-        .limit(1)
     )
-    return row.first() is not None
 
 
 async def refresh_task_card(

@@ -36,6 +36,7 @@ from domain.places import (
 )
 from handlers.base import ChoiceHandler, Context, Step, escape
 from storage.models import Unit
+from storage.roster_cache import unit_of
 
 PICKABLE_LEVELS = ("town", "community", "grid")
 PICK_STEP = "pick"
@@ -76,7 +77,7 @@ async def places(ctx: Context) -> list[Unit]:
 async def unit_below(ctx: Context, code: str, root: str) -> Unit | None:
     """The pickable unit `code` if it lies below `root` (a search result may be several levels
     down), else None: a forged or stale code gets nowhere."""
-    unit = await ctx.session.get(Unit, code) if code else None
+    unit = await unit_of(ctx.session, code) if code else None
     if unit is None or unit.level not in PICKABLE_LEVELS:
         return None
     above = unit.parent_code
@@ -85,7 +86,7 @@ async def unit_below(ctx: Context, code: str, root: str) -> Unit | None:
             return None
         if above == root:
             return unit
-        parent = await ctx.session.get(Unit, above)
+        parent = await unit_of(ctx.session, above)
         above = parent.parent_code if parent is not None else None
     return None
 
@@ -224,7 +225,7 @@ async def picker_view(ctx: Context) -> tuple[str, list[list[Button]]] | None:
     units = await children(ctx, parent_code)
     if not units:
         return None
-    parent = await ctx.session.get(Unit, parent_code) if parent_code else None
+    parent = await unit_of(ctx.session, parent_code) if parent_code else None
     shown, page = page_of(units, int(ctx.data.get("pick_page") or 0))
     pages = page_count(len(units))
     lines = [_prompt(ctx, parent)]
@@ -275,7 +276,7 @@ async def close_picker(ctx: Context, chosen: Unit | None) -> None:
     """Take the buttons off the picker (and off a list of places found): what was chosen is
     shown in their place."""
     parent_code = ctx.data.get("pick_parent")
-    parent = await ctx.session.get(Unit, parent_code) if parent_code else None
+    parent = await unit_of(ctx.session, parent_code) if parent_code else None
     text = _prompt(ctx, parent)
     if chosen is not None:
         text += "\n✔ <b>" + escape(await place_path(ctx, chosen.code)) + "</b>"
@@ -369,7 +370,7 @@ def picker_step(done: ChoiceHandler, *, upto: str = "grid") -> Step:
         assert ctx.flow is not None
         parent_code = ctx.data.get("pick_parent")
         if value == "back":
-            parent = await ctx.session.get(Unit, parent_code) if parent_code else None
+            parent = await unit_of(ctx.session, parent_code) if parent_code else None
             grandparent = parent.parent_code if parent and parent.level != "town" else None
             found = ctx.data.get("pick_found")
             if found:
@@ -385,7 +386,7 @@ def picker_step(done: ChoiceHandler, *, upto: str = "grid") -> Step:
         root = parent_code or await district_root(ctx)
         chosen = await unit_below(ctx, value, root) if root else None
         if chosen is None and value and value == ctx.data.get("pick_located"):
-            located = await ctx.session.get(Unit, value)  # found by location: any grid
+            located = await unit_of(ctx.session, value)  # found by location: any grid
             chosen = located if located is not None and located.level == "grid" else None
         if chosen is None:
             ctx.answer(ctx._("That choice is no longer available. Please choose again."))
@@ -418,7 +419,7 @@ async def place_path(ctx: Context, grid_code: str) -> str:
     names: list[str] = []
     code: str | None = grid_code
     while code is not None:
-        unit = await ctx.session.get(Unit, code)
+        unit = await unit_of(ctx.session, code)
         if unit is None or unit.level == "district":
             break
         names.append(unit_label(ctx.t, unit))

@@ -3,7 +3,9 @@
 Each chat's messages go out in the order they were written (a row waiting for a retry holds back
 the rows behind it in the same chat); different chats proceed in parallel, each in its own task,
 so a chat draining a backlog at Telegram's one message a second never delays a reply to another.
-A row is marked sent only after the Bot API accepted it. Temporary failures (network, 5xx, 429)
+A row is marked sent only after the Bot API accepted it; the rows sent are marked together, in
+one statement, before the sender waits, claims again or looks up a message to edit, so a
+delivered row costs well under one statement (issue 14). Temporary failures (network, 5xx, 429)
 are retried, a 429 after the `retry_after` Telegram asked for, others with exponential backoff;
 refusals (400, 403) are recorded as failed and not retried. `SendLimits` paces sending within
 Telegram's limits (about 30 a second in all, whichever chats they go to), and claims keep two
@@ -23,8 +25,9 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_SECONDS = 300.0
 BATCH = 500
+# A claim reads at most this many pages of BATCH rows looking for chats to serve.
+MAX_PAGES = 4
 # At most this many rows of one chat are claimed at once: at one a second they go out well
 # within `claim_timeout`, so no claim goes stale while its own drain still holds it.
 CHAT_CLAIM = 30
@@ -80,6 +85,12 @@ class SendLimits:
         self._global = _Bucket(per_second, max(1.0, per_second))
         self._chats: dict[int, _Bucket] = {}
         self._lock = asyncio.Lock()
+
+    def would_wait(self, chat_id: int) -> bool:
+        """Whether `wait` would have to sleep now (the sender marks what it sent first)."""
+        now = self.monotonic()
+        chat = self._chats.get(chat_id)
+        return (chat is not None and chat.delay(now) > 0) or self._global.delay(now) > 0
 
     async def wait(self, chat_id: int) -> None:
         chat = self._chats.get(chat_id)
@@ -139,6 +150,10 @@ class OutboxSender:
     rows, so a backlog's claims stay fresh while it drains at one a second), and a chat with a
     row claimed elsewhere is left alone, which keeps each chat's order.
 
+    A claim is three statements whatever its size: the due rows read (page after page while a
+    page comes back full, so one chat's backlog never hides the chats behind it), the chats
+    with a live claim, and one UPDATE of the rows claimed.
+
     Each claimed chat drains in its own task, at most `parallel_chats` at once: a chat waiting
     on its own pacing never holds up another (a reply is not queued behind someone's backlog).
     A claim leaves the chats already draining here to their own task, which claims its chat
@@ -175,6 +190,11 @@ class OutboxSender:
         self._sent = 0  # rows accepted by the Bot API, ever (deliver_due reports its share)
         self.on_refused: RefusalHandler | None = None
         self._followed_up = False  # `on_refused` ran (it may have written rows)
+        # Rows the Bot API accepted, not yet marked sent: (row id, when, message id), of every
+        # chat. They are marked together, in one statement (`_mark_sent`): before any claim,
+        # before a drain waits on the limits, looks up a message to edit or records a failure,
+        # when CHAT_CLAIM of them have gathered, and when the last drain ends.
+        self._marks: list[tuple[int, datetime, int | None]] = []
 
     async def deliver_due(self) -> int:
         """Deliver every row that is due now and wait until it is done (deliveries already
@@ -227,6 +247,8 @@ class OutboxSender:
         The chats draining here are left to their drains (marked to claim again), and the chats
         with a live claim are left alone; which chats have one is read after the rows are
         locked, so a claim committed meanwhile is seen."""
+        # Rows sent and not yet marked are claimed still: their chats would look busy.
+        await self._mark_sent()
         now = self.clock.now()
         stale = now - self.claim_timeout
         live_claim = col(OutboxMessage.claimed_at).is_not(None) & (
@@ -247,17 +269,31 @@ class OutboxSender:
             # Its own chat: wait for a lock another claim holds rather than skip a row of it.
             query = query.where(OutboxMessage.chat_id == chat_id).with_for_update()
         async with self.db.transaction() as session:
-            rows = (await session.exec(query)).all()
-            busy = set(
-                (
-                    await session.exec(
-                        select(OutboxMessage.chat_id)
-                        .where(OutboxMessage.status == "pending")
-                        .where(live_claim)
-                        .distinct()
-                    )
-                ).all()
-            )
+            rows: list[OutboxMessage] = []
+            # Page on while a page comes back full, so that a backlog of a few chats filling a
+            # page never hides the chats behind it (the sender would idle until the next
+            # interval while their rows are due).
+            for _page in range(MAX_PAGES):
+                after = rows[-1].id if rows else 0
+                page = (await session.exec(query.where(col(OutboxMessage.id) > after))).all()
+                rows.extend(page)
+                if chat_id is not None or len(page) < BATCH:
+                    break
+                waiting = {r.chat_id for r in rows} - self._chats.keys()
+                if slots is not None and len(waiting) > slots:
+                    break
+            busy: set[int] = set()
+            if rows:  # nothing to claim: no need to know who is busy
+                busy = set(
+                    (
+                        await session.exec(
+                            select(OutboxMessage.chat_id)
+                            .where(OutboxMessage.status == "pending")
+                            .where(live_claim)
+                            .distinct()
+                        )
+                    ).all()
+                )
             by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
             for row in rows:
                 if row.chat_id in busy:
@@ -277,12 +313,20 @@ class OutboxSender:
                 if slots is not None and len(claimed) >= slots:
                     self._crowded = True
                     break
-                due = due[:CHAT_CLAIM]
-                for row in due:
-                    row.claimed_at = now
-                    row.claimed_by = self.db.name
-                    session.add(row)
-                claimed[chat] = due
+                claimed[chat] = due[:CHAT_CLAIM]
+            ids = [r.id for chat_rows in claimed.values() for r in chat_rows if r.id is not None]
+            if ids:
+                # One statement for the whole claim (at most MAX_PAGES * BATCH ids).
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids))
+                    .values(claimed_at=now, claimed_by=self.db.name)
+                    .execution_options(synchronize_session=False)
+                )  # type: ignore[call-overload]
+        for chat_rows in claimed.values():
+            for row in chat_rows:  # detached now: what the claim wrote, for the drain
+                row.claimed_at = now
+                row.claimed_by = self.db.name
         return claimed
 
     async def _drain(self, chat: _Chat) -> None:
@@ -299,14 +343,22 @@ class OutboxSender:
                     continue
                 row = chat.rows.popleft()
                 if self.limits is not None:
+                    if self._marks and self.limits.would_wait(row.chat_id):
+                        await self._mark_sent()
                     await self.limits.wait(row.chat_id)
-                outcome = await self._deliver_one(row)
+                outcome = await self._deliver_one(row, chat)
                 if outcome == "retry":
                     # The rows behind it wait with it, to keep the chat's order.
                     break
                 self._sent += outcome == "sent"
+                if len(self._marks) >= CHAT_CLAIM:
+                    await self._mark_sent()
+            if len(self._chats) == 1:  # the last drain: nobody else will mark them soon
+                await self._mark_sent()
             await self._release_rest(chat)
-        except Exception:
+        except BaseException:  # cancelled too: what was sent is marked, not sent again
+            with contextlib.suppress(Exception):
+                await self._mark_sent()
             with contextlib.suppress(Exception):
                 await self._release_rest(chat)
             raise
@@ -327,33 +379,60 @@ class OutboxSender:
         if not row_ids:
             return
         async with self.db.transaction() as session:
-            for row_id in row_ids:
-                row = await session.get(OutboxMessage, row_id)
-                if row is not None:
-                    row.claimed_at = None
-                    row.claimed_by = None
-                    session.add(row)
+            await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(row_ids))
+                .values(claimed_at=None, claimed_by=None)
+                .execution_options(synchronize_session=False)
+            )  # type: ignore[call-overload]
 
-    async def _deliver_one(self, row: OutboxMessage) -> str:
+    async def _mark_sent(self) -> None:
+        """Mark the rows the Bot API accepted as sent, all in one statement (an executemany)."""
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, []
+        table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                status="sent",
+                sent_at=bindparam("at", type_=table.c.sent_at.type),
+                sent_message_id=bindparam("message_id", type_=table.c.sent_message_id.type),
+                attempts=table.c.attempts + 1,
+            )
+        )
+        async with self.db.transaction() as session:
+            connection = await session.connection()
+            await connection.execute(
+                statement,
+                [{"row_id": row_id, "at": at, "message_id": mid} for row_id, at, mid in marks],
+            )
+
+    async def _deliver_one(self, row: OutboxMessage, chat: _Chat) -> str:
+        """Send the row; a row sent joins `_marks`, to be marked with the others."""
         assert row.id is not None
         message = Outbound.from_payload(row.chat_id, row.payload, row.ref_key)
+        if self._marks and message.edit_ref:
+            await self._mark_sent()  # the message to edit may be among them
         try:
             message_id = await self._transmit(message)
         except DeliveryRetry as retry:
+            await self._mark_sent()
             await self._record_retry(row.id, str(retry), retry.after)
             return "retry"
         except DeliveryRefused as refused:
             log.warning("outbox row %s refused: %s", row.id, refused)
+            await self._mark_sent()
             await self._refused(row, str(refused))
             return "failed"
         except Exception as error:
             # A bug in a channel must not stop delivery to everyone else: retry with backoff.
             log.exception("outbox row %s: unexpected error", row.id)
+            await self._mark_sent()
             await self._record_retry(row.id, f"{type(error).__name__}: {error}", None)
             return "retry"
-        await self._update(
-            row.id, status="sent", sent_at=self.clock.now(), sent_message_id=message_id or None
-        )
+        self._marks.append((row.id, self.clock.now(), message_id or None))
         return "sent"
 
     async def _transmit(self, message: Outbound) -> int:
@@ -421,16 +500,6 @@ class OutboxSender:
             row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
             row.claimed_at = None
             row.claimed_by = None
-            session.add(row)
-
-    async def _update(self, row_id: int, **values: object) -> None:
-        async with self.db.transaction() as session:
-            row = await session.get(OutboxMessage, row_id)
-            if row is None:
-                return
-            for name, value in values.items():
-                setattr(row, name, value)
-            row.attempts += 1
             session.add(row)
 
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:

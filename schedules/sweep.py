@@ -249,10 +249,11 @@ async def escalate(
 ) -> None:
     """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
     assert request.id is not None
+    # Read before the request changes: the read would flush the change in an UPDATE of its own.
+    previous = await session.get(Staff, request.assignee_staff_id)
     mark_missed(request, clock, now)
     if clock == "resolve" and request.resolve_missed_due_at is None:
         request.resolve_missed_due_at = request.resolve_due_at  # the ledger's, kept for good
-    previous = await session.get(Staff, request.assignee_staff_id)
     from_level = request.level
     why = WHY_ACCEPT_OVERDUE if clock == "accept" else WHY_RESOLVE_OVERDUE
     route = await reroute_up(

@@ -13,10 +13,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
+from sqlalchemy import event, insert, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Account, OutboxMessage
+from storage.roster_cache import SESSION_KEY, RosterCache
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,8 @@ POOL_SIZE = 5
 # the right index, in milliseconds however large the tables have grown.
 SQLITE_ANALYSIS_LIMIT = 1000
 MAX_OVERFLOW = 10
+# A session keeps the rows it has loaded, up to this many (see `HeldSession`).
+HELD_ROWS = 1000
 
 
 def process_name() -> str:
@@ -104,6 +110,65 @@ def make_engine(
     )
 
 
+class HeldSession(Session):
+    """A session that keeps the objects it loads until it ends, so that `session.get` of a row
+    already read answers from the identity map. SQLAlchemy's identity map holds objects weakly:
+    a row read, used and dropped by one helper was read again by the next (an escalation read
+    the same account 6 times and the same beneficiary 5, issue 14). Sessions here are short (an
+    update, a sweep's row); past HELD_ROWS objects (a long read) the rest are held weakly again."""
+
+
+@event.listens_for(HeldSession, "loaded_as_persistent")
+def _hold(session: Session, instance: object) -> None:
+    held: list[object] = session.info.setdefault("held", [])
+    if len(held) < HELD_ROWS:
+        held.append(instance)
+
+
+# Where a session keeps the accounts it looked up by Telegram id (handlers.cards), None for
+# none; forgotten whenever an account is added, which may be one of those.
+ACCOUNTS_BY_TELEGRAM = "accounts_by_telegram"
+
+
+# Outbox rows written in a session, not yet handed to it (storage.outbox.add_outbox_row).
+PENDING_OUTBOX = "pending_outbox"
+
+
+def write_outbox(session: Session) -> None:
+    """Write the outbox rows kept so far in one statement (an executemany of a plain INSERT:
+    nobody needs their ids back, and the ORM inserts rows one by one on SQLite to learn them).
+    An escalation writes four rows (a card, an edit, two notices); each was an INSERT of its
+    own, flushed by the next read."""
+    pending: list[OutboxMessage] | None = session.info.get(PENDING_OUTBOX)
+    if pending:
+        rows = [row.model_dump(exclude={"id"}) for row in pending]
+        pending.clear()
+        session.connection().execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+
+
+@event.listens_for(HeldSession, "do_orm_execute")
+def _outbox_before_its_reads(state: Any) -> None:
+    """Any statement on the outbox sees the rows this session wrote."""
+    if any(mapper.class_ is OutboxMessage for mapper in state.all_mappers):
+        write_outbox(state.session)
+
+
+@event.listens_for(HeldSession, "before_commit")
+def _outbox_at_commit(session: Session) -> None:
+    write_outbox(session)
+
+
+@event.listens_for(HeldSession, "after_soft_rollback")
+def _outbox_rolled_back(session: Session, _previous: Any) -> None:
+    session.info.pop(PENDING_OUTBOX, None)
+
+
+@event.listens_for(HeldSession, "transient_to_pending")
+def _new_account(session: Session, instance: object) -> None:
+    if isinstance(instance, Account):
+        session.info.pop(ACCOUNTS_BY_TELEGRAM, None)
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -132,8 +197,14 @@ class Database:
         self.engine = make_engine(
             url, busy_timeout_ms, pool_size=pool_size, max_overflow=max_overflow, name=self.name
         )
+        # The roster's units, kept in memory for this process; every session carries it.
+        self.roster = RosterCache()
         self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
+            self.engine,
+            class_=AsyncSession,
+            sync_session_class=HeldSession,
+            expire_on_commit=False,
+            info={SESSION_KEY: self.roster},
         )
         # SQLite allows one writer; serialising writers in-process avoids busy errors between
         # our own tasks (the busy timeout still covers other processes).

@@ -387,6 +387,16 @@ class WorkerLease(SQLModel, table=True):
     heartbeat_at: datetime
 
 
+class RosterVersion(SQLModel, table=True):
+    """One row: a number the roster import raises whenever it writes, so every process's
+    roster cache (storage.roster_cache) sees that the units it keeps may have changed."""
+
+    __tablename__ = "roster_version"
+
+    id: int = Field(primary_key=True)
+    version: int = Field(default=1)
+
+
 class UpwardRating(SQLModel, table=True):
     """A lower unit's rating of how the level above handled a need it passed up (一定双评):
     one per need per lower unit (the unique index), asked of one person of that unit.

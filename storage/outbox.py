@@ -7,8 +7,18 @@ from sqlalchemy import or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.database import Database
+from storage.database import PENDING_OUTBOX, Database, HeldSession
 from storage.models import OutboxMessage
+
+
+def add_outbox_row(session: AsyncSession, row: OutboxMessage) -> None:
+    """Add a row to the outbox in this session's transaction. A session of `Database` keeps it
+    aside until a statement reads or changes the outbox, or the session commits, and then
+    writes all it kept in one INSERT (storage.database.write_outbox)."""
+    if not isinstance(session.sync_session, HeldSession):
+        session.add(row)
+        return
+    session.sync_session.info.setdefault(PENDING_OUTBOX, []).append(row)
 
 
 async def pending_count(session: AsyncSession) -> int:

@@ -38,6 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
 from storage.models import Account, Organisation, Staff, Unit, Volunteer
+from storage.roster_cache import raise_roster_version
 
 UNITS_FILE = "units.csv"
 PEOPLE_FILE = "people.csv"
@@ -312,6 +313,8 @@ async def import_roster(
         await _write_staff(session, people, db_staff, summary)
         await _write_organisations(session, organisations, db_organisations, summary, now)
         await _write_volunteers(session, volunteers, db_volunteers, summary, now)
+        await raise_roster_version(session)
+    db.roster.forget()
     await db.analyze()  # the roster's tables may have changed size many times over
     return summary
 

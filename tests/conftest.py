@@ -69,6 +69,7 @@ async def emptied(db: Database) -> Database:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     # Each test runs in its own event loop; pooled connections belong to the last one.
     await db.engine.dispose()
+    db.roster.forget()  # the last test's units
     return db
 
 

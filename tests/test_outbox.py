@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from bot.channels.memory import MemorySender
@@ -396,3 +397,59 @@ async def test_a_stop_lets_the_send_under_way_finish_and_releases_the_rest(
 
     await outbox.deliver_due()
     assert channel.texts(ALICE) == [f"m{n}" for n in range(6)]
+
+
+# The statement budget (issue 14) -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def statements_on(db: Database) -> Any:
+    seen: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", executed)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", executed)
+
+
+async def test_a_batch_is_claimed_and_marked_sent_in_a_few_statements(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    """90 rows to 9 chats: one claim (read, who is busy, one UPDATE for the batch) and the
+    rows marked sent together, far under one statement a row; each row marked once, with the
+    id of the message it became."""
+    chats = [ALICE + n for n in range(9)]
+    await put(
+        empty_db, clock, *[m for c in chats for m in texts(c, *[f"{c}:{i}" for i in range(10)])]
+    )
+    channel = FlakySender()
+    outbox = OutboxSender(empty_db, channel, clock, parallel_chats=9)
+    with statements_on(empty_db) as seen:
+        assert await outbox.deliver_due() == 90
+    assert len(seen) <= 12, seen
+    rows = await outbox_rows(empty_db)
+    assert {(row.status, row.attempts) for row in rows} == {("sent", 1)}
+    assert all(row.sent_message_id is not None and row.sent_at == clock.now() for row in rows)
+    for chat in chats:
+        assert channel.texts(chat) == [f"{chat}:{i}" for i in range(10)]
+    shown = {m.message_id for c in chats for m in channel.shown.messages(c)}
+    assert {row.sent_message_id for row in rows} == shown
+
+
+async def test_a_full_page_of_one_chats_backlog_does_not_hide_the_next_chat(
+    empty_db: Database, clock: ManualClock
+) -> None:
+    """A's backlog fills the first page the claim reads; B's reply comes after it. One claim
+    starts both chats (before, B waited for the next interval while its row was due)."""
+    from schedules.outbox import BATCH
+
+    await put(empty_db, clock, *texts(ALICE, *[f"a{i}" for i in range(BATCH + 20)]))
+    await put(empty_db, clock, *texts(BOB, "b1"))
+    outbox = OutboxSender(empty_db, FlakySender(), clock)
+    claimed = await outbox._claim(slots=8)
+    assert set(claimed) == {ALICE, BOB}
+    assert [row.payload["text"] for row in claimed[BOB]] == ["b1"]

@@ -377,6 +377,29 @@ async def test_a_long_backlog_binds_few_values_and_handles_each_row_once_a_tick(
     assert (await run(db, clock)).total == 0
 
 
+async def test_an_escalation_runs_few_statements(db: Database, clock: ManualClock) -> None:
+    """Issue 14's budget: 10 needs escalating in one tick cost about 17 statements each on
+    SQLite (16 on PostgreSQL; 40 before the roster cache, the held session rows and the
+    batched outbox writes), and the units are not read once per need."""
+    for n in range(10):
+        await submit(db, clock, resident=920000 + n)
+    clock.set(at(12, 1, 10))
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        report = await run(db, clock)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert report.escalated == 10
+    assert len(seen) <= 10 * 18 + 2, len(seen)
+    assert sum("FROM units" in statement for statement in seen) <= 2
+    assert sum(statement.startswith("INSERT INTO outbox") for statement in seen) <= 10 * 2
+
+
 # A restart after downtime -----------------------------------------------------------------------
 
 
