@@ -48,6 +48,7 @@ def command_menu(t: Translator) -> list[tuple[str, str]]:
     return [
         ("start", t._("Open the main menu")),
         ("my", t._("My requests and where they stand")),
+        ("volunteer", t._("Volunteer: offer your help, or my volunteer profile")),
         ("help", t._("How Huiyin works")),
         ("mydata", t._("What Huiyin keeps about me")),
         ("forget", t._("Withdraw consent and erase my data")),

@@ -588,6 +588,8 @@ async def profile_view(ctx: Context, volunteer: Volunteer) -> tuple[str, list[li
     lines.append(ctx._("Status: {status}", status=status))
     if volunteer.status == VolunteerStatus.PAUSED:
         lines.append(ctx._("⏸ Away for a while: no needs are offered to you until you resume."))
+    if volunteer.status in (VolunteerStatus.APPROVED, VolunteerStatus.PAUSED):
+        lines.append(ctx._("/board needs on offer near you · /mine what you hold and have done"))
     rows: list[list[Button]] = []
     if volunteer.status == VolunteerStatus.APPROVED:
         rows.append([Button(ctx._("⏸ Away for a while"), data=f"{PROFILE_PREFIX}:pause")])

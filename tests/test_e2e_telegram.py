@@ -423,6 +423,7 @@ async def test_the_command_menu_is_set_in_both_languages(running: Running) -> No
     assert [c["command"] for c in menus[""]] == [
         "start",
         "my",
+        "volunteer",
         "help",
         "mydata",
         "forget",

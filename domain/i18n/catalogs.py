@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
@@ -22,6 +23,9 @@ from domain.i18n import DEFAULT_LANGUAGE, DOMAIN, LANGUAGES, TRADITIONAL, catalo
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("bot", "handlers", "schedules", "domain", "storage")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+# Locations name the file only, not the line: with line numbers every edit above a text moved
+# its comment, so every branch rewrote thousands of catalog lines and any two of them conflicted.
+WRITE_OPTIONS: dict[str, Any] = {"width": 100, "ignore_obsolete": True, "include_lineno": False}
 
 
 def extract() -> Catalog:
@@ -83,7 +87,7 @@ def traditional(simplified: Catalog) -> Catalog:
     path = catalog_path(TRADITIONAL)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        write_po(handle, catalog, width=100, ignore_obsolete=True)
+        write_po(handle, catalog, **WRITE_OPTIONS)
     return catalog
 
 
@@ -102,7 +106,7 @@ def update(language: str, template: Catalog) -> Catalog:
                 message.string = message.id
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        write_po(handle, catalog, width=100, ignore_obsolete=True)
+        write_po(handle, catalog, **WRITE_OPTIONS)
     return catalog
 
 
