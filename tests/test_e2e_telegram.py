@@ -450,12 +450,14 @@ async def test_pressed_keyboards_go_and_a_double_tap_edits_nothing(running: Runn
     await resident.tap("repair", "Please describe")
     await resident.say("The kitchen tap leaks", "Please check")
     confirm, _ = resident.button("submit")
+    submitted = len(fake.calls)
     await resident.tap("submit", "HY000001")
     await resident.expect("✅ Submitted", after=0, method="editMessageText")
     shown = fake.message(RESIDENT, confirm.message_id)
     assert shown.inline_markup is None and shown.text.endswith("✅ Submitted")
 
-    card = await wang.expect("New task", after=0)
+    # After the submit: the welcome ("New tasks will arrive here") must not count as the card.
+    card = await wang.expect("New task", after=submitted)
     card_id = card.result_or_error["message_id"]
     _, accept = wang.button("t:accept")
     await wang.press(card_id, accept, "Being handled", method="editMessageText")
