@@ -353,8 +353,9 @@ async def test_forged_task_button_is_refused_and_changes_nothing(running: Runnin
     await resident.tap("living", "Which of these")
     await resident.tap("errand", "Please describe")
     await resident.say("Please collect my pension papers", "Please check")
+    submitted = len(fake.calls)
     await resident.tap("submit", "HY000001")
-    await wang.expect("New task", after=0)
+    await wang.expect("New task", after=submitted)
 
     message_id = greeting.result_or_error["message_id"]
     answer = await zhang.press(message_id, "t:accept:1")
