@@ -40,6 +40,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,9 @@ class Meter:
         self.counting = False
         self.statements = 0
         self.commits = 0
+        # With --top: the statements by their text (the first 160 characters), to find the
+        # ones run most often.
+        self.texts: Counter[str] | None = None
 
     def __enter__(self) -> Meter:
         event.listen(Engine, "before_cursor_execute", self._executed)
@@ -103,9 +107,11 @@ class Meter:
         event.remove(Engine, "before_cursor_execute", self._executed)
         event.remove(Engine, "commit", self._committed)
 
-    def _executed(self, *_args: Any) -> None:
+    def _executed(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if self.counting:
             self.statements += 1
+            if self.texts is not None:
+                self.texts[" ".join(statement.split())[:160]] += 1
 
     def _committed(self, *_args: Any) -> None:
         if self.counting:
@@ -315,11 +321,14 @@ async def run(
     rounds: int = 1,
     frameworks: tuple[str, ...] = FRAMEWORKS,
     progress: Callable[[Run], Awaitable[None] | None] | None = None,
+    top: Counter[str] | None = None,
 ) -> Figures:
-    """Feed each bot `updates` texts from `users` users, `rounds` times; return the figures."""
+    """Feed each bot `updates` texts from `users` users, `rounds` times; return the figures
+    (and count Huiyin's statements by their text in `top`)."""
     figures = Figures(updates, users)
     echoes: dict[str, Starter] = {"ptb": echo_ptb, "aiogram": echo_aiogram}
     with tempfile.TemporaryDirectory() as workdir, Meter() as meter:
+        meter.texts = top
         for _ in range(rounds):
             for framework in frameworks:
                 bots: list[tuple[str, Starter, Meter | None]] = [
@@ -370,6 +379,9 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1, help="run every bot this many times")
     parser.add_argument("--framework", choices=FRAMEWORKS, default=None, help="only this one")
+    parser.add_argument(
+        "--top", type=int, default=0, help="also list Huiyin's N most frequent statements"
+    )
     args = parser.parse_args()
 
     def progress(done: Run) -> None:
@@ -380,8 +392,14 @@ async def main() -> None:
         )
 
     frameworks = (args.framework,) if args.framework else FRAMEWORKS
-    figures = await run(args.updates, args.users, args.rounds, frameworks, progress)
+    texts: Counter[str] | None = Counter() if args.top else None
+    figures = await run(args.updates, args.users, args.rounds, frameworks, progress, texts)
     show(figures)
+    if texts:
+        per = sum(len(figures.of("huiyin", f)) for f in frameworks) * args.updates
+        print(f"\nHuiyin: the {args.top} statements run most often (per update)")
+        for shape, count in texts.most_common(args.top):
+            print(f"{count / per:8.2f}  {shape}")
 
 
 if __name__ == "__main__":
