@@ -5,8 +5,8 @@ sent rows older than the retention period are deleted, and how long the deleting
 
 An outbox of `--rows` sent rows written evenly over `--days` days up to now, a quarter of them
 one busy chat's (as in the issue's "25,000 rows for a chat"), the rest spread over 2,000 chats;
-every other row is part of a card (a `ref_key` with a send and three edits), the others replies
-without a key. Then, with statistics fresh (ANALYZE), the median of 200 calls of
+half the messages are cards (a `ref_key`, a send and three edits: four rows), the other half
+replies without a key (one row). Then, with statistics fresh (ANALYZE), the median of 200 calls of
 `latest_sent_message_id` (a card of the busy chat, and one of another chat) and of 50 calls of
 `handlers.cards.in_touch` for the busy chat; then `schedules.retention.forget_outbox` with the
 default 30 days, timed, and the same look-ups again.

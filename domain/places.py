@@ -27,7 +27,6 @@ from functools import cache
 from itertools import product
 
 from opencc import OpenCC
-from pypinyin import lazy_pinyin
 from shapely.geometry import Point, shape
 from shapely.prepared import PreparedGeometry, prep
 
@@ -84,6 +83,10 @@ def simplified(text: str) -> str:
 
 @cache
 def syllables_of(text: str) -> tuple[str, ...]:
+    # pypinyin is loaded at the first place typed, not when the bot starts: its dictionaries
+    # are about 55 MiB of a process's memory, and most updates never search a place.
+    from pypinyin import lazy_pinyin
+
     return tuple(s.lower() for s in lazy_pinyin(text, errors="ignore") if s)
 
 
