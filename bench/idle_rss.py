@@ -38,7 +38,8 @@ db = Database(url)
 Dispatcher(db, ManualClock(), settings.zone, policy=settings.policy)
 build_worker(db, MemorySender(), ManualClock(), settings)
 rss = next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"matplotlib", "openpyxl", "PIL", "numpy"})
+HEAVY = {"matplotlib", "openpyxl", "PIL", "numpy", "pypinyin"}
+heavy = sorted({m.split(".")[0] for m in sys.modules} & HEAVY)
 print(f"{int(rss) / 1024:.1f} MiB resident; loaded: {', '.join(heavy) or 'none of them'}")
 """
 

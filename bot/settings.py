@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     limit_submissions_per_hour: int = Field(default=5, ge=0, le=10_000)
     limit_updates_per_minute: int = Field(default=30, ge=0, le=100_000)
     burst_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
-    # Retention (schedules/retention.py, docs/privacy.md): sent messages lose their text after
-    # this many days; ended requests lose their free texts after this many (three years).
+    # Retention (schedules/retention.py, docs/privacy.md): sent messages are deleted from the
+    # outbox after this many days (each card's newest row stays, emptied, for its edits); ended
+    # requests lose their free texts after this many (three years).
     retention_outbox_days: int = Field(default=30, ge=1, le=3650)
     retention_closed_days: int = Field(default=1095, ge=30, le=36500)
     # How far (metres) a shared location may be from a grid's point for that grid to be offered

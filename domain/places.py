@@ -25,13 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import product
+from typing import TYPE_CHECKING
 
 from opencc import OpenCC
-from pypinyin import lazy_pinyin
-from shapely.geometry import Point, shape
-from shapely.prepared import PreparedGeometry, prep
 
 from storage.models import Unit
+
+if TYPE_CHECKING:  # shapely (and numpy) load at the first location shared, not at start
+    from shapely.prepared import PreparedGeometry
 
 # The place names a resident leaves off: 毛家冲 for 毛家冲村, 凤鸣 for 凤鸣镇.
 SUFFIXES = ("社区", "街道", "网格", "村", "镇", "乡", "区")
@@ -84,6 +85,10 @@ def simplified(text: str) -> str:
 
 @cache
 def syllables_of(text: str) -> tuple[str, ...]:
+    # pypinyin is loaded at the first place typed, not when the bot starts: its dictionaries
+    # are about 55 MiB of a process's memory, and most updates never search a place.
+    from pypinyin import lazy_pinyin
+
     return tuple(s.lower() for s in lazy_pinyin(text, errors="ignore") if s)
 
 
@@ -301,6 +306,9 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @cache
 def _outline(text: str) -> PreparedGeometry:
+    from shapely.geometry import shape
+    from shapely.prepared import prep
+
     return prep(shape(json.loads(text)))
 
 
@@ -311,6 +319,8 @@ def has_geometry(unit: Unit) -> bool:
 def locate(grids: Iterable[Unit], lat: float, lon: float, radius_m: float) -> Located | None:
     """The grid whose outline holds (lat, lon), else the grid whose point is nearest within
     `radius_m`, else None. Outlines are GeoJSON, longitude first."""
+    from shapely.geometry import Point
+
     point = Point(lon, lat)
     nearest: Located | None = None
     for grid in grids:

@@ -3,7 +3,10 @@ and delivered by `schedules.outbox`."""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, text, update
+from datetime import datetime
+
+from sqlalchemy import delete, exists, or_, text, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,6 +38,47 @@ async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: s
         .limit(1)
     )
     return row.first()
+
+
+async def forget_sent(
+    session: AsyncSession, before: datetime, after_id: int, limit: int
+) -> tuple[int, int | None]:
+    """One batch of the retention: the next `limit` rows after `after_id` (by primary key)
+    that were written before `before` and sent or given up are deleted, except those a card's
+    edit may still look up by its ref key (`latest_sent_message_id`, `rows_named`,
+    `enqueue_edit`, `retire_keyboard`, the chats a claim's card went to): a row with a ref key
+    stays unless a newer row of the same chat and key was sent, so the newest sent row of each
+    (chat, ref key) stays, and a chat sent a card keeps a row of it. Returns how many went and
+    the last id looked at (None: nothing left to look at). Two statements, bounded by the
+    primary key (no parameter list)."""
+    window = (
+        await session.exec(
+            select(OutboxMessage.id)
+            .where(col(OutboxMessage.id) > after_id, OutboxMessage.status != "pending")
+            .where(col(OutboxMessage.created_at) < before)
+            .order_by(col(OutboxMessage.id))
+            .limit(limit)
+        )
+    ).all()
+    if not window:
+        return 0, None
+    first, last = window[0], window[-1]
+    assert first is not None and last is not None
+    newer = aliased(OutboxMessage)
+    newer_sent = (
+        exists()
+        .where(col(newer.chat_id) == col(OutboxMessage.chat_id))
+        .where(col(newer.ref_key) == col(OutboxMessage.ref_key))
+        .where(col(newer.id) > col(OutboxMessage.id), col(newer.status) == "sent")
+        .where(col(newer.sent_message_id).is_not(None))
+    )
+    result = await session.exec(  # type: ignore[call-overload]
+        delete(OutboxMessage)
+        .where(col(OutboxMessage.id).between(first, last))
+        .where(col(OutboxMessage.status) != "pending", col(OutboxMessage.created_at) < before)
+        .where(or_(col(OutboxMessage.ref_key).is_(None), newer_sent))
+    )
+    return int(result.rowcount or 0), last if len(window) == limit else None
 
 
 async def rows_named(session: AsyncSession, chat_id: int, ref_key: str) -> list[OutboxMessage]:

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import shapely.geometry
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -475,6 +474,8 @@ def _read_outlines(directory: Path, errors: _Errors) -> dict[str, tuple[int, str
     path = directory / OUTLINES_FILE
     if not path.exists():
         return {}
+    import shapely.geometry  # with numpy, loaded for the outlines file, not at start
+
     try:
         document = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -1,6 +1,7 @@
-"""matplotlib (charts, posters) and openpyxl (the ledger, the review workbook) load when first
-used, not when the bot starts: together they are about 45 MiB of a process's memory that most
-processes never need (a webhook replica never draws a chart)."""
+"""matplotlib (charts, posters), openpyxl (the ledger, the review workbook), pypinyin (a place
+typed by name) and shapely with numpy (a location shared, grid outlines imported) load when
+first used, not when the bot starts: together they are about 115 MiB of a process's memory that
+most processes never need (a webhook replica never draws a chart)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("matplotlib", "openpyxl")
+HEAVY = ("matplotlib", "openpyxl", "pypinyin", "shapely")
 
 # Run in a fresh interpreter: this test process has long imported both.
 START = """
@@ -37,7 +38,8 @@ db = Database(url)
 clock = ManualClock()
 Dispatcher(db, clock, settings.zone, policy=settings.policy, limits=settings.flood_limits)
 build_worker(db, MemorySender(), clock, settings)
-print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"matplotlib", "openpyxl"})))
+HEAVY = {"matplotlib", "openpyxl", "pypinyin", "shapely", "numpy"}
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & HEAVY)))
 """
 
 
@@ -55,13 +57,13 @@ def loaded_after(script: str, home: Path) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_starting_the_bot_loads_neither_matplotlib_nor_openpyxl(tmp_path: Path) -> None:
+def test_starting_the_bot_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
     assert loaded_after(START, tmp_path) == set()
 
 
-def test_a_chart_or_a_workbook_loads_them_when_first_made(tmp_path: Path) -> None:
-    """The check above can see them: the first chart font lookup and the first workbook
-    written load them."""
+def test_each_loads_when_first_used(tmp_path: Path) -> None:
+    """The check above can see them: the first chart font lookup, the first workbook written,
+    the first place typed and the first location shared load them."""
     use = START.replace(
         "print(",
         "charts.default_font()\n"
@@ -74,6 +76,11 @@ def test_a_chart_or_a_workbook_loads_them_when_first_made(tmp_path: Path) -> Non
         "moment = datetime(2026, 11, 1, tzinfo=UTC)\n"
         "table = Table(None, Period(moment, moment, '2026-11'), DEFAULT_WEIGHTS)\n"
         "write_review(table, io.BytesIO(), translator('en'), 'District')\n"
+        "from domain.places import Query\n"
+        "Query.of('毛家冲')\n"
+        "from domain.places import locate\n"
+        "locate([], 28.2, 112.9, 500.0)\n"
         "print(",
     )
-    assert loaded_after(use, tmp_path) == {"matplotlib", "openpyxl"}  # its font cache: tmp_path
+    # matplotlib's font cache goes to tmp_path
+    assert loaded_after(use, tmp_path) == {"matplotlib", "openpyxl", "pypinyin", "shapely", "numpy"}

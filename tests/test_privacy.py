@@ -411,8 +411,12 @@ async def test_retention_prunes_sent_texts_then_anonymises_ended_requests(
     harness.clock.advance(timedelta(days=31))
     report = await apply_retention(harness.db, harness.clock, **retain)
     assert report.pruned_messages > 0 and report.anonymised_requests == 0
+    # Replies and notices are deleted; what stays is each card's newest sent row, emptied.
+    assert report.deleted_messages > 0
     async with harness.db.session() as session:
         rows = (await session.exec(select(OutboxMessage))).all()
+    assert rows and all(row.ref_key for row in rows)
+    assert len({(row.chat_id, row.ref_key) for row in rows}) == len(rows)
     assert {row.payload["text"] for row in rows} == {""}
     assert all(row.sent_message_id for row in rows if row.status == "sent")
     assert (await request_row(harness, 1)).description != ""
