@@ -108,17 +108,26 @@ async def hold_until(
     return release
 
 
-async def release_held(session: AsyncSession, chat_id: int, now: datetime) -> None:
-    """The chat's user is here: what waited for the morning goes out now, before the reply."""
-    held = col(OutboxMessage.next_attempt_at) > now
-    waiting = await session.exec(
+def held_notices(chat_id: int, now: datetime) -> Select[tuple[int | None]]:
+    """The chat's notices that wait for the end of quiet hours (never tried yet)."""
+    return (
         select(OutboxMessage.id)
         .where(OutboxMessage.chat_id == chat_id, OutboxMessage.status == "pending")
-        .where(OutboxMessage.attempts == 0, held)
-        .limit(1)
+        .where(OutboxMessage.attempts == 0, col(OutboxMessage.next_attempt_at) > now)
     )
-    if waiting.first() is None:
+
+
+async def release_held(
+    session: AsyncSession, chat_id: int, now: datetime, *, any_held: bool | None = None
+) -> None:
+    """The chat's user is here: what waited for the morning goes out now, before the reply.
+    `any_held` is whether `held_notices` finds any, when the caller already asked (the
+    dispatcher asks in the statement that reads the sender's account)."""
+    if any_held is None:
+        any_held = (await session.exec(held_notices(chat_id, now).limit(1))).first() is not None
+    if not any_held:
         return
+    held = col(OutboxMessage.next_attempt_at) > now
     await session.exec(
         update(OutboxMessage)
         .where(col(OutboxMessage.chat_id) == chat_id, col(OutboxMessage.status) == "pending")
