@@ -113,7 +113,8 @@ async def sweep(
                 .order_by(col(Request.id))
                 .limit(BATCH)
             )
-            due = [request_id for request_id in (await session.exec(query)).all() if request_id]
+            rows = (await session.exec(query)).all()
+        due = [request_id for request_id in rows if request_id]
         if not due:
             return report
         for request_id in due:
@@ -128,6 +129,10 @@ async def sweep(
             except Exception:
                 report.failed += 1
                 log.exception("sweep: request %s failed; the next sweep tries again", request_id)
+        if len(rows) < BATCH:
+            # That was all that was due at `now`: no read of an empty batch (one statement a
+            # tick). A row that falls due meanwhile, by another transaction, waits for the next.
+            return report
 
 
 async def claim(
