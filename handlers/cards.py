@@ -580,14 +580,15 @@ async def summarised_only(
     # Read after an escalation too (the request has its new owner by then), so bounded by
     # when the need came in rather than when it reached `staff`.
     since = request.created_at - window
+    # The summary cards' names all start with this prefix. Asked as a range of names rather
+    # than a LIKE, which SQLite cannot answer from the ref_key index: it read every row of the
+    # chat since `since` instead, and an escalation in a backlog of 1,000 for one grid member
+    # cost 3.5 ms and growing (issue 14). ";" is the character after ":".
+    prefix = f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
     in_summary = (
         select(OutboxMessage.id)
+        .where(col(OutboxMessage.ref_key) >= prefix, col(OutboxMessage.ref_key) < prefix[:-1] + ";")
         .where(OutboxMessage.chat_id == chat_id)
-        .where(
-            col(OutboxMessage.ref_key).startswith(
-                f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
-            )
-        )
         .where(col(OutboxMessage.created_at) >= since)
     )
     # Both questions in one statement: a card of its own, and a summary card.
