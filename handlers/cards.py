@@ -51,7 +51,6 @@ from storage.models import (
     OutboxMessage,
     Request,
     Staff,
-    Unit,
     Volunteer,
 )
 from storage.outbox import latest_sent_message_id
@@ -354,7 +353,7 @@ async def offer_part(
             return [], []
         return [], [[Button(t._("📣 Offer to volunteers"), data=f"{OFFER_PREFIX}:offer:{rid}")]]
     if claim.state == ClaimState.OFFERED:
-        reach = escape(unit_label(t, await session.get(Unit, claim.reach_unit_code)))
+        reach = escape(unit_label(t, await unit_of(session, claim.reach_unit_code)))
         return (
             [t._("📣 Offered to volunteers ({area}), not claimed yet", area=reach)],
             [[Button(t._("Withdraw offer"), data=f"{OFFER_PREFIX}:withdraw:{rid}")]],
