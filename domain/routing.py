@@ -9,7 +9,7 @@ and Telegram has not refused a message to them since.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import func
@@ -18,7 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.lifecycle import LADDER, OPEN_STATUSES, Level
 from domain.reach import is_reachable
-from storage.models import Request, Staff
+from storage.database import remember_account
+from storage.models import Account, Request, Staff
 from storage.roster_cache import unit_of
 
 ROLE_AT_LEVEL: dict[Level, str] = {
@@ -57,29 +58,37 @@ async def units_on_ladder(session: AsyncSession, grid_code: str) -> dict[Level, 
     return chain
 
 
-async def open_task_counts(session: AsyncSession, staff_ids: Sequence[int]) -> dict[int, int]:
-    if not staff_ids:
-        return {}
-    rows = await session.exec(
-        select(Request.assignee_staff_id, func.count())
-        .where(col(Request.assignee_staff_id).in_(staff_ids))
-        .where(col(Request.status).in_([s.value for s in OPEN_STATUSES]))
-        .group_by(Request.assignee_staff_id)
-    )
-    return {staff_id: count for staff_id, count in rows.all() if staff_id is not None}
-
-
 async def candidates_at(
     session: AsyncSession, level: Level, chain: dict[Level, str], category: str
-) -> list[Staff]:
-    query = select(Staff).where(Staff.role == ROLE_AT_LEVEL[level], col(Staff.active).is_(True))
-    if level is Level.DEPARTMENT:
-        staff = (await session.exec(query)).all()
-        return [s for s in staff if category in s.post_list]
-    unit_code = chain.get(level)
-    if unit_code is None:
-        return []
-    return list((await session.exec(query.where(Staff.unit_code == unit_code))).all())
+) -> list[tuple[Staff, int]]:
+    """The active staff of `level` for the need's ladder, each with their open task count.
+    Their accounts are read in the same statement and noted for the session
+    (`remember_account`): the new owner's card is written in their language. Read apart, the
+    staff, the counts and the account were three statements of an escalation (issue 14)."""
+    open_count = (
+        select(func.count())
+        .where(col(Request.assignee_staff_id) == Staff.id)
+        .where(col(Request.status).in_([s.value for s in OPEN_STATUSES]))
+        .scalar_subquery()
+    )
+    query = (
+        select(Staff, Account, open_count)
+        .outerjoin(Account, col(Account.telegram_id) == Staff.telegram_id)
+        .where(Staff.role == ROLE_AT_LEVEL[level], col(Staff.active).is_(True))
+    )
+    if level is not Level.DEPARTMENT:
+        unit_code = chain.get(level)
+        if unit_code is None:
+            return []
+        query = query.where(Staff.unit_code == unit_code)
+    found: list[tuple[Staff, int]] = []
+    for staff, account, count in (await session.exec(query)).all():
+        if level is Level.DEPARTMENT and category not in staff.post_list:
+            continue
+        if staff.telegram_id is not None:
+            remember_account(session, staff.telegram_id, account)
+        found.append((staff, count))
+    return found
 
 
 async def route_request(
@@ -95,18 +104,17 @@ async def route_request(
     skipped: list[Skip] = []
     for level in LADDER[LADDER.index(start_level) :]:
         everyone = [
-            s
-            for s in await candidates_at(session, level, chain, category)
+            (s, count)
+            for s, count in await candidates_at(session, level, chain, category)
             if s.id not in exclude_staff_ids
         ]
-        reachable = [s for s in everyone if is_reachable(s)]
+        reachable = [(s, count) for s, count in everyone if is_reachable(s)]
         if not reachable:
             skipped.append(Skip(level, "unreachable" if everyone else "nobody"))
             continue
-        counts = await open_task_counts(session, [s.id for s in reachable if s.id is not None])
-        best = min(
+        best, _count = min(
             reachable,
-            key=lambda s: (category not in s.post_list, counts.get(s.id or 0, 0), s.id or 0),
+            key=lambda pair: (category not in pair[0].post_list, pair[1], pair[0].id or 0),
         )
         return Route(staff=best, level=level, skipped=skipped)
     return None

@@ -62,6 +62,7 @@ from handlers.my_requests import VIEW_PREFIX, describe_event
 from handlers.shared import SHARE_PREFIX, may_share
 from handlers.tasks import pass_up
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, parse_reference
+from storage.rows import request_with_people
 
 router = Router()
 STATUS_PREFIX = "s"
@@ -106,7 +107,7 @@ async def in_area(ctx: Context, request_id: int | None, *, lock: bool = False) -
     area = await viewer_area(ctx)
     if area is None or request_id is None:
         return None
-    request = await ctx.session.get(Request, request_id, with_for_update=lock)
+    request = await request_with_people(ctx.session, request_id, lock=lock)
     if request is None or not area.covers(request):
         return None
     return request

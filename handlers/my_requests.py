@@ -31,6 +31,7 @@ from handlers.cards import is_resident_of, request_summary, send_task_card
 from handlers.common import MENU_PREFIX, show_menu
 from handlers.verdict import RATE_PREFIX, solved_buttons, voice_rows
 from storage.models import Account, Request, RequestEvent, Staff
+from storage.rows import request_with_people
 
 router = Router()
 PAGE = 8
@@ -139,7 +140,7 @@ async def show_timeline(ctx: Context, request: Request) -> None:
 async def view_request(ctx: Context) -> None:
     _, _, raw_id = ctx.inbound.button_data.partition(":")
     request_id = parse_id(raw_id)
-    request = await ctx.session.get(Request, request_id) if request_id is not None else None
+    request = await request_with_people(ctx.session, request_id)
     if request is None:
         ctx.answer(ctx._("This request is not available."), alert=True)
         return

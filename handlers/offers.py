@@ -75,10 +75,10 @@ from storage.models import (
     Organisation,
     Request,
     Staff,
-    Unit,
     Volunteer,
 )
 from storage.outbox import rows_named
+from storage.roster_cache import unit_of
 
 router = Router()
 FLOW = "offer"
@@ -118,7 +118,7 @@ async def in_reach(session: AsyncSession, volunteer: Volunteer, claim: Claim) ->
     """Whether the volunteer serves the offer's reach unit or a unit right inside it."""
     if volunteer.unit_code == claim.reach_unit_code:
         return True
-    unit = await session.get(Unit, volunteer.unit_code)
+    unit = await unit_of(session, volunteer.unit_code)
     return unit is not None and unit.parent_code == claim.reach_unit_code
 
 
@@ -465,7 +465,7 @@ async def finish_offer(ctx: Context, note: str | None) -> None:
         zone=ctx.zone,
         policy=ctx.policy,
     )
-    area = escape(unit_label(ctx.t, await ctx.session.get(Unit, claim.reach_unit_code)))
+    area = escape(unit_label(ctx.t, await unit_of(ctx.session, claim.reach_unit_code)))
     if sent:
         text = ctx.t.ngettext(
             "📣 {ref} is offered to {n} volunteer of {area}. You stay responsible for it; you "
@@ -773,7 +773,7 @@ async def show_board(ctx: Context, offset: int) -> None:
         )
         return
     categories = volunteer.category_list
-    unit = await ctx.session.get(Unit, volunteer.unit_code)
+    unit = await unit_of(ctx.session, volunteer.unit_code)
     reach = [volunteer.unit_code] + ([unit.parent_code] if unit and unit.parent_code else [])
     query = (
         select(Claim, Request)

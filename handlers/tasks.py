@@ -59,6 +59,7 @@ from handlers.coordinator import holder
 from handlers.rate_above import ask_rating
 from storage.models import Beneficiary, Request, Staff
 from storage.outbox import latest_sent_message_id
+from storage.rows import request_with_people
 
 router = Router()
 FLOW = "task"
@@ -72,7 +73,7 @@ async def own_task(
     """The request if it is the presser's and in an `expected` state; else answer why not."""
     wanted = {expected} if isinstance(expected, Status) else set(expected)
     # The row lock makes a double tap served by two replicas act once on PostgreSQL.
-    request = await ctx.session.get(Request, request_id, with_for_update=True)
+    request = await request_with_people(ctx.session, request_id, lock=True)
     if ctx.staff is None or request is None or request.assignee_staff_id != ctx.staff.id:
         ctx.answer(ctx._("This task is not assigned to you."), alert=True)
         return None
@@ -410,7 +411,7 @@ async def resume(ctx: Context, request_id: int) -> None:
 async def on_answer_button(ctx: Context) -> None:
     _, _, raw_id = ctx.inbound.button_data.partition(":")
     request_id = parse_id(raw_id)
-    request = await ctx.session.get(Request, request_id) if request_id is not None else None
+    request = await request_with_people(ctx.session, request_id)
     if request is None or not await is_resident_of(ctx.session, request, ctx.account):
         ctx.answer(ctx._("This request is not available."), alert=True)
         return
@@ -443,7 +444,7 @@ async def on_answer(ctx: Context) -> None:
     )
     if text is None:
         return
-    request = await ctx.session.get(Request, ctx.data["request_id"], with_for_update=True)
+    request = await request_with_people(ctx.session, ctx.data["request_id"], lock=True)
     await ctx.end_flow()
     if request is None or request.status not in OPEN:
         show_menu(ctx, ctx._("This request is no longer open; no answer is needed."))

@@ -72,6 +72,7 @@ from handlers.base import Context, Router, Step, escape, parse_id
 from handlers.cards import announce_new_owner, refresh_task_card, staff_translator, tell_staff
 from handlers.common import show_menu, typed_note
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff, Supporter
+from storage.rows import request_with_people
 
 RATE_PREFIX = "rv"
 # A supporter's own verdict (a "me too" of a shared need): `sv:s:<supporter>:<y|n>`,
@@ -397,11 +398,7 @@ async def on_rate_button(ctx: Context) -> None:
     if action == "p" and not rest:
         await play_voice(ctx, request_id)
         return
-    request = (
-        await ctx.session.get(Request, request_id, with_for_update=True)
-        if request_id is not None
-        else None
-    )
+    request = await request_with_people(ctx.session, request_id, lock=True)
     role = await role_of(ctx, request) if request is not None else None
     if request is None or role is None:
         ctx.answer(ctx._("This request is not available."), alert=True)

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,8 +63,8 @@ from handlers.base import escape
 from handlers.cards import announce_new_owner, hold_until, summarised_only, tell_staff
 from handlers.claimed_work import remind_claimant
 from handlers.verdict import verdict_step
-from storage.database import Database
-from storage.models import Request, Staff
+from storage.database import Database, remember_account
+from storage.models import Account, Beneficiary, Request, Staff
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ async def sweep(
                 .order_by(col(Request.id))
                 .limit(BATCH)
             )
-            due = [request_id for request_id in (await session.exec(query)).all() if request_id]
+            rows = (await session.exec(query)).all()
+        due = [request_id for request_id in rows if request_id]
         if not due:
             return report
         for request_id in due:
@@ -127,6 +129,10 @@ async def sweep(
             except Exception:
                 report.failed += 1
                 log.exception("sweep: request %s failed; the next sweep tries again", request_id)
+        if len(rows) < BATCH:
+            # That was all that was due at `now`: no read of an empty batch (one statement a
+            # tick). A row that falls due meanwhile, by another transaction, waits for the next.
+            return report
 
 
 async def claim(
@@ -138,13 +144,30 @@ async def claim(
         # A write first: SQLite's write lock for the whole transaction, so what we read next
         # is what the last sweep committed, and no other sweep runs until we commit.
         await session.exec(text("UPDATE requests SET id = id WHERE 0"))  # type: ignore[call-overload]
+    # Read with the request, in the same statement, what acting on it reads next (issue 14:
+    # four statements of an escalation): its beneficiary and reporter (the card, the notice)
+    # and its owner with their account (the owner's card and message, in their language). The
+    # session keeps the rows (storage.database.HeldSession), so `session.get` finds them.
+    owner_account = aliased(Account)
     # By the primary key alone: a condition on `next_due_at` here lets PostgreSQL's planner
     # read the due index and filter on the id instead, which costs the whole backlog per row.
     result = await session.exec(
-        select(Request).where(Request.id == request_id).with_for_update(skip_locked=True)
+        select(Request, Beneficiary, Account, Staff, owner_account)
+        .outerjoin(Beneficiary, col(Beneficiary.id) == Request.beneficiary_id)
+        .outerjoin(Account, col(Account.id) == Request.reporter_account_id)
+        .outerjoin(Staff, col(Staff.id) == Request.assignee_staff_id)
+        .outerjoin(owner_account, col(owner_account.telegram_id) == Staff.telegram_id)
+        .where(Request.id == request_id)
+        # Only the request is locked (PostgreSQL refuses to lock the outer joins' rows).
+        .with_for_update(skip_locked=True, of=Request)  # type: ignore[arg-type]
     )
-    request = result.first()
-    if request is None or request.next_due_at is None or request.next_due_at > now:
+    row = result.first()
+    if row is None:
+        return None
+    request, _beneficiary, _reporter, owner, account = row
+    if owner is not None and owner.telegram_id is not None:
+        remember_account(session, owner.telegram_id, account)
+    if request.next_due_at is None or request.next_due_at > now:
         return None
     return request
 

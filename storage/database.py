@@ -130,6 +130,15 @@ def _hold(session: Session, instance: object) -> None:
 ACCOUNTS_BY_TELEGRAM = "accounts_by_telegram"
 
 
+def remember_account(
+    session: AsyncSession | Session, telegram_id: int, account: Account | None
+) -> None:
+    """Note for this session that `telegram_id`'s account is `account` (None: they have none),
+    when a query read it along with something else (a staff row, the sender of an update):
+    handlers.cards.account_by_telegram then asks the database no more."""
+    session.info.setdefault(ACCOUNTS_BY_TELEGRAM, {})[telegram_id] = account
+
+
 # Outbox rows written in a session, not yet handed to it (storage.outbox.add_outbox_row).
 PENDING_OUTBOX = "pending_outbox"
 
@@ -146,9 +155,17 @@ def write_outbox(session: Session) -> None:
         session.connection().execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
 
 
+# An execution option for a read of the outbox that cannot see the rows this session keeps
+# aside (it reads sent rows only, and those are never rows of this session): the rows need
+# not be written before it, and are written with the others, in one INSERT, at commit.
+SENT_ROWS_ONLY = "outbox_sent_rows_only"
+
+
 @event.listens_for(HeldSession, "do_orm_execute")
 def _outbox_before_its_reads(state: Any) -> None:
     """Any statement on the outbox sees the rows this session wrote."""
+    if state.execution_options.get(SENT_ROWS_ONLY):
+        return
     if any(mapper.class_ is OutboxMessage for mapper in state.all_mappers):
         write_outbox(state.session)
 

@@ -263,6 +263,8 @@ class OutboxMessage(SQLModel, table=True):
         # A chat's messages by time: "in touch in the last half hour" (handlers.cards.in_touch)
         # reads only that half hour, not the chat's whole history.
         Index("ix_outbox_chat_created", "chat_id", "created_at"),
+        # A card's rows in a chat, by its name or a range of names (handlers.cards).
+        Index("ix_outbox_chat_ref", "chat_id", "ref_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.database import PENDING_OUTBOX, Database, HeldSession
+from storage.database import PENDING_OUTBOX, SENT_ROWS_ONLY, Database, HeldSession
 from storage.models import OutboxMessage
 
 
@@ -36,6 +36,7 @@ async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: s
         .where(OutboxMessage.status == "sent", col(OutboxMessage.sent_message_id).is_not(None))
         .order_by(col(OutboxMessage.id).desc())
         .limit(1)
+        .execution_options(**{SENT_ROWS_ONLY: True})
     )
     return row.first()
 

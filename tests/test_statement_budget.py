@@ -1,0 +1,82 @@
+"""Issue 14's statement budgets for an update: what every update reads (the sender's account
+and roster entry, the chat's conversation state, whether notices wait for them) is one
+statement, so a plain update costs a few statements, not nine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+
+from domain.messages import HandleResult, Inbound
+from storage.models import Request
+from tests.harness import Harness
+from tests.test_conversation_report import report_need
+from tests.test_verdict import RESIDENT, WANG, setup
+
+
+async def statements_of_updates(
+    harness: Harness, act: Callable[[], Awaitable[object]]
+) -> list[str]:
+    """The statements the dispatcher ran while `act` ran (not the outbox's delivery after)."""
+    seen: list[str] = []
+    counting = False
+    real = harness.dispatcher.handle
+
+    async def handle(inbound: Inbound) -> HandleResult:
+        nonlocal counting
+        counting = True
+        try:
+            return await real(inbound)
+        finally:
+            counting = False
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: Any) -> None:
+        if counting:
+            seen.append(" ".join(statement.split()))
+
+    harness.dispatcher.handle = handle  # type: ignore[method-assign]
+    event.listen(harness.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await act()
+    finally:
+        event.remove(harness.db.engine.sync_engine, "before_cursor_execute", note)
+        harness.dispatcher.handle = real  # type: ignore[method-assign]
+    return seen
+
+
+def read_alone(seen: list[str], table: str) -> int:
+    """Statements that read `table` on its own (not joined to the sender's one-row table)."""
+    return sum(s.startswith(f"SELECT {table}.") and "FROM (SELECT" not in s for s in seen)
+
+
+async def test_a_plain_update_reads_the_sender_in_one_statement(harness: Harness) -> None:
+    """A registered resident's stray words: the sender's read (one statement, with no staff row
+    and no conversation), the two questions the idle handlers ask (a verdict or a question
+    waiting for an answer), and the menu written to the outbox: 4 statements (7 before); on
+    PostgreSQL also the NOTIFY that wakes the outbox sender."""
+    await setup(harness)
+    seen = await statements_of_updates(harness, lambda: harness.say(RESIDENT, "hello"))
+    assert "Report a need" in harness.last_text(RESIDENT)
+    assert len([s for s in seen if not s.startswith("NOTIFY")]) <= 4, seen
+    for table in ("accounts", "staff", "conversation_states", "outbox"):
+        assert read_alone(seen, table) == 0, (table, seen)
+
+
+async def test_the_one_statement_finds_staff_and_their_conversation(harness: Harness) -> None:
+    """The same read finds a staff member's roster entry (their task list, not the welcome) and
+    a conversation in progress (the resolve step takes the typed note)."""
+    await setup(harness)
+    await report_need(harness, RESIDENT)
+    await harness.press(WANG, "t:accept:1")
+    seen = await statements_of_updates(harness, lambda: harness.say(WANG, "/tasks"))
+    assert "HY000001" in harness.last_text(WANG)
+    assert read_alone(seen, "staff") == 0 and read_alone(seen, "accounts") == 0
+    await harness.press(WANG, "t:resolve:1")
+    seen = await statements_of_updates(harness, lambda: harness.say(WANG, "Washer replaced"))
+    assert read_alone(seen, "conversation_states") == 0
+    async with harness.db.session() as session:
+        request = await session.get(Request, 1)
+        assert request is not None
+        assert (request.status, request.result_note) == ("resolved", "Washer replaced")
