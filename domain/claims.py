@@ -14,12 +14,12 @@ changes the row, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +27,7 @@ from domain.i18n import N_, Translator, translator
 from domain.messages import Outbound
 from domain.outbox import enqueue_edit
 from domain.volunteers import DEFAULT_AUTO_OFFER, NEVER_OFFERED, VolunteerStatus
+from storage.database import Database
 from storage.models import Account, Claim, OutboxMessage, Request, Unit, Volunteer
 from storage.outbox import rows_named
 
@@ -376,3 +377,60 @@ async def close_claim_of(session: AsyncSession, request: Request, now: datetime)
     session.add(claim)
     await edit_cards(session, claim.id, now, lambda t: t._(NO_LONGER_NEEDED, ref=reference))
     return claim
+
+
+# The claims' ticks (schedules/offers.py widens offers, schedules/claim_confirm.py confirms
+# reported work) ------------------------------------------------------------------------------
+
+DUE_BATCH = 200
+
+
+async def due_claim_ids(
+    db: Database, state: ClaimState, now: datetime, batch: int = DUE_BATCH
+) -> AsyncIterator[int]:
+    """The ids of the claims in `state` whose `next_due_at` has come, in id order, read a
+    bounded batch at a time after the last id given (no list of ids seen grows with the
+    backlog). Each batch is read in a session of its own; the caller handles each id in its own
+    transaction, through `lock_due_claim`."""
+    after = 0
+    while True:
+        async with db.session() as session:
+            due = (
+                await session.exec(
+                    select(Claim.id)
+                    .where(
+                        col(Claim.state) == state.value,
+                        col(Claim.next_due_at) <= now,
+                        col(Claim.id) > after,
+                    )
+                    .order_by(col(Claim.id))
+                    .limit(batch)
+                )
+            ).all()
+        for claim_id in due:
+            assert claim_id is not None
+            after = claim_id
+            yield claim_id
+        if len(due) < batch:
+            return
+
+
+async def lock_due_claim(
+    session: AsyncSession, claim_id: int, state: ClaimState, now: datetime, *, sqlite: bool
+) -> Claim | None:
+    """The claim, locked by its primary key (FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's
+    write lock taken first) and read again under the lock: None when another worker, or a tap at
+    the same moment, has moved it on since it was found due."""
+    if sqlite:
+        await session.exec(text("UPDATE claims SET id = id WHERE 0"))  # type: ignore[call-overload]
+    return (
+        await session.exec(
+            select(Claim)
+            .where(
+                col(Claim.id) == claim_id,
+                col(Claim.state) == state.value,
+                col(Claim.next_due_at) <= now,
+            )
+            .with_for_update(skip_locked=True)
+        )
+    ).first()

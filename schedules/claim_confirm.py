@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.claims import ClaimState, end
+from domain.claims import ClaimState, due_claim_ids, end, lock_due_claim
 from domain.clock import Clock
 from domain.deadlines import Policy
 from domain.lifecycle import Status
@@ -29,11 +27,10 @@ from handlers.base import escape
 from handlers.cards import staff_translator, tell_staff
 from handlers.claimed_work import claimant_name, confirm
 from storage.database import Database
-from storage.models import Claim, Request, Staff
+from storage.models import Request, Staff
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
 OPEN = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 
 
@@ -48,34 +45,14 @@ async def confirm_due(db: Database, clock: Clock, zone: ZoneInfo, policy: Policy
     now = clock.now()
     report = ConfirmReport()
     sqlite = db.url.startswith("sqlite")
-    after = 0
-    while True:
-        async with db.session() as session:
-            due = list(
-                (
-                    await session.exec(
-                        select(Claim.id)
-                        .where(
-                            col(Claim.state) == ClaimState.DONE.value,
-                            col(Claim.next_due_at) <= now,
-                            col(Claim.id) > after,
-                        )
-                        .order_by(col(Claim.id))
-                        .limit(BATCH)
-                    )
-                ).all()
-            )
-        if not due:
-            return report
-        for claim_id in due:
-            assert claim_id is not None
-            after = claim_id
-            try:
-                async with db.transaction() as session:
-                    await handle(session, claim_id, now, zone, policy, report, sqlite=sqlite)
-            except Exception:
-                report.failed += 1
-                log.exception("claim confirm: claim %s failed; the next tick tries again", claim_id)
+    async for claim_id in due_claim_ids(db, ClaimState.DONE, now):
+        try:
+            async with db.transaction() as session:
+                await handle(session, claim_id, now, zone, policy, report, sqlite=sqlite)
+        except Exception:
+            report.failed += 1
+            log.exception("claim confirm: claim %s failed; the next tick tries again", claim_id)
+    return report
 
 
 async def handle(
@@ -88,16 +65,8 @@ async def handle(
     *,
     sqlite: bool,
 ) -> None:
-    if sqlite:
-        await session.exec(text("UPDATE claims SET id = id WHERE 0"))  # type: ignore[call-overload]
-    query = select(Claim).where(Claim.id == claim_id).with_for_update(skip_locked=True)
-    claim = (await session.exec(query)).first()
-    if (
-        claim is None
-        or claim.state != ClaimState.DONE.value
-        or claim.next_due_at is None
-        or claim.next_due_at > now
-    ):
+    claim = await lock_due_claim(session, claim_id, ClaimState.DONE, now, sqlite=sqlite)
+    if claim is None:
         return  # another worker, or the holder's tap, settled it
     request = await session.get(Request, claim.request_id, with_for_update=True)
     holder = (

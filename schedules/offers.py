@@ -13,19 +13,13 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-from sqlmodel import col, select
-
-from domain.claims import ClaimState
+from domain.claims import ClaimState, due_claim_ids, lock_due_claim
 from domain.clock import Clock
 from domain.deadlines import Policy
 from handlers.offers import widen
 from storage.database import Database
-from storage.models import Claim
 
 log = logging.getLogger(__name__)
-
-BATCH = 200
 
 
 @dataclass
@@ -46,42 +40,16 @@ async def run_offers(
     now = clock.now()
     report = OffersReport()
     sqlite = db.url.startswith("sqlite")
-    after = 0
-    while True:
-        async with db.session() as session:
-            due = list(
-                (
-                    await session.exec(
-                        select(Claim.id)
-                        .where(Claim.state == ClaimState.OFFERED.value)
-                        .where(col(Claim.next_due_at) <= now)
-                        .where(col(Claim.id) > after)
-                        .order_by(col(Claim.id))
-                        .limit(BATCH)
-                    )
-                ).all()
-            )
-        if not due:
-            return report
-        for claim_id in due:
-            assert claim_id is not None
-            after = claim_id
-            try:
-                async with db.transaction() as session:
-                    if sqlite:
-                        await session.exec(text("UPDATE claims SET id = id WHERE 0"))  # type: ignore[call-overload]
-                    claim = (
-                        await session.exec(
-                            select(Claim)
-                            .where(Claim.id == claim_id)
-                            .where(Claim.state == ClaimState.OFFERED.value)
-                            .where(col(Claim.next_due_at) <= now)
-                            .with_for_update(skip_locked=True)
-                        )
-                    ).first()
-                    if claim is None:
-                        continue
-                    report.cards += await widen(session, claim, now, zone, policy)
-                    report.widened += 1
-            except Exception:
-                log.exception("offers: claim %s failed; the next tick tries again", claim_id)
+    async for claim_id in due_claim_ids(db, ClaimState.OFFERED, now):
+        try:
+            async with db.transaction() as session:
+                claim = await lock_due_claim(
+                    session, claim_id, ClaimState.OFFERED, now, sqlite=sqlite
+                )
+                if claim is None:
+                    continue
+                report.cards += await widen(session, claim, now, zone, policy)
+                report.widened += 1
+        except Exception:
+            log.exception("offers: claim %s failed; the next tick tries again", claim_id)
+    return report
