@@ -111,7 +111,7 @@ async def take(
     """Claim an offer for a volunteer (or, with `organisation_id`, for their unit through them
     as its contact person). True for the one press that took it; False when it was no longer
     on offer (someone else was first, the holder withdrew it, the need ended)."""
-    result = await session.execute(
+    result = await session.exec(
         update(Claim)
         .where(col(Claim.id) == claim_id, col(Claim.state) == ClaimState.OFFERED.value)
         .values(
