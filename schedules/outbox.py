@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,8 @@ MAX_PAGES = 4
 # At most this many rows of one chat are claimed at once: at one a second they go out well
 # within `claim_timeout`, so no claim goes stale while its own drain still holds it.
 CHAT_CLAIM = 30
+# Chats drained at once without pacing (the console and tests).
+UNPACED_PARALLEL_CHATS = 64
 # How long a stop waits for the drains under way before cancelling them.
 STOP_GRACE_SECONDS = 30.0
 # A refused task card moves the request on, which writes a new card: `deliver_due` delivers it
@@ -66,7 +69,15 @@ def backoff_seconds(attempts: int) -> float:
 class SendLimits:
     """Keeps the whole deployment inside Telegram's send limits: about 30 messages a second in
     all and about one a second per chat, with the short bursts Telegram tolerates (a reply of
-    two or three messages goes out at once)."""
+    two or three messages goes out at once).
+
+    The total is a sliding window: never more than `per_second` sends in any second. A token
+    bucket that starts full, as it was, let a backlog's burst and the refill behind it through
+    in the same second (59 in the first second at 30 a second), which Telegram answers with
+    429s (bench/send_rate.py). Each chat keeps a bucket of `chat_burst`: Telegram documents
+    short bursts to one chat as tolerated, as long as they average one a second. Both are kept
+    with `margin` seconds to spare (the window is that much longer, a chat's message that much
+    further apart): the network may deliver two sends closer together than they left."""
 
     def __init__(
         self,
@@ -74,6 +85,7 @@ class SendLimits:
         per_second: float = 30.0,
         per_chat_per_second: float = 1.0,
         chat_burst: int = 3,
+        margin: float = 0.05,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -82,7 +94,9 @@ class SendLimits:
         self.chat_burst = chat_burst
         self.monotonic = monotonic
         self.sleep = sleep
-        self._global = _Bucket(per_second, max(1.0, per_second))
+        count = max(1, int(per_second))
+        self._global = _Window(count, count / per_second + margin)
+        self._chat_rate = 1 / (1 / per_chat_per_second + margin)
         self._chats: dict[int, _Bucket] = {}
         self._lock = asyncio.Lock()
 
@@ -93,18 +107,44 @@ class SendLimits:
         return (chat is not None and chat.delay(now) > 0) or self._global.delay(now) > 0
 
     async def wait(self, chat_id: int) -> None:
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = self._chats[chat_id] = _Bucket(self.per_chat_per_second, self.chat_burst)
         while True:
             async with self._lock:
                 now = self.monotonic()
+                chat = self._chats.get(chat_id)
+                if chat is None:
+                    chat = self._chats[chat_id] = _Bucket(self._chat_rate, self.chat_burst)
                 delay = max(chat.delay(now), self._global.delay(now))
                 if delay <= 0:
                     chat.take(now)
                     self._global.take(now)
+                    self._forget_idle_chats(now)
                     return
             await self.sleep(delay)
+
+    def _forget_idle_chats(self, now: float) -> None:
+        """A chat whose bucket is full again limits nothing: dropped once the map has grown, so
+        a district's worth of chats does not stay in memory."""
+        if len(self._chats) > 4096:
+            self._chats = {key: chat for key, chat in self._chats.items() if not chat.full(now)}
+
+
+class _Window:
+    """At most `count` events in any `seconds`: the times of the last `count`."""
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self.count = count
+        self.seconds = seconds
+        self.times: deque[float] = deque(maxlen=count)
+
+    def delay(self, now: float) -> float:
+        if len(self.times) < self.count:
+            return 0.0
+        # The tolerance keeps float rounding from asking for a wait too short to pass.
+        wait = self.times[0] + self.seconds - now
+        return wait if wait > 1e-9 else 0.0
+
+    def take(self, now: float) -> None:
+        self.times.append(now)
 
 
 class _Bucket:
@@ -124,9 +164,21 @@ class _Bucket:
         # The tolerance keeps float rounding from asking for a wait too short to pass.
         return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
 
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.capacity - 1e-9
+
     def take(self, now: float) -> None:
         self._refill(now)
         self.tokens -= 1
+
+
+def default_parallel_chats(limits: SendLimits | None) -> int:
+    """Enough chats draining at once to keep the total rate busy when each chat waits on its
+    own, twice over (some wait on their burst window)."""
+    if limits is None:
+        return UNPACED_PARALLEL_CHATS
+    return max(8, 2 * math.ceil(limits.per_second / limits.per_chat_per_second))
 
 
 class _Chat:
@@ -156,6 +208,9 @@ class OutboxSender:
 
     Each claimed chat drains in its own task, at most `parallel_chats` at once: a chat waiting
     on its own pacing never holds up another (a reply is not queued behind someone's backlog).
+    By default twice as many chats as it takes to fill the total rate at one message a second
+    each (60 for Telegram's limits): with 8, a morning's backlog of chats with a few messages
+    each went out at 8 a second, not 30 (bench/send_rate.py).
     A claim leaves the chats already draining here to their own task, which claims its chat
     again when its rows are done, so their new rows follow the old ones.
     """
@@ -166,7 +221,7 @@ class OutboxSender:
         sender: Sender,
         clock: Clock,
         *,
-        parallel_chats: int = 8,
+        parallel_chats: int | None = None,
         limits: SendLimits | None = None,
         claim_timeout: timedelta = timedelta(seconds=60),
         only_chats: frozenset[int] | None = None,
@@ -178,7 +233,7 @@ class OutboxSender:
         # None: no pacing (the console and tests); the worker passes Telegram's limits.
         self.limits = limits
         self.claim_timeout = claim_timeout
-        self.parallel_chats = parallel_chats
+        self.parallel_chats = parallel_chats or default_parallel_chats(limits)
         # Deliver these chats' rows only (`huiyin console` on a live database: its own chat's,
         # leaving everyone else's to the worker); None: every chat.
         self.only_chats = only_chats
