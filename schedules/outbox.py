@@ -75,9 +75,10 @@ class SendLimits:
     bucket that starts full, as it was, let a backlog's burst and the refill behind it through
     in the same second (59 in the first second at 30 a second), which Telegram answers with
     429s (bench/send_rate.py). Each chat keeps a bucket of `chat_burst`: Telegram documents
-    short bursts to one chat as tolerated, as long as they average one a second. Both are kept
-    with `margin` seconds to spare (the window is that much longer, a chat's message that much
-    further apart): the network may deliver two sends closer together than they left."""
+    short bursts to one chat as tolerated, as long as they average one a second. Both keep time
+    to spare, for the network delivering two sends closer together than they left: the window
+    is `margin` longer, a chat's messages after its burst `chat_margin` further apart (one
+    chat's sends are few, so more room costs nothing; the total's room costs throughput)."""
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class SendLimits:
         per_chat_per_second: float = 1.0,
         chat_burst: int = 3,
         margin: float = 0.05,
+        chat_margin: float = 0.15,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -96,7 +98,7 @@ class SendLimits:
         self.sleep = sleep
         count = max(1, int(per_second))
         self._global = _Window(count, count / per_second + margin)
-        self._chat_rate = 1 / (1 / per_chat_per_second + margin)
+        self._chat_rate = 1 / (1 / per_chat_per_second + chat_margin)
         self._chats: dict[int, _Bucket] = {}
         self._lock = asyncio.Lock()
 
