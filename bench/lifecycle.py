@@ -204,18 +204,24 @@ async def run(postgres: str | None = None) -> Figures:
 
 
 def report(figures: Figures, top: int) -> None:
-    print(f"updates {figures.updates}, outbox rows {figures.rows}, messages out "
-          f"{figures.messages} ({figures.sent} sent, {figures.edited} edited)")
+    print(
+        f"updates {figures.updates}, outbox rows {figures.rows}, messages out "
+        f"{figures.messages} ({figures.sent} sent, {figures.edited} edited)"
+    )
     print(f"{'':<10}{'statements':>12}{'commits':>10}")
     for phase in PHASES:
         print(f"{phase:<10}{figures.statements[phase]:12d}{figures.commits[phase]:10d}")
-    print(f"{'total':<10}{figures.total(figures.statements):12d}{figures.total(figures.commits):10d}")
+    print(
+        f"{'total':<10}{figures.total(figures.statements):12d}{figures.total(figures.commits):10d}"
+    )
     updates = max(figures.updates, 1)
     rows = max(figures.rows, 1)
-    print(f"per update {figures.statements['updates'] / updates:.2f} statements, "
-          f"{figures.commits['updates'] / updates:.2f} commits; per outbox row "
-          f"{figures.statements['outbox'] / rows:.2f} statements, "
-          f"{figures.commits['outbox'] / rows:.2f} commits")
+    print(
+        f"per update {figures.statements['updates'] / updates:.2f} statements, "
+        f"{figures.commits['updates'] / updates:.2f} commits; per outbox row "
+        f"{figures.statements['outbox'] / rows:.2f} statements, "
+        f"{figures.commits['outbox'] / rows:.2f} commits"
+    )
     for phase in PHASES if top else ():
         print(f"\n{phase}: top {top}")
         for shape, count in figures.seen.get(phase, Counter()).most_common(top):
