@@ -4,13 +4,18 @@ statement, so a plain update costs a few statements, not nine."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import event
+from sqlmodel import select
 
 from domain.messages import HandleResult, Inbound
-from storage.models import Request
+from storage.models import OutboxMessage, Request
 from tests.harness import Harness
 from tests.test_conversation_report import report_need
 from tests.test_verdict import RESIDENT, WANG, setup
@@ -80,3 +85,50 @@ async def test_the_one_statement_finds_staff_and_their_conversation(harness: Har
         request = await session.get(Request, 1)
         assert request is not None
         assert (request.status, request.result_note) == ("resolved", "Washer replaced")
+
+
+# The whole lifecycle (bench/lifecycle.py) ---------------------------------------------------
+
+
+def load_lifecycle() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "bench" / "lifecycle.py"
+    spec = importlib.util.spec_from_file_location("bench_lifecycle", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Statements and commits of issue 14's lifecycle, by phase, that this code must not exceed
+# (before issue 14's last round: updates 68/11, sweep 6/1, outbox 50/24, 124/36 in all on
+# SQLite). PostgreSQL adds the NOTIFY of each update that writes outbox rows.
+LIFECYCLE_BUDGET = {
+    "updates": (67, 11),
+    "sweep": (6, 1),
+    "outbox": (38, 24),
+}
+
+
+async def test_a_lifecycle_stays_within_its_statement_budget(harness: Harness) -> None:
+    """A resident reports a need through the menu, the grid member accepts and resolves it, the
+    sweep asks for the verdict an hour later and the resident gives it (11 updates, 16 outbox
+    rows), the outbox delivered by the real sender after each: every message arrives once, in
+    at most the budgeted statements and commits of each phase."""
+    bench = load_lifecycle()
+    await setup(harness)
+    figures = bench.Figures()
+    await bench.lifecycle(harness, bench.Meter(harness.db, figures))
+    assert (figures.updates, figures.rows, figures.messages) == (11, 16, 16)
+    async with harness.db.session() as session:
+        pending = await session.exec(select(OutboxMessage.id).where(OutboxMessage.status != "sent"))
+        assert pending.all() == []
+    notifies = sum(
+        count for shape, count in figures.seen["updates"].items() if shape.startswith("NOTIFY")
+    )
+    spent = {
+        phase: (figures.statements[phase], figures.commits[phase]) for phase in LIFECYCLE_BUDGET
+    }
+    spent["updates"] = (spent["updates"][0] - notifies, spent["updates"][1])
+    for phase, (statements, commits) in LIFECYCLE_BUDGET.items():
+        assert spent[phase][0] <= statements and spent[phase][1] <= commits, (phase, spent)
