@@ -289,6 +289,10 @@ class OutboxSender:
                     if slots is not None and len(waiting) > slots:
                         break
                 claimed = await self._claim_rows(session, rows, now, slots, whole=chat_id is None)
+                if not marks and not claimed:
+                    # Nothing written (the worker's idle look every few seconds, a tick with
+                    # nothing to send): end without a commit, which costs a sync to disk.
+                    await session.rollback()
         except BaseException:
             self._marks[:0] = marks  # not written: marked with the next ones
             raise
