@@ -212,9 +212,9 @@ async def drain_chat(
                 log.exception("update %s could not be handled", row.update_id)
             # The dispatcher marks the row in its own transaction; this covers updates the
             # framework ignores (an edited message, say), which would otherwise stay pending.
-            handled = _HANDLED.get(db)
-            if handled is not None and row.update_id in handled:
-                handled.discard(row.update_id)
+            marked = _HANDLED.get(db)
+            if marked is not None and row.update_id in marked:
+                marked.discard(row.update_id)
             else:
                 await mark_processed(db, row.update_id, now())
             handled += 1
