@@ -100,11 +100,14 @@ def load_lifecycle() -> ModuleType:
     return module
 
 
-# Statements and commits of issue 14's lifecycle, by phase, that this code must not exceed
-# (before issue 14's last round: updates 68/11, sweep 6/1, outbox 50/24, 124/36 in all on
-# SQLite). PostgreSQL adds the NOTIFY of each update that writes outbox rows.
+# Statements and commits of issue 14's lifecycle, by phase, that this code must not exceed:
+# on SQLite updates 66 statements / 11 commits, the sweep tick 6 / 1, the outbox 38 / 24 (124 / 36
+# in all before this round: updates 68, outbox 50, its claim three statements a pass). PostgreSQL
+# runs one statement fewer in the updates and the tick, plus each update's NOTIFY (not counted).
+# Commits: one per update and one for the tick; the outbox commits each pass's claim before it
+# sends and its marks after, so that no row goes out twice, whatever crashes.
 LIFECYCLE_BUDGET = {
-    "updates": (67, 11),
+    "updates": (66, 11),
     "sweep": (6, 1),
     "outbox": (38, 24),
 }
