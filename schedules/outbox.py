@@ -248,7 +248,7 @@ class OutboxSender:
         The chats draining here are left to their drains (marked to claim again), and the chats
         with a live claim are left alone. Two statements: the due rows read (locked), then one
         UPDATE that claims the rows chosen unless their chat has a live claim, and returns the
-        ids it claimed. The UPDATE is a statement of its own, after the rows are locked, so a
+        chats it claimed. The UPDATE is a statement of its own, after the rows are locked, so a
         claim another worker committed meanwhile is seen (on PostgreSQL each statement sees
         what was committed before it began). The rows sent and not yet marked are marked first,
         in the same transaction: their chats would look busy."""
