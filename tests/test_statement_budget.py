@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import select
 
+from bot.dispatcher import Dispatcher
 from domain.messages import HandleResult, Inbound
-from storage.models import OutboxMessage, Request
-from tests.harness import Harness
+from storage.inbox import ChatLocks, drain_chat, take_in
+from storage.models import InboxUpdate, OutboxMessage, Request
+from tests.harness import ZONE, Harness
 from tests.test_conversation_report import report_need
 from tests.test_verdict import RESIDENT, WANG, setup
 
@@ -135,3 +138,45 @@ async def test_a_lifecycle_stays_within_its_statement_budget(harness: Harness) -
     spent["updates"] = (spent["updates"][0] - notifies, spent["updates"][1])
     for phase, (statements, commits) in LIFECYCLE_BUDGET.items():
         assert spent[phase][0] <= statements and spent[phase][1] <= commits, (phase, spent)
+
+
+async def test_an_inbox_update_is_marked_handled_once(harness: Harness) -> None:
+    """An update drained from the inbox is marked handled by the dispatcher, in the update's
+    transaction, and not again by `drain_chat` (two marks and two commits before); an update
+    the dispatcher never took (a kind the framework ignores) is still marked, by `drain_chat`."""
+    await setup(harness)
+    db, clock = harness.db, harness.clock
+    dispatcher = Dispatcher(db, clock, ZONE, use_inbox=True)
+
+    def update(update_id: int, text: str) -> dict[str, Any]:
+        chat = {"id": RESIDENT, "type": "private"}
+        return {"update_id": update_id, "message": {"chat": chat, "text": text}}
+
+    async def feed(payload: dict[str, Any]) -> None:
+        text = payload["message"]["text"]
+        if text == "ignored":  # as a framework drops an update it has no handler for
+            return
+        inbound = Inbound(kind="text", user_id=RESIDENT, chat_id=RESIDENT, language="en", text=text)
+        await dispatcher.handle(replace(inbound, update_id=payload["update_id"]))
+
+    assert await take_in(db, update(501, "hello"), clock.now())
+    assert await take_in(db, update(502, "ignored"), clock.now())
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        handled = await drain_chat(db, ChatLocks(db), RESIDENT, feed, clock.now)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert handled == 2
+    marks = [s for s in seen if s.startswith("UPDATE inbox_updates SET processed_at")]
+    assert len(marks) == 2, marks  # one for each update: the dispatcher's, drain_chat's
+    async with db.session() as session:
+        rows = (await session.exec(select(InboxUpdate))).all()
+    assert sorted((r.update_id, r.processed_at is not None) for r in rows) == [
+        (501, True),
+        (502, True),
+    ]
