@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, and_, cast, exists, literal, update
+from sqlalchemy import BigInteger, and_, cast, exists, literal
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -56,7 +56,8 @@ from handlers.base import CLAIM_CONFIRM_AFTER, STEP_PREFIX, Context, Router, esc
 from handlers.cards import held_notices, release_held
 from handlers.common import show_menu
 from storage.database import ACCOUNTS_BY_TELEGRAM, Database
-from storage.models import Account, ConversationState, InboxUpdate, Staff
+from storage.inbox import claim_in_transaction, handled_here
+from storage.models import Account, ConversationState, Staff
 from storage.outbox import notify_outbox
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class Dispatcher:
                     if ctx.came_within_reach:
                         await tasks.show_waiting(ctx)
                     await notify_outbox(session)
+                if self.use_inbox and inbound.update_id is not None:
+                    handled_here(self.db, inbound.update_id)  # drain_chat need not mark it
                 if self.on_commit is not None:
                     self.on_commit()
                 return ctx.result
@@ -157,13 +160,7 @@ class Dispatcher:
         """Mark the update handled; False if another delivery of it got there first."""
         if inbound.update_id is None:
             return True
-        result = await session.exec(
-            update(InboxUpdate)
-            .where(col(InboxUpdate.update_id) == inbound.update_id)
-            .where(col(InboxUpdate.processed_at).is_(None))
-            .values(processed_at=self.clock.now())
-        )
-        return bool(result.rowcount)
+        return await claim_in_transaction(session, inbound.update_id, self.clock.now())
 
     async def _apologise(self, inbound: Inbound, *, busy: bool) -> HandleResult:
         """Tell the user their message was not taken, so they know to send it again."""

@@ -30,6 +30,7 @@ from domain.volunteers import DEFAULT_AUTO_OFFER, NEVER_OFFERED, VolunteerStatus
 from storage.database import Database
 from storage.models import Account, Claim, OutboxMessage, Request, Unit, Volunteer
 from storage.outbox import rows_named
+from storage.roster_cache import unit_of
 
 
 class ClaimState(StrEnum):
@@ -232,7 +233,7 @@ def offerable(category: str) -> bool:
 async def ancestor_at(session: AsyncSession, code: str | None, level: str) -> Unit | None:
     """The unit at `level` on the way up from `code` (itself included), or None."""
     while code is not None:
-        unit = await session.get(Unit, code)
+        unit = await unit_of(session, code)
         if unit is None:
             return None
         if unit.level == level:

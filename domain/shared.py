@@ -33,6 +33,7 @@ from domain.claims import ClaimState, end, live_claim
 from domain.lifecycle import OPEN_STATUSES, Action
 from domain.requests import note_event, transition
 from storage.models import Account, Beneficiary, Request, Supporter, Unit
+from storage.roster_cache import unit_of
 
 SIMILAR_SHOWN = 3  # open needs offered before a resident describes theirs
 SNIPPET = 60  # characters of each one's description
@@ -41,7 +42,7 @@ OPEN_VALUES = sorted(s.value for s in OPEN_STATUSES)
 
 async def village_of(session: AsyncSession, grid_code: str) -> str:
     """The community (village) above a grid; the grid itself when it has no parent."""
-    unit = await session.get(Unit, grid_code)
+    unit = await unit_of(session, grid_code)  # the roster cache: no statement
     return unit.parent_code if unit is not None and unit.parent_code else grid_code
 
 

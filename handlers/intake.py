@@ -134,9 +134,11 @@ async def on_category(ctx: Context, value: str) -> None:
         await render_category(ctx)
         return
     # The village's open needs like it first, if any (render_similar goes on to describe
-    # when there are none).
+    # when there are none). Its reads ask nothing of the step just set: without autoflush the
+    # conversation state is written once, at commit, not once for each step it passes.
     ctx.go(REPORT, "similar", category=value)
-    await render_similar(ctx)
+    with ctx.session.no_autoflush:
+        await render_similar(ctx)
 
 
 async def render_similar(ctx: Context) -> None:

@@ -204,9 +204,10 @@ class OutboxSender:
     rows, so a backlog's claims stay fresh while it drains at one a second), and a chat with a
     row claimed elsewhere is left alone, which keeps each chat's order.
 
-    A claim is three statements whatever its size: the due rows read (page after page while a
-    page comes back full, so one chat's backlog never hides the chats behind it), the chats
-    with a live claim, and one UPDATE of the rows claimed.
+    A claim is two statements whatever its size: the due rows read (page after page while a
+    page comes back full, so one chat's backlog never hides the chats behind it), and one
+    UPDATE of the rows claimed that leaves out the chats with a live claim (RETURNING the
+    chats it claimed).
 
     Each claimed chat drains in its own task, at most `parallel_chats` at once: a chat waiting
     on its own pacing never holds up another (a reply is not queued behind someone's backlog).
@@ -302,10 +303,12 @@ class OutboxSender:
         """Claim the due prefix of up to `slots` chats (or of `chat_id` only, for its drain).
 
         The chats draining here are left to their drains (marked to claim again), and the chats
-        with a live claim are left alone; which chats have one is read after the rows are
-        locked, so a claim committed meanwhile is seen."""
-        # Rows sent and not yet marked are claimed still: their chats would look busy.
-        await self._mark_sent()
+        with a live claim are left alone. Two statements: the due rows read (locked), then one
+        UPDATE that claims the rows chosen unless their chat has a live claim, and returns the
+        chats it claimed. The UPDATE is a statement of its own, after the rows are locked, so a
+        claim another worker committed meanwhile is seen (on PostgreSQL each statement sees
+        what was committed before it began). The rows sent and not yet marked are marked first,
+        in the same transaction: their chats would look busy."""
         now = self.clock.now()
         stale = now - self.claim_timeout
         live_claim = col(OutboxMessage.claimed_at).is_not(None) & (
@@ -325,65 +328,106 @@ class OutboxSender:
         else:
             # Its own chat: wait for a lock another claim holds rather than skip a row of it.
             query = query.where(OutboxMessage.chat_id == chat_id).with_for_update()
-        async with self.db.transaction() as session:
-            rows: list[OutboxMessage] = []
-            # Page on while a page comes back full, so that a backlog of a few chats filling a
-            # page never hides the chats behind it (the sender would idle until the next
-            # interval while their rows are due).
-            for _page in range(MAX_PAGES):
-                after = rows[-1].id if rows else 0
-                page = (await session.exec(query.where(col(OutboxMessage.id) > after))).all()
-                rows.extend(page)
-                if chat_id is not None or len(page) < BATCH:
-                    break
-                waiting = {r.chat_id for r in rows} - self._chats.keys()
-                if slots is not None and len(waiting) > slots:
-                    break
-            busy: set[int] = set()
-            if rows:  # nothing to claim: no need to know who is busy
-                busy = set(
-                    (
-                        await session.exec(
-                            select(OutboxMessage.chat_id)
-                            .where(OutboxMessage.status == "pending")
-                            .where(live_claim)
-                            .distinct()
-                        )
-                    ).all()
-                )
-            by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
-            for row in rows:
-                if row.chat_id in busy:
-                    continue
-                draining = self._chats.get(row.chat_id)
-                if chat_id is None and draining is not None:
-                    draining.again = True
-                    continue
-                by_chat[row.chat_id].append(row)
-            claimed: dict[int, list[OutboxMessage]] = {}
-            if chat_id is None:
-                self._crowded = False
-            for chat, chat_rows in by_chat.items():
-                due = list(itertools.takewhile(lambda r: r.next_attempt_at <= now, chat_rows))
-                if not due:
-                    continue
-                if slots is not None and len(claimed) >= slots:
-                    self._crowded = True
-                    break
-                claimed[chat] = due[:CHAT_CLAIM]
-            ids = [r.id for chat_rows in claimed.values() for r in chat_rows if r.id is not None]
-            if ids:
-                # One statement for the whole claim (at most MAX_PAGES * BATCH ids).
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_(ids))
-                    .values(claimed_at=now, claimed_by=self.db.name)
-                    .execution_options(synchronize_session=False)
-                )  # type: ignore[call-overload]
+        marks, self._marks = self._marks, []
+        try:
+            async with self.db.transaction() as session:
+                await self._write_marks(session, marks)
+                rows: list[OutboxMessage] = []
+                # Page on while a page comes back full, so that a backlog of a few chats filling
+                # a page never hides the chats behind it (the sender would idle until the next
+                # interval while their rows are due).
+                for _page in range(MAX_PAGES):
+                    after = rows[-1].id if rows else 0
+                    page = (await session.exec(query.where(col(OutboxMessage.id) > after))).all()
+                    rows.extend(page)
+                    if chat_id is not None or len(page) < BATCH:
+                        break
+                    waiting = {r.chat_id for r in rows} - self._chats.keys()
+                    if slots is not None and len(waiting) > slots:
+                        break
+                claimed = await self._claim_rows(session, rows, now, slots, whole=chat_id is None)
+                if not marks and not claimed:
+                    # Nothing written (the worker's idle look every few seconds, a tick with
+                    # nothing to send): end without a commit, which costs a sync to disk.
+                    await session.rollback()
+        except BaseException:
+            self._marks[:0] = marks  # not written: marked with the next ones
+            raise
         for chat_rows in claimed.values():
             for row in chat_rows:  # detached now: what the claim wrote, for the drain
                 row.claimed_at = now
                 row.claimed_by = self.db.name
+        return claimed
+
+    async def _claim_rows(
+        self,
+        session: AsyncSession,
+        rows: list[OutboxMessage],
+        now: datetime,
+        slots: int | None,
+        *,
+        whole: bool,
+    ) -> dict[int, list[OutboxMessage]]:
+        """Claim each chat's due prefix among `rows` (read in id order), up to `slots` chats,
+        in one UPDATE; a chat with a live claim (another worker's) is left out by the UPDATE
+        itself. `whole`: a claim for every chat, which sets `_crowded` and marks the chats
+        draining here to claim again."""
+        stale = now - self.claim_timeout
+        busy_chats = (
+            select(OutboxMessage.chat_id)
+            .where(OutboxMessage.status == "pending")
+            .where(col(OutboxMessage.claimed_at).is_not(None))
+            .where(col(OutboxMessage.claimed_at) >= stale)
+        )
+        by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            draining = self._chats.get(row.chat_id)
+            if whole and draining is not None:
+                draining.again = True
+                continue
+            by_chat[row.chat_id].append(row)
+        due_chats = {
+            chat: due[:CHAT_CLAIM]
+            for chat, chat_rows in by_chat.items()
+            if (due := list(itertools.takewhile(lambda r: r.next_attempt_at <= now, chat_rows)))
+        }
+        claimed: dict[int, list[OutboxMessage]] = {}
+        busy: set[int] = set()
+        if whole:
+            self._crowded = False
+        # Mostly one round; another only when the UPDATE found chats busy while chats were
+        # left for want of a slot, so those get the slots the busy ones would have taken.
+        while True:
+            chosen: dict[int, list[OutboxMessage]] = {}
+            for chat, due in due_chats.items():
+                if chat in claimed or chat in busy:
+                    continue
+                if slots is not None and len(claimed) + len(chosen) >= slots:
+                    break
+                chosen[chat] = due
+            left = len(due_chats) - len(claimed) - len(busy) - len(chosen)
+            if not chosen:
+                break
+            ids = [r.id for chat_rows in chosen.values() for r in chat_rows if r.id is not None]
+            # One statement for the whole claim (at most MAX_PAGES * BATCH ids).
+            result = await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(ids))
+                .where(col(OutboxMessage.chat_id).not_in(busy_chats))
+                .values(claimed_at=now, claimed_by=self.db.name)
+                .returning(col(OutboxMessage.chat_id))
+                .execution_options(synchronize_session=False)
+            )  # type: ignore[call-overload]
+            taken = set(result.scalars().all())
+            for chat, due in chosen.items():
+                if chat in taken:
+                    claimed[chat] = due
+                else:
+                    busy.add(chat)
+            if not left or taken == chosen.keys():
+                break
+        if whole and len(due_chats) > len(claimed) + len(busy):
+            self._crowded = True
         return claimed
 
     async def _drain(self, chat: _Chat) -> None:
@@ -448,6 +492,15 @@ class OutboxSender:
         if not self._marks:
             return
         marks, self._marks = self._marks, []
+        async with self.db.transaction() as session:
+            await self._write_marks(session, marks)
+
+    @staticmethod
+    async def _write_marks(
+        session: AsyncSession, marks: list[tuple[int, datetime, int | None]]
+    ) -> None:
+        if not marks:
+            return
         table = OutboxMessage.__table__  # type: ignore[attr-defined]
         statement = (
             update(table)
@@ -459,12 +512,11 @@ class OutboxSender:
                 attempts=table.c.attempts + 1,
             )
         )
-        async with self.db.transaction() as session:
-            connection = await session.connection()
-            await connection.execute(
-                statement,
-                [{"row_id": row_id, "at": at, "message_id": mid} for row_id, at, mid in marks],
-            )
+        connection = await session.connection()
+        await connection.execute(
+            statement,
+            [{"row_id": row_id, "at": at, "message_id": mid} for row_id, at, mid in marks],
+        )
 
     async def _deliver_one(self, row: OutboxMessage, chat: _Chat) -> str:
         """Send the row; a row sent joins `_marks`, to be marked with the others."""

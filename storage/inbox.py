@@ -8,6 +8,11 @@ never handle one chat at the same time. On PostgreSQL the lock is an advisory lo
 `parallel` chats at once (each holds two pooled connections on PostgreSQL, one for its lock and
 one to handle the update), so a burst of chats waits its turn instead of emptying the pool, and
 the webhook's answer and /healthz always find a connection.
+
+The dispatcher marks an update handled in the transaction that handles it
+(`claim_in_transaction`) and notes it (`handled_here`), so `drain_chat` marks with a statement
+of its own only the updates the dispatcher did not take (a kind the framework ignores, an update
+whose handling failed): one mark an update, not two (issue 14).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
 from storage.models import InboxUpdate
@@ -70,6 +77,34 @@ async def take_in(db: Database, payload: dict[str, Any], now: datetime) -> bool:
     )
     async with db.transaction() as session:
         result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount)
+
+
+# The update ids each `Database`'s dispatcher marked handled and committed in this process, not
+# yet seen by `drain_chat` (which takes each one out). Bounded, in case a dispatcher with the
+# inbox is fed other than by `drain_chat`: past the bound the ids are forgotten, and
+# `drain_chat` then marks those updates again (a no-op statement), as before.
+_HANDLED: WeakKeyDictionary[Database, set[int]] = WeakKeyDictionary()
+HANDLED_KEPT = 10_000
+
+
+def handled_here(db: Database, update_id: int) -> None:
+    """Note that the dispatcher's committed transaction marked `update_id` handled."""
+    handled = _HANDLED.setdefault(db, set())
+    if len(handled) >= HANDLED_KEPT:
+        handled.clear()
+    handled.add(update_id)
+
+
+async def claim_in_transaction(session: AsyncSession, update_id: int, now: datetime) -> bool:
+    """Mark the update handled in the session's transaction; False if another delivery of it
+    got there first."""
+    result = await session.exec(
+        update(InboxUpdate)
+        .where(col(InboxUpdate.update_id) == update_id)
+        .where(col(InboxUpdate.processed_at).is_(None))
+        .values(processed_at=now)
+    )  # type: ignore[call-overload]
     return bool(result.rowcount)
 
 
@@ -177,7 +212,11 @@ async def drain_chat(
                 log.exception("update %s could not be handled", row.update_id)
             # The dispatcher marks the row in its own transaction; this covers updates the
             # framework ignores (an edited message, say), which would otherwise stay pending.
-            await mark_processed(db, row.update_id, now())
+            marked = _HANDLED.get(db)
+            if marked is not None and row.update_id in marked:
+                marked.discard(row.update_id)
+            else:
+                await mark_processed(db, row.update_id, now())
             handled += 1
     return handled
 

@@ -4,14 +4,22 @@ statement, so a plain update costs a few statements, not nine."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import event
+from sqlmodel import select
 
+from bot.dispatcher import Dispatcher
 from domain.messages import HandleResult, Inbound
-from storage.models import Request
-from tests.harness import Harness
+from storage.inbox import ChatLocks, drain_chat, take_in
+from storage.models import InboxUpdate, OutboxMessage, Request
+from tests.harness import ZONE, Harness
 from tests.test_conversation_report import report_need
 from tests.test_verdict import RESIDENT, WANG, setup
 
@@ -80,3 +88,95 @@ async def test_the_one_statement_finds_staff_and_their_conversation(harness: Har
         request = await session.get(Request, 1)
         assert request is not None
         assert (request.status, request.result_note) == ("resolved", "Washer replaced")
+
+
+# The whole lifecycle (bench/lifecycle.py) ---------------------------------------------------
+
+
+def load_lifecycle() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "bench" / "lifecycle.py"
+    spec = importlib.util.spec_from_file_location("bench_lifecycle", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# Statements and commits of issue 14's lifecycle, by phase, that this code must not exceed:
+# on SQLite updates 66 statements / 11 commits, the sweep tick 6 / 1, the outbox 38 / 24 (124 / 36
+# in all before this round: updates 68, outbox 50, its claim three statements a pass). PostgreSQL
+# runs one statement fewer in the updates and the tick, plus each update's NOTIFY (not counted).
+# Commits: one per update and one for the tick; the outbox commits each pass's claim before it
+# sends and its marks after, so that no row goes out twice, whatever crashes.
+LIFECYCLE_BUDGET = {
+    "updates": (66, 11),
+    "sweep": (6, 1),
+    "outbox": (38, 24),
+}
+
+
+async def test_a_lifecycle_stays_within_its_statement_budget(harness: Harness) -> None:
+    """A resident reports a need through the menu, the grid member accepts and resolves it, the
+    sweep asks for the verdict an hour later and the resident gives it (11 updates, 16 outbox
+    rows), the outbox delivered by the real sender after each: every message arrives once, in
+    at most the budgeted statements and commits of each phase."""
+    bench = load_lifecycle()
+    await setup(harness)
+    figures = bench.Figures()
+    await bench.lifecycle(harness, bench.Meter(harness.db, figures))
+    assert (figures.updates, figures.rows, figures.messages) == (11, 16, 16)
+    async with harness.db.session() as session:
+        pending = await session.exec(select(OutboxMessage.id).where(OutboxMessage.status != "sent"))
+        assert pending.all() == []
+    notifies = sum(
+        count for shape, count in figures.seen["updates"].items() if shape.startswith("NOTIFY")
+    )
+    spent = {
+        phase: (figures.statements[phase], figures.commits[phase]) for phase in LIFECYCLE_BUDGET
+    }
+    spent["updates"] = (spent["updates"][0] - notifies, spent["updates"][1])
+    for phase, (statements, commits) in LIFECYCLE_BUDGET.items():
+        assert spent[phase][0] <= statements and spent[phase][1] <= commits, (phase, spent)
+
+
+async def test_an_inbox_update_is_marked_handled_once(harness: Harness) -> None:
+    """An update drained from the inbox is marked handled by the dispatcher, in the update's
+    transaction, and not again by `drain_chat` (two marks and two commits before); an update
+    the dispatcher never took (a kind the framework ignores) is still marked, by `drain_chat`."""
+    await setup(harness)
+    db, clock = harness.db, harness.clock
+    dispatcher = Dispatcher(db, clock, ZONE, use_inbox=True)
+
+    def update(update_id: int, text: str) -> dict[str, Any]:
+        chat = {"id": RESIDENT, "type": "private"}
+        return {"update_id": update_id, "message": {"chat": chat, "text": text}}
+
+    async def feed(payload: dict[str, Any]) -> None:
+        text = payload["message"]["text"]
+        if text == "ignored":  # as a framework drops an update it has no handler for
+            return
+        inbound = Inbound(kind="text", user_id=RESIDENT, chat_id=RESIDENT, language="en", text=text)
+        await dispatcher.handle(replace(inbound, update_id=payload["update_id"]))
+
+    assert await take_in(db, update(501, "hello"), clock.now())
+    assert await take_in(db, update(502, "ignored"), clock.now())
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        handled = await drain_chat(db, ChatLocks(db), RESIDENT, feed, clock.now)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert handled == 2
+    marks = [s for s in seen if s.startswith("UPDATE inbox_updates SET processed_at")]
+    assert len(marks) == 2, marks  # one for each update: the dispatcher's, drain_chat's
+    async with db.session() as session:
+        rows = (await session.exec(select(InboxUpdate))).all()
+    assert sorted((r.update_id, r.processed_at is not None) for r in rows) == [
+        (501, True),
+        (502, True),
+    ]
