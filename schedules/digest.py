@@ -38,7 +38,7 @@ People with nothing to hear cost nothing more.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -248,11 +248,11 @@ class Groups:
     totals: dict[Any, int] = field(default_factory=dict)
     first: dict[Any, list[Ranked]] = field(default_factory=dict)
 
-    def over(self, keys: Iterable[Any], limit: int) -> tuple[int, list[str]]:
-        """The figure of the groups `keys` together."""
-        keys = [key for key in keys if key in self.totals]
-        rows = sorted((row for key in keys for row in self.first.get(key, [])), key=_place)
-        return sum(self.totals[key] for key in keys), [row.label for row in rows[:limit]]
+    def over(self, keys: Iterable[Any] | None, limit: int) -> tuple[int, list[str]]:
+        """The figure of the groups `keys` together (None: all of them)."""
+        chosen = list(self.totals) if keys is None else [k for k in keys if k in self.totals]
+        rows = sorted((row for key in chosen for row in self.first[key]), key=_place)
+        return sum(self.totals[key] for key in chosen), [row.label for row in rows[:limit]]
 
 
 def _place(row: Ranked) -> int:
@@ -265,10 +265,12 @@ async def grouped(
     group: Sequence[ColumnElement[Any]],
     order: Sequence[ColumnElement[Any]],
     label: ColumnElement[Any],
+    shown: Callable[[Any], str],
     limit: int,
-) -> dict[tuple[Any, ...], tuple[int, list[tuple[int, Any]]]]:
-    """For the rows `source` selects: per value of `group`, how many, and the `limit` first by
-    `order` as (place across all groups, `label`). One statement (window functions)."""
+) -> Groups:
+    """For the rows `source` selects: per value of `group` (a tuple when it is several
+    columns), how many, and the `limit` first by `order`, each `shown` from its `label` with
+    its place in `order` across all groups. One statement (window functions)."""
     keys = [expression.label(f"key{i}") for i, expression in enumerate(group)]
     inner = (
         source.with_only_columns(
@@ -280,38 +282,27 @@ async def grouped(
         )
     ).subquery()
     rows = await session.exec(sql_select(inner).where(inner.c.rank <= limit))
-    found: dict[tuple[Any, ...], tuple[int, list[tuple[int, Any]]]] = {}
+    groups = Groups()
     for row in rows.all():
-        key = tuple(row[: len(keys)])
-        _, first = found.setdefault(key, (int(row.total), []))
-        first.append((int(row.place), row.label))
-    return found
+        key = row[0] if len(keys) == 1 else tuple(row[: len(keys)])
+        groups.totals[key] = int(row.total)
+        groups.first.setdefault(key, []).append(Ranked(int(row.place), shown(row.label)))
+    return groups
 
 
 async def request_figure(
     session: AsyncSession, condition: ColumnElement[bool], order: ColumnElement[object]
 ) -> Groups:
     """A figure of the digest over `requests`, per grid (references ordered by `order`)."""
-    found = await grouped(
+    return await grouped(
         session,
         select(Request.id).where(condition),
         [col(Request.grid_code)],
         [order, col(Request.id)],
         col(Request.id),
+        format_reference,
         MAX_REFERENCES,
     )
-    return _as_groups(found, format_reference)
-
-
-def _as_groups(
-    found: dict[tuple[Any, ...], tuple[int, list[tuple[int, Any]]]], shown: Any
-) -> Groups:
-    groups = Groups()
-    for (key, *rest), (total, first) in found.items():
-        name = (key, *rest) if rest else key
-        groups.totals[name] = total
-        groups.first[name] = [Ranked(place, shown(value)) for place, value in first]
-    return groups
 
 
 @dataclass
@@ -326,7 +317,9 @@ class District:
     not_opened: Groups  # keyed (unit code, role)
     refused: Groups
 
-    def digest(self, grids: Sequence[str]) -> Digest:
+    def digest(self, grids: Sequence[str] | None) -> Digest:
+        """The digest of the area of `grids` (None: the whole district)."""
+
         def part(groups: Groups) -> Count:
             return Count(*groups.over(grids, MAX_REFERENCES))
 
@@ -361,26 +354,29 @@ async def district_figures(session: AsyncSession, run: Run) -> District:
         and_(col(Request.resolve_due_at) > now, col(Request.resolve_due_at) < run.day_end),
     )
     new = and_(col(Request.created_at) >= run.since, col(Request.created_at) <= now)
-    unclaimed = await grouped(
-        session,
+    unclaimed = (
         select(Claim.id)
         .join(Request, col(Request.id) == col(Claim.request_id))
         .where(
             col(Claim.state) == ClaimState.OFFERED.value,
             col(Claim.offered_at) <= now - UNCLAIMED_AFTER,
-        ),
-        [col(Request.grid_code)],
-        [col(Claim.offered_at), col(Claim.id)],
-        col(Claim.request_id),
-        MAX_REFERENCES,
+        )
     )
-    # The staff who can be on someone's team (team_clause: grid members, coordinators).
+    # The staff who can be on someone's team (team_clause: grid members, coordinators), per
+    # unit and role, in /team's order (unit, name).
     team = and_(col(Staff.active).is_(True), col(Staff.role).in_(TEAM_ROLES))
-    by_unit = (
-        [col(Staff.unit_code), col(Staff.role)],
-        [col(Staff.unit_code), col(Staff.name), col(Staff.id)],
-    )
-    names = (col(Staff.name), MAX_NAMES)
+
+    async def unreached(condition: ColumnElement[bool]) -> Groups:
+        return await grouped(
+            session,
+            select(Staff.id).where(team, condition),
+            [col(Staff.unit_code), col(Staff.role)],
+            [col(Staff.unit_code), col(Staff.name), col(Staff.id)],
+            col(Staff.name),
+            str,
+            MAX_NAMES,
+        )
+
     return District(
         new=await request_figure(session, and_(new, figure["received"]), col(Request.created_at)),
         due_today=await request_figure(session, and_(running, due_soon), col(Request.next_due_at)),
@@ -388,22 +384,17 @@ async def district_figures(session: AsyncSession, run: Run) -> District:
         awaiting_verdict=await request_figure(
             session, col(Request.status) == Status.RESOLVED.value, col(Request.resolved_at)
         ),
-        unclaimed=_as_groups(unclaimed, format_reference),
-        not_opened=_as_groups(
-            await grouped(
-                session,
-                select(Staff.id).where(team, not_opened_clause()),
-                *by_unit,
-                *names,
-            ),
-            str,
+        unclaimed=await grouped(
+            session,
+            unclaimed,
+            [col(Request.grid_code)],
+            [col(Claim.offered_at), col(Claim.id)],
+            col(Claim.request_id),
+            format_reference,
+            MAX_REFERENCES,
         ),
-        refused=_as_groups(
-            await grouped(
-                session, select(Staff.id).where(team, refused_clause()), *by_unit, *names
-            ),
-            str,
-        ),
+        not_opened=await unreached(not_opened_clause()),
+        refused=await unreached(refused_clause()),
     )
 
 
@@ -468,11 +459,15 @@ class Tree:
         if unit is None or unit.level not in AREA_LEVELS:
             return None
         below = self.below(unit.code)
-        grids = [u.code for u in below if u.level == Level.GRID.value]
-        team = [(grid, "grid_member") for grid in grids]
+        if unit.level == Level.DISTRICT.value:  # every grid; no grid member is on the team
+            grids: list[str] | None = None
+            team: list[tuple[str, str]] = []
+        else:
+            grids = [u.code for u in below if u.level == Level.GRID.value]
+            team = [(grid, "grid_member") for grid in grids]
         if person.role == "town_officer":
             team += [(u.code, "coordinator") for u in below if u.level == Level.COMMUNITY.value]
-        return (None if unit.level == Level.DISTRICT.value else grids), team
+        return grids, team
 
 
 def compose(person: Recipient, run: Run, tree: Tree, district: District | None) -> str | None:
@@ -594,7 +589,11 @@ async def send_digests(
         if person.already:
             report.already.append(person.id)
             continue
-        message = compose(person, run, tree, district)
+        try:
+            message = compose(person, run, tree, district)
+        except Exception:
+            log.exception("digest for staff %s failed; the next run tries again", person.id)
+            continue
         if message is None:
             report.nothing.append(person.id)
         else:
@@ -603,8 +602,13 @@ async def send_digests(
         batch = to_send[start : start + BATCH]
         try:
             await send_batch(db, batch, run, report)
+            continue
         except Exception:
-            log.exception(
-                "digests for staff %s failed; the next run tries again", [p.id for p, _ in batch]
-            )
+            log.warning("a batch of digests failed; sending them one by one", exc_info=True)
+        # One person's failure (whatever it is) must not keep the others' digests back.
+        for one in batch:
+            try:
+                await send_batch(db, [one], run, report)
+            except Exception:
+                log.exception("digest for staff %s failed; the next run tries again", one[0].id)
     return report

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import and_, event, func
+from sqlalchemy import and_, event, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -153,15 +153,23 @@ async def a_village_with_overdue_needs(session: AsyncSession) -> str:
     return next(v for v in (g.rsplit("-", 1)[0] for g in grids.all()) if v in reachable)
 
 
-@pytest.mark.parametrize("level", ["town", "village"])
+@pytest.mark.parametrize("level", ["town", "village", "district"])
 async def test_an_areas_figures_are_those_of_a_query_over_the_area(
     district: Database, level: str
 ) -> None:
-    """The overdue line of a town officer's and a coordinator's digest, against a count and the
-    first references read over the area itself."""
+    """The overdue line of a town officer's and a coordinator's digest (and of a town officer
+    put on the district itself: every grid), against a count and the first references read
+    over the area itself."""
+    if level == "district":
+        async with district.transaction() as session:
+            await session.exec(
+                update(Staff).where(col(Staff.unit_code) == "BD-T01").values(unit_code="BD")
+            )  # type: ignore[call-overload]
     await send_digests(district, ManualClock(MONDAY), ZONE, DEFAULT_POLICY, AT)
     async with district.session() as session:
-        unit = "BD-T01" if level == "town" else await a_village_with_overdue_needs(session)
+        unit = {"town": "BD-T01", "district": "BD"}.get(level) or (
+            await a_village_with_overdue_needs(session)
+        )
         area = await area_of_unit(session, unit)
         assert area is not None
         overdue = and_(area.clause(), conditions(MONDAY)["overdue"])
