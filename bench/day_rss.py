@@ -25,6 +25,7 @@ import gc
 import importlib.util
 import resource
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 from types import ModuleType
@@ -60,11 +61,11 @@ async def main() -> None:
     parser.add_argument("--no-digest", action="store_true", help="leave out the morning digest")
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top 10 at the end")
     args = parser.parse_args()
-
     import bot.app
     import bot.channels.telegram_ptb
     import bot.cli
     import bot.dispatcher
+    from bot.memory import trim
 
     del bot  # imported as `huiyin run` does, for the starting figure
     replay = load_replay()
@@ -85,11 +86,15 @@ async def main() -> None:
     figures = await replay.run(args.needs, args.seed, args.postgres, digest=not args.no_digest)
     gc.collect()
     after = rss_mib()
+    threads = threading.active_count()
+    trim()
+    trimmed = rss_mib()
     replay.show(figures, "PostgreSQL" if args.postgres else "SQLite")
     print()
     print(f"RSS at start              {start:10.1f} MiB")
     print(f"RSS at the replay's end   {end['rss']:10.1f} MiB")
-    print(f"RSS after (gc)            {after:10.1f} MiB")
+    print(f"RSS after (gc)            {after:10.1f} MiB  ({threads} threads)")
+    print(f"RSS after malloc_trim     {trimmed:10.1f} MiB")
     print(f"peak RSS                  {peak_mib():10.1f} MiB")
     if args.trace:
         print("\ntracemalloc: the ten biggest holders at the replay's end")

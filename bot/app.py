@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from bot.channels.telegram_common import BotApiApp, BotApiSender, poll_into
 from bot.channels.webhook import TelegramApp, WebhookServer, derive_secret, serve
 from bot.dispatcher import Dispatcher
+from bot.memory import trim
 from bot.settings import Settings
 from domain import charts
 from domain.clock import Clock, SystemClock
@@ -383,6 +384,7 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
         report = await send_digests(db, clock, settings.zone, policy, settings.digest_at)
         if report.sent:
             worker.outbox.wake.set()
+        trim()  # a big job: what it freed goes back to the system (bot.memory)
         return report
 
     worker.daily("digest", settings.digest_at, morning_digest)
@@ -420,12 +422,14 @@ def build_worker(db: Database, sender: Sender, clock: Clock, settings: Settings)
     from schedules.retention import apply_retention
 
     async def retention() -> object:
-        return await apply_retention(
+        report = await apply_retention(
             db,
             clock,
             outbox_days=settings.retention_outbox_days,
             closed_days=settings.retention_closed_days,
         )
+        trim()  # every six hours: what the work since then freed goes back to the system
+        return report
 
     worker.every("retention", RETENTION_INTERVAL_SECONDS, retention)
     return worker

@@ -1,6 +1,7 @@
 """The claimants' record (认领考核): what each volunteer and each unit claimed, did, the hours
 they gave and the residents' verdicts on it — for `/mine`, `/stats`, the ledger's "Volunteers"
-sheet and the morning digest's unclaimed offers. Defined in docs/metrics.md ("Claimed needs").
+sheet (UNCLAIMED_AFTER: when the morning digest names an offer nobody claimed). Defined in
+docs/metrics.md ("Claimed needs").
 
 For a set of claims (a volunteer's, or those claimed in a period on needs of an area):
 
@@ -32,12 +33,11 @@ from domain.i18n import N_, translator
 from domain.messages import Outbound
 from domain.outbox import enqueue
 from domain.reach import account_reachable
-from storage.models import Account, Claim, Organisation, Request, Volunteer, format_reference
+from storage.models import Account, Claim, Organisation, Request, Volunteer
 
 SATISFIED_VALUES = ("satisfied", "fairly")
 # An offer nobody has claimed for this long is named in the morning digest.
 UNCLAIMED_AFTER = timedelta(days=1)
-MAX_REFERENCES = 5
 
 VERDICT_TOLD: dict[str, str] = {
     "satisfied": N_(
@@ -194,34 +194,6 @@ def _add(a: Record, b: Record) -> Record:
         a.rated + b.rated,
         a.satisfied + b.satisfied,
     )
-
-
-async def unclaimed_offers(
-    session: AsyncSession, where: ColumnElement[bool], now: datetime
-) -> tuple[int, list[str]]:
-    """Offers on the needs `where` selects that nobody has claimed for UNCLAIMED_AFTER: how
-    many, and the references of the oldest few."""
-    condition = and_(
-        where,
-        col(Claim.state) == ClaimState.OFFERED.value,
-        col(Claim.offered_at) <= now - UNCLAIMED_AFTER,
-    )
-    joined = (
-        select(func.count())
-        .select_from(Claim)
-        .join(Request, col(Request.id) == col(Claim.request_id))
-    )
-    total = (await session.exec(joined.where(condition))).one()
-    if not total:
-        return 0, []
-    rows = await session.exec(
-        select(Claim.request_id)
-        .join(Request, col(Request.id) == col(Claim.request_id))
-        .where(condition)
-        .order_by(col(Claim.offered_at), col(Claim.id))
-        .limit(MAX_REFERENCES)
-    )
-    return int(total), [format_reference(rid) for rid in rows.all()]
 
 
 async def credit_verdict(

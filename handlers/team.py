@@ -17,8 +17,9 @@ Every button is checked again when pressed: a page is a multiple of the page siz
 is made only for someone who is in the viewer's team now and cannot be reached, so a forged or
 stale button makes nothing.
 
-The morning digest uses `out_of_reach` for its line on who cannot be reached, so the digest
-and /team count the same people.
+The morning digest (schedules.digest) counts who cannot be reached with `not_opened_clause` and
+`refused_clause` over the same team, per unit and role for the whole district at once, so the
+digest and /team count the same people; `out_of_reach_lines` words it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from domain.messages import Button
 from domain.reach import (
     Reach,
     is_reachable,
-    not_opened_clause,
     reach_of,
     reachable_clause,
     refused_clause,
@@ -110,25 +110,6 @@ class OutOfReach:
     @property
     def empty(self) -> bool:
         return not (self.not_opened.total or self.refused.total)
-
-
-async def _names(session: AsyncSession, where: ColumnElement[bool]) -> Names:
-    total = (await session.exec(select(func.count()).select_from(Staff).where(where))).one()
-    rows = await session.exec(
-        select(Staff.name)
-        .where(where)
-        .order_by(col(Staff.unit_code), col(Staff.name), col(Staff.id))
-        .limit(MAX_NAMES)
-    )
-    return Names(int(total), list(rows.all()))
-
-
-async def out_of_reach(session: AsyncSession, team: ColumnElement[bool]) -> OutOfReach:
-    """Who in `team` has not opened Huiyin, and whom Telegram refuses us."""
-    return OutOfReach(
-        not_opened=await _names(session, and_(team, not_opened_clause())),
-        refused=await _names(session, and_(team, refused_clause())),
-    )
 
 
 def names_text(t: Translator, part: Names) -> str:

@@ -13,9 +13,16 @@ import csv
 import json
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pypinyin import lazy_pinyin
+from sqlalchemy import insert, text, update
+from sqlmodel import col, select
+
+from domain.lifecycle import Status
+from storage.database import Database
+from storage.models import Account, Beneficiary, Claim, Request, Staff, Unit
 
 DISTRICT = "BD"
 TOWNS = (
@@ -155,3 +162,99 @@ def write_district(directory: Path, seed: int = 11, *, geometry: bool = False) -
         writer.writerow(["name", "phone", "telegram_id", "role", "unit", "posts"])
         writer.writerows(people)
     return Generated(len(TOWNS), VILLAGES, grids, len(people))
+
+
+async def a_morning_of_work(db: Database, now: datetime, needs: int, seed: int = 14) -> None:
+    """Make the imported district look like a working morning, for the digest: everyone on the
+    roster opened Huiyin (a Telegram id each) but every ninth grid member and every thirteenth
+    coordinator, and every 37th grid member has blocked it; `needs` requests spread over the
+    district's grids, a quarter each new since yesterday morning, overdue, due to be resolved
+    today and resolved (waiting for the verdict), and an offer nobody claimed on every tenth.
+
+    Rows are written directly (not through the conversations): this is data for the digest's
+    reads, made in seconds."""
+    rng = random.Random(seed)
+    day_ago = now - timedelta(days=1)
+    async with db.transaction() as session:
+        await session.exec(  # type: ignore[call-overload]
+            update(Staff).values(
+                telegram_id=Staff.id + 600_000_000, opened_at=now - timedelta(days=30)
+            )
+        )
+        for role, every in (("grid_member", 9), ("coordinator", 13)):
+            await session.exec(  # type: ignore[call-overload]
+                update(Staff)
+                .where(col(Staff.role) == role, text(f"staff.id % {every} = 0"))
+                .values(opened_at=None)
+            )
+        await session.exec(  # type: ignore[call-overload]
+            update(Staff)
+            .where(col(Staff.role) == "grid_member", text("staff.id % 37 = 1"))
+            .values(refused_at=day_ago, refused_reason="blocked")
+        )
+        grids = list(
+            await session.exec(select(Unit.code).where(Unit.level == "grid").order_by(Unit.code))
+        )
+        resident = Account(telegram_id=500_000_001, chat_id=500_000_001, created_at=day_ago)
+        session.add(resident)
+        await session.flush()
+        assert resident.id is not None
+        beneficiary = Beneficiary(
+            owner_account_id=resident.id,
+            is_self=True,
+            name="居民",
+            grid_code=grids[0],
+            created_at=day_ago,
+        )
+        session.add(beneficiary)
+        await session.flush()
+        assert beneficiary.id is not None
+        rows: list[dict[str, object]] = []
+        for number in range(needs):
+            created = now - timedelta(minutes=rng.randint(60, 60 * 24 * 6))
+            row: dict[str, object] = {
+                "kind": "need",
+                "category": "repair",
+                "reporter_account_id": resident.id,
+                "beneficiary_id": beneficiary.id,
+                "grid_code": rng.choice(grids),
+                "status": Status.ASSIGNED.value,
+                "created_at": created,
+                "updated_at": created,
+                "respond_by": created + timedelta(hours=4),
+            }
+            row |= dict.fromkeys(
+                ("accept_due_at", "next_due_at", "accepted_at", "responded_at"), None
+            )
+            row |= dict.fromkeys(("resolve_due_at", "resolved_at"), None)
+            kind = number % 4
+            if kind == 0:  # new since yesterday's digest, to be accepted later today
+                row["created_at"] = row["updated_at"] = now - timedelta(hours=rng.randint(1, 20))
+                row["accept_due_at"] = row["next_due_at"] = now + timedelta(days=2)
+                row["respond_by"] = now + timedelta(days=2)
+            elif kind == 1:  # never accepted, overdue
+                row["accept_due_at"] = row["next_due_at"] = created + timedelta(hours=4)
+            elif kind == 2:  # accepted, to be resolved today
+                row["status"] = Status.IN_PROGRESS.value
+                row["accepted_at"] = row["responded_at"] = created + timedelta(hours=1)
+                row["resolve_due_at"] = row["next_due_at"] = now + timedelta(
+                    hours=rng.randint(1, 9)
+                )
+            else:  # resolved, waiting for the resident's verdict
+                row["status"] = Status.RESOLVED.value
+                row["accepted_at"] = row["responded_at"] = created + timedelta(hours=1)
+                row["resolved_at"] = created + timedelta(hours=rng.randint(2, 40))
+            rows.append(row)
+        await session.exec(insert(Request), params=rows)  # type: ignore[call-overload]
+        ids = list(await session.exec(select(Request.id).order_by(col(Request.id))))
+        offers = [
+            {
+                "request_id": request_id,
+                "state": "offered",
+                "offered_at": now - timedelta(hours=rng.randint(25, 60)),
+                "reach_unit_code": grids[0],
+            }
+            for request_id in ids[::10]
+        ]
+        if offers:
+            await session.exec(insert(Claim), params=offers)  # type: ignore[call-overload]

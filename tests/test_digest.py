@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -323,6 +324,31 @@ async def test_the_record_decides_even_for_a_worker_that_did_not_wait(db: Databa
     finally:
         await second.dispose()
     assert await delivered(db) == {(xu.id, day), (xu.id, day + timedelta(days=1))}
+
+
+async def test_one_persons_failure_keeps_no_one_elses_digest_back(
+    db: Database, clock: ManualClock, week: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Digests are written several to a transaction; when one of them fails, the others are
+    sent one by one, and the one that failed has no record: the next run tries it again."""
+    import schedules.digest
+
+    enqueue = schedules.digest.enqueue
+
+    def failing(session: Any, message: Any, now: datetime) -> None:
+        if message.chat_id == SUN:
+            raise RuntimeError("this one fails")
+        enqueue(session, message, now)
+
+    monkeypatch.setattr(schedules.digest, "enqueue", failing)
+    first = await run(db, clock, local(11, 30, 8, 30))
+    assert await telegram_of(db, first.sent) == [XU, HU, GUO]
+    assert sorted(m.chat_id for m in await digests(db)) == [XU, HU, GUO]
+    assert len(await delivered(db)) == 3
+    monkeypatch.setattr(schedules.digest, "enqueue", enqueue)
+    again = await run(db, clock, local(11, 30, 8, 45))
+    assert await telegram_of(db, again.sent) == [SUN]
+    assert sorted(m.chat_id for m in await digests(db)) == [XU, SUN, HU, GUO]
 
 
 # Only once, only to those who can be reached, and what they hear ---------------------------
