@@ -42,6 +42,7 @@ from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
 from domain.shared import supporter_accounts
 from handlers.base import escape
+from storage.chunk_memo import BURST_PREFIX, CARD_PREFIX, chunk_memo
 from storage.database import ACCOUNTS_BY_TELEGRAM
 from storage.models import (
     Account,
@@ -136,7 +137,7 @@ async def release_held(
 
 
 def card_ref(request_id: int, staff_id: int) -> str:
-    return f"card:{request_id}:{staff_id}"
+    return f"{CARD_PREFIX}:{request_id}:{staff_id}"
 
 
 async def account_by_telegram(session: AsyncSession, telegram_id: int | None) -> Account | None:
@@ -449,7 +450,6 @@ async def send_task_card(
 
 # A burst: one summary card ---------------------------------------------------------------------
 
-BURST_PREFIX = "burst"
 BURST_SHOWN = 16  # needs listed, and buttons, on a summary card; /tasks lists them all
 BURST_SNIPPET = 40  # characters of each description
 
@@ -459,6 +459,10 @@ async def burst_mates(
 ) -> list[Request]:
     """The other needs of `request`'s reporter that reached `staff` within `window` and are
     still waiting to be accepted, oldest first."""
+    memo = chunk_memo(session)
+    known = memo.burst_mates(request, staff, now, window) if memo is not None else None
+    if known is not None:  # the sweep's chunk read them (storage.chunk_memo)
+        return known
     rows = await session.exec(
         select(Request)
         .where(Request.reporter_account_id == request.reporter_account_id)
@@ -584,6 +588,16 @@ async def summarised_only(
     # chat since `since` instead, and an escalation in a backlog of 1,000 for one grid member
     # cost 3.5 ms and growing (issue 14). ";" is the character after ":".
     prefix = f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
+    memo = chunk_memo(session)
+    own = card_ref(request.id, staff.id)
+    if memo is not None and memo.covers(own) and memo.covers(prefix):
+        # The sweep's chunk read both (storage.chunk_memo): no statement.
+        own_card = bool(memo.named.get((chat_id, own)))
+        summary = any(
+            row.created_at >= since
+            for row in memo.rows_named_from(chat_id, prefix, prefix[:-1] + ";")
+        )
+        return summary and not own_card
     in_summary = (
         select(OutboxMessage.id)
         .where(col(OutboxMessage.ref_key) >= prefix, col(OutboxMessage.ref_key) < prefix[:-1] + ";")

@@ -8,6 +8,8 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +145,47 @@ def remember_account(
 PENDING_OUTBOX = "pending_outbox"
 
 
+@dataclass(slots=True)
+class NewOutboxRow:
+    """An outbox row to be written, as values: a session of `Database` writes it with a plain
+    INSERT, so it needs no ORM object, and building an `OutboxMessage` cost 0.24 ms (a
+    SQLModel table model sets each field through two layers of instrumentation), four times an
+    escalation (issue 14). Read like an `OutboxMessage` by what reads a card's rows."""
+
+    chat_id: int
+    payload: dict[str, Any]
+    ref_key: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    status: str = "pending"
+    sent_message_id: int | None = None
+
+    def values(self) -> dict[str, Any]:
+        """Every column but the id, as `OutboxMessage` defaults them."""
+        return {
+            "chat_id": self.chat_id,
+            "payload": self.payload,
+            "ref_key": self.ref_key,
+            "status": self.status,
+            "attempts": 0,
+            "created_at": self.created_at,
+            "next_attempt_at": self.next_attempt_at,
+            "sent_at": None,
+            "sent_message_id": self.sent_message_id,
+            "last_error": None,
+            "claimed_at": None,
+            "claimed_by": None,
+        }
+
+
 def write_outbox(session: Session) -> None:
     """Write the outbox rows kept so far in one statement (an executemany of a plain INSERT:
     nobody needs their ids back, and the ORM inserts rows one by one on SQLite to learn them).
     An escalation writes four rows (a card, an edit, two notices); each was an INSERT of its
     own, flushed by the next read."""
-    pending: list[OutboxMessage] | None = session.info.get(PENDING_OUTBOX)
+    pending: list[NewOutboxRow] | None = session.info.get(PENDING_OUTBOX)
     if pending:
-        rows = [row.model_dump(exclude={"id"}) for row in pending]
+        rows = [row.values() for row in pending]
         pending.clear()
         session.connection().execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
 
