@@ -43,7 +43,7 @@ from domain.reach import account_reachable, reachable_chat
 from domain.shared import supporter_accounts
 from handlers.base import escape
 from storage.chunk_memo import BURST_PREFIX, CARD_PREFIX, chunk_memo
-from storage.database import ACCOUNTS_BY_TELEGRAM
+from storage.database import ACCOUNTS_BY_TELEGRAM, held_get
 from storage.models import (
     Account,
     Beneficiary,
@@ -175,10 +175,12 @@ async def request_summary(
     session: AsyncSession, t: Translator, zone: ZoneInfo, request: Request, *, full_phone: bool
 ) -> str:
     """The request as staff see it: what, for whom, where, by whom, and where it stands."""
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
-    reporter = await session.get(Account, request.reporter_account_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     assignee = (
-        await session.get(Staff, request.assignee_staff_id) if request.assignee_staff_id else None
+        await held_get(session, Staff, request.assignee_staff_id)
+        if request.assignee_staff_id
+        else None
     )
     lines = [
         f"<b>{request.reference}</b> · {escape(category_label(t, request.category))}"
@@ -381,7 +383,7 @@ async def task_card(
         if lines:
             text += "\n" + "\n".join(lines)
         buttons.extend(rows)
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
     if mine and beneficiary is not None and beneficiary.phone and request.id is not None:
         buttons.append([Button(t._("📞 Contact card"), data=f"{TASK_PREFIX}:phone:{request.id}")])
     return text, buttons
@@ -494,7 +496,7 @@ async def send_burst_summary(
     once sent, so a burst of any size is one message to the assignee."""
     first = burst[0]
     assert first.id is not None
-    reporter = await session.get(Account, first.reporter_account_id)
+    reporter = await held_get(session, Account, first.reporter_account_id)
     name = reporter.display_name if reporter is not None and reporter.display_name else "?"
     lines = [
         "<b>"
@@ -727,7 +729,7 @@ async def notify_reporter(
 async def linked_account_id(session: AsyncSession, request: Request) -> int | None:
     """The account of the family member a request is for, when they opened their personal
     link (and are not the reporter)."""
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
     if beneficiary is None or beneficiary.account_id in (None, request.reporter_account_id):
         return None
     return beneficiary.account_id
@@ -745,18 +747,18 @@ async def is_resident_of(session: AsyncSession, request: Request, account: Accou
 async def residents_within_reach(session: AsyncSession, request: Request) -> list[Account]:
     """The reporter and the linked family member, those the bot can still write to."""
     people: list[Account] = []
-    reporter = await session.get(Account, request.reporter_account_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     if reporter is not None and account_reachable(reporter):
         people.append(reporter)
     linked = await linked_account_id(session, request)
-    family = await session.get(Account, linked) if linked is not None else None
+    family = await held_get(session, Account, linked) if linked is not None else None
     if family is not None and account_reachable(family):
         people.append(family)
     return people
 
 
 async def reporter_within_reach(session: AsyncSession, request: Request) -> Account | None:
-    reporter = await session.get(Account, request.reporter_account_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     return reporter if account_reachable(reporter) else None
 
 

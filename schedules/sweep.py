@@ -64,7 +64,7 @@ from handlers.cards import announce_new_owner, hold_until, summarised_only, tell
 from handlers.claimed_work import remind_claimant
 from handlers.verdict import verdict_step
 from storage.chunk_memo import prefetch
-from storage.database import Database, remember_account
+from storage.database import Database, held_get, remember_account
 from storage.models import Account, Beneficiary, Request, Staff
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ async def remind(
     if clock == "resolve" and await remind_claimant(session, request, now, zone, policy):
         reminder_done(request, clock, now, zone, policy)
         return
-    owner = await session.get(Staff, request.assignee_staff_id)
+    owner = await held_get(session, Staff, request.assignee_staff_id)
     due = request.accept_due_at if clock == "accept" else request.resolve_due_at
 
     def text_for(t: Translator) -> str:
@@ -333,7 +333,7 @@ async def escalate(
     """The deadline passed: one level up, to the next level's owner, whose clocks start now."""
     assert request.id is not None
     # Read before the request changes: the read would flush the change in an UPDATE of its own.
-    previous = await session.get(Staff, request.assignee_staff_id)
+    previous = await held_get(session, Staff, request.assignee_staff_id)
     mark_missed(request, clock, now)
     if clock == "resolve" and request.resolve_missed_due_at is None:
         request.resolve_missed_due_at = request.resolve_due_at  # the ledger's, kept for good

@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, insert, make_url
+from sqlalchemy import event, insert, inspect, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Session
@@ -125,6 +125,25 @@ def _hold(session: Session, instance: object) -> None:
     held: list[object] = session.info.setdefault("held", [])
     if len(held) < HELD_ROWS:
         held.append(instance)
+
+
+Row = TypeVar("Row")
+
+
+async def held_get(session: AsyncSession, model: type[Row], ident: Any) -> Row | None:
+    """`session.get(model, ident)`, answered at once when the session holds the row already
+    and it is up to date: `AsyncSession.get` hands every call to SQLAlchemy's synchronous
+    layer through a greenlet, even when it finds the row in the identity map, and the sweep
+    asks for the same few rows about ten times an escalation (issue 14)."""
+    if ident is None:
+        return None
+    sync = session.sync_session
+    found = sync.identity_map.get(sync.identity_key(model, ident))
+    if found is not None:
+        state = inspect(found)
+        if not state.expired and not state.deleted and not state.was_deleted:
+            return found  # type: ignore[no-any-return]
+    return await session.get(model, ident)
 
 
 # Where a session keeps the accounts it looked up by Telegram id (handlers.cards), None for
