@@ -84,6 +84,9 @@ BATCH = 200
 # Due requests handled in one transaction (issue 14): one claim, one prefetch, one write of each
 # table for the lot. Bound by the claim's id list, well under asyncpg's 32,767 values.
 CHUNK = 100
+# Where a chunk's session keeps the rows its claim read, so that they stay for its helpers'
+# `session.get` (storage.database.HeldSession holds at most HELD_ROWS by itself).
+CLAIMED_ROWS = "sweep_claimed_rows"
 OPEN = (Status.ASSIGNED.value, Status.IN_PROGRESS.value)
 
 
@@ -232,9 +235,8 @@ async def claim(
         .with_for_update(skip_locked=True, of=Request)  # type: ignore[arg-type]
     )
     claimed: list[Request] = []
-    # Kept here too: the session holds the rows it loads only up to HELD_ROWS.
     rows = result.all()
-    session.info.setdefault("sweep_claimed_rows", []).extend(rows)
+    session.info.setdefault(CLAIMED_ROWS, []).extend(rows)
     for request, _beneficiary, _reporter, owner, account in rows:
         if owner is not None and owner.telegram_id is not None:
             remember_account(session, owner.telegram_id, account)

@@ -328,6 +328,33 @@ async def test_two_sweeps_over_a_chunked_backlog_act_once(
         await second.dispose()
 
 
+async def test_a_chunk_balances_its_escalations_as_one_at_a_time_would(
+    db: Database, clock: ManualClock
+) -> None:
+    """Two coordinators: the needs of one chunk go to them in turn, the open counts read once
+    for the chunk following each assignment (read once and not followed, all would go to the
+    first)."""
+    async with db.transaction() as session:
+        xu = (await session.exec(select(Staff).where(Staff.telegram_id == XU))).one()
+        session.add(
+            Staff(
+                name="Second coordinator",
+                phone="13900000999",
+                telegram_id=700000999,
+                role=xu.role,
+                unit_code=xu.unit_code,
+                opened_at=xu.opened_at,
+            )
+        )
+    ids = [await submit(db, clock, resident=940000 + n) for n in range(6)]
+    clock.set(at(12, 1, 10))
+    report = await run(db, clock)
+    assert report.escalated == 6
+    owners = [(await load(db, request_id)).assignee_staff_id for request_id in ids]
+    second = await staff_id(db, 700000999)
+    assert owners == [await staff_id(db, XU), second] * 3
+
+
 # A crash half-way -----------------------------------------------------------------------------
 
 
