@@ -143,7 +143,9 @@ def _ranges(prefixes: list[str]) -> list[Select[tuple[OutboxMessage]]]:
     """Reads of the rows whose names start with one of `prefixes` (ending in ":"): ranges of
     the ref_key index, ";" being the character after ":", a bounded number a statement. The
     condition is written as SQL text: built from 200 expression objects it cost more to
-    construct and compile than the statement took to run."""
+    construct and compile than the statement took to run. Unordered (the caller sorts): with
+    an ORDER BY, SQLite scanned the whole outbox in id order instead of reading each range
+    from the index, 1.7 s a chunk at 40,000 rows."""
     queries = []
     for start in range(0, len(prefixes), RANGES_PER_STATEMENT):
         part = prefixes[start : start + RANGES_PER_STATEMENT]
@@ -152,11 +154,7 @@ def _ranges(prefixes: list[str]) -> list[Select[tuple[OutboxMessage]]]:
         )
         values = {f"low_{n}": prefix for n, prefix in enumerate(part)}
         values |= {f"high_{n}": prefix[:-1] + ";" for n, prefix in enumerate(part)}
-        queries.append(
-            select(OutboxMessage)
-            .where(text(condition).bindparams(**values))
-            .order_by(col(OutboxMessage.id))
-        )
+        queries.append(select(OutboxMessage).where(text(condition).bindparams(**values)))
     return queries
 
 
@@ -179,12 +177,12 @@ async def prefetch(
         memo.note_request(request)
     prefixes = [f"{CARD_PREFIX}:{i}:" for i in sorted(memo.request_ids)]
     prefixes += [f"{BURST_PREFIX}:{i}:" for i in sorted(memo.reporter_ids)]
-    for query in _ranges(prefixes):
-        for row in (await session.exec(query)).all():
-            assert row.ref_key is not None
-            memo.named.setdefault((row.chat_id, row.ref_key), []).append(row)
-            if row.ref_key.startswith(BURST_PREFIX + ":"):
-                memo.bursts.append(row)
+    found_rows = [row for query in _ranges(prefixes) for row in (await session.exec(query)).all()]
+    for row in sorted(found_rows, key=lambda row: row.id or 0):
+        assert row.ref_key is not None
+        memo.named.setdefault((row.chat_id, row.ref_key), []).append(row)
+        if row.ref_key.startswith(BURST_PREFIX + ":"):
+            memo.bursts.append(row)
     if burst_window and memo.reporter_ids:
         found = await session.exec(
             select(Request)
