@@ -140,21 +140,24 @@ def chunk_memo(session: AsyncSession) -> ChunkMemo | None:
 
 
 def _ranges(prefixes: list[str]) -> list[Select[tuple[OutboxMessage]]]:
-    """Reads of the rows whose names start with one of `prefixes` (ending in ":"): ranges of
-    the ref_key index, ";" being the character after ":", a bounded number a statement. The
-    condition is written as SQL text: built from 200 expression objects it cost more to
-    construct and compile than the statement took to run. Unordered (the caller sorts): with
-    an ORDER BY, SQLite scanned the whole outbox in id order instead of reading each range
-    from the index, 1.7 s a chunk at 40,000 rows."""
+    """Reads of the rows whose names start with one of `prefixes` (ending in ":"), a bounded
+    number of prefixes a statement: the ranges [prefix, prefix with ";", the character after
+    ":") as a list of VALUES joined to the outbox, so both databases read each range from the
+    ref_key index (issue 14). Written as one condition per range OR-ed together, it scanned the
+    whole outbox: SQLite for an ORDER BY, PostgreSQL whenever its statistics of the table were
+    older than its growth (0.6 s a chunk at 40,000 rows); built from expression objects, it also
+    cost more to construct and compile than to run."""
     queries = []
     for start in range(0, len(prefixes), RANGES_PER_STATEMENT):
         part = prefixes[start : start + RANGES_PER_STATEMENT]
-        condition = " OR ".join(
-            f"(outbox.ref_key >= :low_{n} AND outbox.ref_key < :high_{n})" for n in range(len(part))
-        )
+        wanted = ", ".join(f"(:low_{n}, :high_{n})" for n in range(len(part)))
         values = {f"low_{n}": prefix for n, prefix in enumerate(part)}
         values |= {f"high_{n}": prefix[:-1] + ";" for n, prefix in enumerate(part)}
-        queries.append(select(OutboxMessage).where(text(condition).bindparams(**values)))
+        statement = text(
+            f"WITH wanted(low, high) AS (VALUES {wanted}) SELECT outbox.* FROM wanted "
+            "JOIN outbox ON outbox.ref_key >= wanted.low AND outbox.ref_key < wanted.high"
+        ).bindparams(**values)
+        queries.append(select(OutboxMessage).from_statement(statement))
     return queries
 
 
