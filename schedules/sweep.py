@@ -190,6 +190,7 @@ async def handle_chunk(
             "sweep: a chunk of %d requests from %s failed; each is done on its own",
             len(request_ids),
             request_ids[0],
+            exc_info=True,
         )
         for request_id in request_ids:
             await handle_chunk(
