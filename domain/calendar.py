@@ -491,8 +491,18 @@ class ChineseWorkdays:
 
     extra: OfficialDays | None = None
     _warned: set[int] = field(default_factory=set)
+    # Each day's answer, once asked: the package checks a day against the range of dates it
+    # knows by taking the min and max of all of them, 60 µs a call, and an escalation's
+    # deadlines asked about 17 days (issue 14).
+    _answers: dict[date, bool] = field(default_factory=dict)
 
     def is_workday(self, day: date) -> bool:
+        answer = self._answers.get(day)
+        if answer is None:
+            answer = self._answers[day] = self._is_workday(day)
+        return answer
+
+    def _is_workday(self, day: date) -> bool:
         if self.extra is not None:
             answer = self.extra.answer(day)
             if answer is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.messages import MAX_TEXT, Outbound
-from storage.models import OutboxMessage
+from storage.database import NewOutboxRow
 from storage.outbox import add_outbox_row, rows_named
 
 # A cut inside a line backs off this far at most, to keep a tag or "&amp;" whole.
@@ -89,7 +89,7 @@ def enqueue(
         )
         add_outbox_row(
             session,
-            OutboxMessage(
+            NewOutboxRow(
                 chat_id=message.chat_id,
                 payload=part.to_payload(),
                 ref_key=(message.ref or message.edit_ref) if last else None,

@@ -22,8 +22,16 @@ from domain.floods import (
     is_nuisance,
     screener_for,
 )
-from domain.lifecycle import Action, Level, Status, TransitionRefused, level_above, next_status
-from domain.routing import Route, route_request
+from domain.lifecycle import (
+    OPEN_STATUSES,
+    Action,
+    Level,
+    Status,
+    TransitionRefused,
+    level_above,
+    next_status,
+)
+from domain.routing import Route, note_open_change, route_request
 from storage.models import Account, Beneficiary, Request, RequestEvent, Staff
 
 # The zone deadlines are counted in when a caller does not say (the settings' default).
@@ -114,6 +122,7 @@ async def transition(
 ) -> RequestEvent:
     """Apply `action` if the transitions table allows it (else TransitionRefused)."""
     previous_status, previous_level = request.status, request.level
+    before = (request.assignee_staff_id, request.status in OPEN_STATUSES)
     request.status = next_status(request.status, action).value
     if assignee is not None:
         request.assignee_staff_id = assignee.id
@@ -133,6 +142,7 @@ async def transition(
     elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
         request.closed_at = now
         stop_clocks(request)
+    note_open_change(session, before, (request.assignee_staff_id, request.status in OPEN_STATUSES))
     if action in (Action.RESOLVE, Action.CANCEL, Action.MERGE):
         # An offer or a claim of a need that ended otherwise is closed (domain/claims.py).
         await close_claim_of(session, request, now)

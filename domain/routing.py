@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.lifecycle import LADDER, OPEN_STATUSES, Level
 from domain.reach import is_reachable
+from storage.chunk_memo import chunk_memo
 from storage.database import remember_account
 from storage.models import Account, Request, Staff
 from storage.roster_cache import unit_of
@@ -65,6 +66,38 @@ async def candidates_at(
     Their accounts are read in the same statement and noted for the session
     (`remember_account`): the new owner's card is written in their language. Read apart, the
     staff, the counts and the account were three statements of an escalation (issue 14)."""
+    unit_code = None if level is Level.DEPARTMENT else chain.get(level)
+    if level is not Level.DEPARTMENT and unit_code is None:
+        return []
+    memo = chunk_memo(session)
+    key = (ROLE_AT_LEVEL[level], unit_code)
+    if memo is not None and key in memo.staff_at:
+        # The sweep's chunk read this level before (storage.chunk_memo); the counts have
+        # followed its assignments since (`note_open_change`).
+        staff_counts = [
+            (staff, memo.open_counts.get(staff.id or 0, 0)) for staff in memo.staff_at[key]
+        ]
+    else:
+        if memo is not None:
+            # The counts must include what the chunk changed so far: written first (the
+            # caller reads without flushing, for its own request's sake).
+            await session.flush()
+        staff_counts = await _staff_with_counts(session, level, unit_code)
+        if memo is not None:
+            memo.staff_at[key] = [staff for staff, _count in staff_counts]
+            memo.open_counts.update((staff.id or 0, count) for staff, count in staff_counts)
+    return [
+        (staff, count)
+        for staff, count in staff_counts
+        if level is not Level.DEPARTMENT or category in staff.post_list
+    ]
+
+
+async def _staff_with_counts(
+    session: AsyncSession, level: Level, unit_code: str | None
+) -> list[tuple[Staff, int]]:
+    """The active staff of the level (in `unit_code`, but for the department level), each with
+    their open task count; one statement."""
     open_count = (
         select(func.count())
         .where(col(Request.assignee_staff_id) == Staff.id)
@@ -76,19 +109,29 @@ async def candidates_at(
         .outerjoin(Account, col(Account.telegram_id) == Staff.telegram_id)
         .where(Staff.role == ROLE_AT_LEVEL[level], col(Staff.active).is_(True))
     )
-    if level is not Level.DEPARTMENT:
-        unit_code = chain.get(level)
-        if unit_code is None:
-            return []
+    if unit_code is not None:
         query = query.where(Staff.unit_code == unit_code)
     found: list[tuple[Staff, int]] = []
     for staff, account, count in (await session.exec(query)).all():
-        if level is Level.DEPARTMENT and category not in staff.post_list:
-            continue
         if staff.telegram_id is not None:
             remember_account(session, staff.telegram_id, account)
         found.append((staff, count))
     return found
+
+
+def note_open_change(
+    session: AsyncSession,
+    before: tuple[int | None, bool],
+    after: tuple[int | None, bool],
+) -> None:
+    """A request went from (assignee, open) `before` to `after`: in a sweep's chunk, the open
+    counts it read follow (the next need of the chunk is balanced as if read afresh)."""
+    memo = chunk_memo(session)
+    if memo is None or before == after:
+        return
+    for (staff_id, is_open), step in ((before, -1), (after, 1)):
+        if staff_id is not None and is_open and staff_id in memo.open_counts:
+            memo.open_counts[staff_id] += step
 
 
 async def route_request(

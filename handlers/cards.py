@@ -42,7 +42,8 @@ from domain.outbox import enqueue, enqueue_edit, retire_keyboard
 from domain.reach import account_reachable, reachable_chat
 from domain.shared import supporter_accounts
 from handlers.base import escape
-from storage.database import ACCOUNTS_BY_TELEGRAM
+from storage.chunk_memo import BURST_PREFIX, CARD_PREFIX, chunk_memo
+from storage.database import ACCOUNTS_BY_TELEGRAM, held_get
 from storage.models import (
     Account,
     Beneficiary,
@@ -136,7 +137,7 @@ async def release_held(
 
 
 def card_ref(request_id: int, staff_id: int) -> str:
-    return f"card:{request_id}:{staff_id}"
+    return f"{CARD_PREFIX}:{request_id}:{staff_id}"
 
 
 async def account_by_telegram(session: AsyncSession, telegram_id: int | None) -> Account | None:
@@ -174,10 +175,12 @@ async def request_summary(
     session: AsyncSession, t: Translator, zone: ZoneInfo, request: Request, *, full_phone: bool
 ) -> str:
     """The request as staff see it: what, for whom, where, by whom, and where it stands."""
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
-    reporter = await session.get(Account, request.reporter_account_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     assignee = (
-        await session.get(Staff, request.assignee_staff_id) if request.assignee_staff_id else None
+        await held_get(session, Staff, request.assignee_staff_id)
+        if request.assignee_staff_id
+        else None
     )
     lines = [
         f"<b>{request.reference}</b> · {escape(category_label(t, request.category))}"
@@ -380,7 +383,7 @@ async def task_card(
         if lines:
             text += "\n" + "\n".join(lines)
         buttons.extend(rows)
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
     if mine and beneficiary is not None and beneficiary.phone and request.id is not None:
         buttons.append([Button(t._("📞 Contact card"), data=f"{TASK_PREFIX}:phone:{request.id}")])
     return text, buttons
@@ -449,7 +452,6 @@ async def send_task_card(
 
 # A burst: one summary card ---------------------------------------------------------------------
 
-BURST_PREFIX = "burst"
 BURST_SHOWN = 16  # needs listed, and buttons, on a summary card; /tasks lists them all
 BURST_SNIPPET = 40  # characters of each description
 
@@ -459,6 +461,10 @@ async def burst_mates(
 ) -> list[Request]:
     """The other needs of `request`'s reporter that reached `staff` within `window` and are
     still waiting to be accepted, oldest first."""
+    memo = chunk_memo(session)
+    known = memo.burst_mates(request, staff, now, window) if memo is not None else None
+    if known is not None:  # the sweep's chunk read them (storage.chunk_memo)
+        return known
     rows = await session.exec(
         select(Request)
         .where(Request.reporter_account_id == request.reporter_account_id)
@@ -490,7 +496,7 @@ async def send_burst_summary(
     once sent, so a burst of any size is one message to the assignee."""
     first = burst[0]
     assert first.id is not None
-    reporter = await session.get(Account, first.reporter_account_id)
+    reporter = await held_get(session, Account, first.reporter_account_id)
     name = reporter.display_name if reporter is not None and reporter.display_name else "?"
     lines = [
         "<b>"
@@ -584,6 +590,16 @@ async def summarised_only(
     # chat since `since` instead, and an escalation in a backlog of 1,000 for one grid member
     # cost 3.5 ms and growing (issue 14). ";" is the character after ":".
     prefix = f"{BURST_PREFIX}:{request.reporter_account_id}:{staff.id}:"
+    memo = chunk_memo(session)
+    own = card_ref(request.id, staff.id)
+    if memo is not None and memo.covers(own) and memo.covers(prefix):
+        # The sweep's chunk read both (storage.chunk_memo): no statement.
+        own_card = bool(memo.named.get((chat_id, own)))
+        summary = any(
+            row.created_at >= since
+            for row in memo.rows_named_from(chat_id, prefix, prefix[:-1] + ";")
+        )
+        return summary and not own_card
     in_summary = (
         select(OutboxMessage.id)
         .where(col(OutboxMessage.ref_key) >= prefix, col(OutboxMessage.ref_key) < prefix[:-1] + ";")
@@ -713,7 +729,7 @@ async def notify_reporter(
 async def linked_account_id(session: AsyncSession, request: Request) -> int | None:
     """The account of the family member a request is for, when they opened their personal
     link (and are not the reporter)."""
-    beneficiary = await session.get(Beneficiary, request.beneficiary_id)
+    beneficiary = await held_get(session, Beneficiary, request.beneficiary_id)
     if beneficiary is None or beneficiary.account_id in (None, request.reporter_account_id):
         return None
     return beneficiary.account_id
@@ -731,18 +747,18 @@ async def is_resident_of(session: AsyncSession, request: Request, account: Accou
 async def residents_within_reach(session: AsyncSession, request: Request) -> list[Account]:
     """The reporter and the linked family member, those the bot can still write to."""
     people: list[Account] = []
-    reporter = await session.get(Account, request.reporter_account_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     if reporter is not None and account_reachable(reporter):
         people.append(reporter)
     linked = await linked_account_id(session, request)
-    family = await session.get(Account, linked) if linked is not None else None
+    family = await held_get(session, Account, linked) if linked is not None else None
     if family is not None and account_reachable(family):
         people.append(family)
     return people
 
 
 async def reporter_within_reach(session: AsyncSession, request: Request) -> Account | None:
-    reporter = await session.get(Account, request.reporter_account_id)
+    reporter = await held_get(session, Account, request.reporter_account_id)
     return reporter if account_reachable(reporter) else None
 
 

@@ -10,18 +10,22 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.database import PENDING_OUTBOX, SENT_ROWS_ONLY, Database, HeldSession
+from storage.chunk_memo import chunk_memo
+from storage.database import PENDING_OUTBOX, SENT_ROWS_ONLY, Database, HeldSession, NewOutboxRow
 from storage.models import OutboxMessage
 
 
-def add_outbox_row(session: AsyncSession, row: OutboxMessage) -> None:
+def add_outbox_row(session: AsyncSession, row: NewOutboxRow) -> None:
     """Add a row to the outbox in this session's transaction. A session of `Database` keeps it
     aside until a statement reads or changes the outbox, or the session commits, and then
     writes all it kept in one INSERT (storage.database.write_outbox)."""
     if not isinstance(session.sync_session, HeldSession):
-        session.add(row)
+        session.add(OutboxMessage(**row.values()))
         return
     session.sync_session.info.setdefault(PENDING_OUTBOX, []).append(row)
+    memo = chunk_memo(session)
+    if memo is not None:  # the sweep's chunk answers reads of the rows it wrote (issue 14)
+        memo.add(row)
 
 
 async def pending_count(session: AsyncSession) -> int:
@@ -30,6 +34,13 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def latest_sent_message_id(session: AsyncSession, chat_id: int, ref_key: str) -> int | None:
+    memo = chunk_memo(session)
+    known = memo.card_rows(chat_id, ref_key) if memo is not None else None
+    if known is not None:
+        sent = [
+            r.sent_message_id for r in known if r.status == "sent" and r.sent_message_id is not None
+        ]
+        return sent[-1] if sent else None
     row = await session.exec(
         select(OutboxMessage.sent_message_id)
         .where(OutboxMessage.chat_id == chat_id, OutboxMessage.ref_key == ref_key)
@@ -82,16 +93,22 @@ async def forget_sent(
     return int(result.rowcount or 0), last if len(window) == limit else None
 
 
-async def rows_named(session: AsyncSession, chat_id: int, ref_key: str) -> list[OutboxMessage]:
+async def rows_named(
+    session: AsyncSession, chat_id: int, ref_key: str
+) -> list[OutboxMessage | NewOutboxRow]:
     """Every row that sent or edited a message named `ref_key` in the chat, oldest first (not
     the failed ones: the user never saw those)."""
+    memo = chunk_memo(session)
+    known = memo.card_rows(chat_id, ref_key) if memo is not None else None
+    if known is not None:
+        return [row for row in known if row.status != "failed"]
     rows = await session.exec(
         select(OutboxMessage)
         .where(OutboxMessage.ref_key == ref_key, OutboxMessage.chat_id == chat_id)
         .where(OutboxMessage.status != "failed")
         .order_by(col(OutboxMessage.id))
     )
-    return list(rows.all())
+    return [*rows.all()]
 
 
 OUTBOX_CHANNEL = "huiyin_outbox"
