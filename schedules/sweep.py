@@ -178,7 +178,9 @@ async def handle_chunk(
         async with db.transaction() as session:
             requests = await claim(session, request_ids, now, sqlite=sqlite)
             if len(requests) > 1:
-                await prefetch(session, requests, now, burst_window)
+                await prefetch(
+                    session, requests, now, burst_window, waiting_status=Status.ASSIGNED.value
+                )
             for request in requests:
                 await handle(session, request, now, zone, policy, done, burst_window=burst_window)
     except Exception:

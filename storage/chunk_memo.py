@@ -26,7 +26,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from domain.lifecycle import Status
 from storage.database import NewOutboxRow
 from storage.models import OutboxMessage, Request, Staff
 
@@ -51,6 +50,9 @@ class ChunkMemo:
     burst_window: timedelta | None
     request_ids: frozenset[int]
     reporter_ids: frozenset[int]
+    # The status of a need waiting to be accepted (domain.lifecycle.Status.ASSIGNED; storage
+    # is below the domain, so the sweep names it).
+    waiting_status: str
     # The chunk's requests and, with a burst window, every need of their reporters waiting to
     # be accepted that reached its owner within the window (the candidates for a burst), by
     # reporter (which never changes) and id.
@@ -124,7 +126,7 @@ class ChunkMemo:
                 other
                 for other in self.requests.get(request.reporter_account_id, {}).values()
                 if other.assignee_staff_id == staff.id
-                and other.status == Status.ASSIGNED
+                and other.status == self.waiting_status
                 and other.level_assigned_at is not None
                 and other.level_assigned_at >= since
                 and other.id != request.id
@@ -166,6 +168,8 @@ async def prefetch(
     requests: list[Request],
     now: datetime,
     burst_window: timedelta | None,
+    *,
+    waiting_status: str,
 ) -> ChunkMemo:
     """Read, for the claimed `requests`, what their helpers ask, and keep it for the session
     (two statements: the outbox rows of their cards and their reporters' burst cards; with a
@@ -175,6 +179,7 @@ async def prefetch(
         burst_window=burst_window,
         request_ids=frozenset(r.id for r in requests if r.id is not None),
         reporter_ids=frozenset(r.reporter_account_id for r in requests),
+        waiting_status=waiting_status,
     )
     for request in requests:
         memo.note_request(request)
@@ -190,7 +195,7 @@ async def prefetch(
         found = await session.exec(
             select(Request)
             .where(col(Request.reporter_account_id).in_(sorted(memo.reporter_ids)))
-            .where(Request.status == Status.ASSIGNED.value)
+            .where(Request.status == waiting_status)
             .where(col(Request.level_assigned_at) >= now - burst_window)
         )
         for other in found.all():
