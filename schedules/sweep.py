@@ -100,6 +100,9 @@ class SweepReport:
     started: int = 0  # open requests from before deadlines existed, given clocks
     verdicts: int = 0  # verdict questions, their reminders, closings as not rated
     failed: int = 0
+    # Chunks that failed as a whole and were redone one request per transaction: each one is a
+    # bug or a bad row worth a look (the warning's traceback says which).
+    chunks_redone: int = 0
     actions: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, other: SweepReport) -> None:
@@ -110,6 +113,7 @@ class SweepReport:
         self.started += other.started
         self.verdicts += other.verdicts
         self.failed += other.failed
+        self.chunks_redone += other.chunks_redone
         self.actions.extend(other.actions)
 
     @property
@@ -194,6 +198,7 @@ async def handle_chunk(
             request_ids[0],
             exc_info=True,
         )
+        report.chunks_redone += 1
         for request_id in request_ids:
             await handle_chunk(
                 db,

@@ -185,7 +185,10 @@ async def prefetch(
         memo.note_request(request)
     prefixes = [f"{CARD_PREFIX}:{i}:" for i in sorted(memo.request_ids)]
     prefixes += [f"{BURST_PREFIX}:{i}:" for i in sorted(memo.reporter_ids)]
-    found_rows = [row for query in _ranges(prefixes) for row in (await session.exec(query)).all()]
+    found_rows: list[OutboxMessage] = []
+    for query in _ranges(prefixes):
+        # A FromStatement is not a SelectOfScalar: session.exec would give rows, not entities.
+        found_rows.extend((await session.exec(query)).scalars().all())  # type: ignore[attr-defined]
     for row in sorted(found_rows, key=lambda row: row.id or 0):
         assert row.ref_key is not None
         memo.named.setdefault((row.chat_id, row.ref_key), []).append(row)
