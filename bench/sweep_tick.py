@@ -5,7 +5,8 @@ one statement bound.
 
 The sample district is imported, one need is submitted as the bot submits it (grid QS-JB-TH-01,
 category repair, at 10:00 on a Monday), and it is copied, each copy with a resident of its own,
-until `--due` needs wait for acceptance. The clock then moves two days on, past every accept
+until `--due` needs wait for acceptance, each with its task card sent to the grid member
+(an escalation edits it). The clock then moves two days on, past every accept
 deadline, and one tick runs (`schedules.sweep.sweep`, the worker's burst window of 30 minutes):
 each need escalates from the grid to its community, with its notices written to the outbox.
 Printed: the tick's wall time, the escalations done, the statements run, and the most
@@ -43,9 +44,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import schedules.sweep as sweep_after
 from domain.clock import ManualClock
 from domain.deadlines import DEFAULT_POLICY
+from domain.messages import Outbound
 from domain.requests import submit_request
+from handlers.cards import card_ref
 from storage.database import Database
-from storage.models import Account, Beneficiary, Request, Staff
+from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff
 from storage.roster import import_roster, sample_district_dir
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_sweep"
@@ -141,6 +144,34 @@ async def seed(db: Database, due: int, clock: ManualClock) -> None:
             await session.execute(insert(Account.__table__), rows["account"])
             await session.execute(insert(Beneficiary.__table__), rows["beneficiary"])
             await session.execute(insert(Request.__table__), rows["request"])
+    # Each need's task card, sent to its grid member (as the bot sends it on submission): an
+    # escalation edits it, so the chunk's read of the cards' rows has rows to find.
+    staff_id = template["request"]["assignee_staff_id"]
+    async with db.session() as session:
+        owner = await session.get(Staff, staff_id)
+        assert owner is not None and owner.telegram_id is not None
+        chat_id = owner.telegram_id
+    request_ids = range(template["request"]["id"], template["request"]["id"] + due)
+    for start in range(0, due, step):
+        async with db.transaction() as session:
+            cards = []
+            for request_id in request_ids[start : start + step]:
+                ref = card_ref(request_id, staff_id)
+                payload = Outbound(chat_id=chat_id, text=f"Task {request_id}", ref=ref).to_payload()
+                cards.append(
+                    {
+                        "chat_id": chat_id,
+                        "payload": payload,
+                        "ref_key": ref,
+                        "status": "sent",
+                        "attempts": 1,
+                        "created_at": clock.now(),
+                        "next_attempt_at": clock.now(),
+                        "sent_at": clock.now(),
+                        "sent_message_id": request_id,
+                    }
+                )
+            await session.execute(insert(OutboxMessage.__table__), cards)
     if db.url.startswith("sqlite"):
         # The statistics the bot gathers at every start (storage.database.Database.analyze),
         # here of the seeded tables as a running district's would be.
@@ -189,7 +220,10 @@ async def measure(backend: str, due: int, module: ModuleType) -> None:
         started = time.perf_counter()
         try:
             report = await module.sweep(db, clock, ZONE, DEFAULT_POLICY, burst_window=BURST_WINDOW)
-            outcome = f"{report.escalated:>6} escalated, {report.failed} failed"
+            outcome = (
+                f"{report.escalated:>6} escalated, {report.failed} failed, "
+                f"{report.chunks_redone} chunks redone"
+            )
         except Exception as error:  # the sweep before: asyncpg's parameter limit
             outcome = f"FAILED: {type(error).__name__}: {str(error).splitlines()[0][:60]}"
         elapsed = time.perf_counter() - started
