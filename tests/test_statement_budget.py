@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from bot.dispatcher import Dispatcher
 from domain.messages import HandleResult, Inbound
-from storage.inbox import ChatLocks, drain_chat, take_in
+from storage.inbox import ChatLocks, drain_chat, take_in, take_in_all
 from storage.models import InboxUpdate, OutboxMessage, Request
 from tests.harness import ZONE, Harness
 from tests.test_conversation_report import report_need
@@ -174,9 +174,55 @@ async def test_an_inbox_update_is_marked_handled_once(harness: Harness) -> None:
     assert handled == 2
     marks = [s for s in seen if s.startswith("UPDATE inbox_updates SET processed_at")]
     assert len(marks) == 2, marks  # one for each update: the dispatcher's, drain_chat's
+    # The chat's pending rows are read together, then once more to find none left (a read
+    # per update and one more before).
+    reads = [s for s in seen if s.startswith("SELECT inbox_updates.")]
+    assert len(reads) == 2, reads
     async with db.session() as session:
         rows = (await session.exec(select(InboxUpdate))).all()
     assert sorted((r.update_id, r.processed_at is not None) for r in rows) == [
         (501, True),
         (502, True),
+    ]
+
+
+async def test_a_polled_batch_is_kept_in_one_statement_and_one_commit(harness: Harness) -> None:
+    """A getUpdates answer goes into the inbox in one INSERT and one commit, not one of each per
+    update; an update id kept before is skipped, and the new ones' chats come back in the
+    batch's order, so each is handled once."""
+    db, clock = harness.db, harness.clock
+
+    def update(update_id: int, chat_id: int) -> dict[str, Any]:
+        chat = {"id": chat_id, "type": "private"}
+        return {"update_id": update_id, "message": {"chat": chat, "text": "hi"}}
+
+    assert await take_in(db, update(700, 11), clock.now())
+    statements: list[str] = []
+    commits: list[object] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def committed(*_args: object) -> None:
+        commits.append(None)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    event.listen(db.engine.sync_engine, "commit", committed)
+    try:
+        batch = [update(700, 11), update(701, 12), update(702, 11), update(703, 13)]
+        chats = await take_in_all(db, batch, clock.now())
+        again = await take_in_all(db, batch, clock.now())
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        event.remove(db.engine.sync_engine, "commit", committed)
+    assert chats == [12, 11, 13]
+    assert again == []
+    assert len(statements) == 2 and len(commits) == 2, (statements, commits)
+    async with db.session() as session:
+        rows = (await session.exec(select(InboxUpdate))).all()
+    assert sorted((r.update_id, r.chat_id) for r in rows) == [
+        (700, 11),
+        (701, 12),
+        (702, 11),
+        (703, 13),
     ]
