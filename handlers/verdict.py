@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_
+from sqlalchemy import case, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -904,37 +904,40 @@ async def on_note(ctx: Context) -> None:
 
 async def awaited_verdict(ctx: Context) -> Request | None:
     """The request whose "Is it solved?" waits for this person: a resident who may rate it,
-    or the staff member given its follow-up call; the latest asked first."""
-    query = select(Request).where(
-        Request.status == Status.RESOLVED,
-        col(Request.rated_at).is_(None),
-        col(Request.verdict_asked_at).is_not(None),
-    )
-    if ctx.staff is not None and ctx.staff.id is not None:
-        staff_query = query.where(Request.followup_staff_id == ctx.staff.id)
-        found = (
-            await ctx.session.exec(
-                staff_query.order_by(col(Request.verdict_asked_at).desc()).limit(1)
+    or the staff member given its follow-up call; the latest asked first, and the staff
+    member's follow-up calls before their own requests. One statement (a staff member who is
+    also a resident took two, one for each role: issue 14)."""
+    staff_id = ctx.staff.id if ctx.staff is not None else None
+    account_id = ctx.account.id if ctx.account is not None else None
+    whose = []
+    if staff_id is not None:
+        whose.append(col(Request.followup_staff_id) == staff_id)
+    if account_id is not None:
+        whose.append(
+            or_(
+                Request.reporter_account_id == account_id,
+                col(Request.beneficiary_id).in_(
+                    select(Beneficiary.id).where(Beneficiary.account_id == account_id)
+                ),
             )
-        ).first()
-        if found is not None:
-            return found
-    account = ctx.account
-    if account is None or account.id is None:
+        )
+    if not whose:
         return None
-    mine = query.where(
-        or_(
-            Request.reporter_account_id == account.id,
-            col(Request.beneficiary_id).in_(
-                select(Beneficiary.id).where(Beneficiary.account_id == account.id)
-            ),
+    order = [col(Request.verdict_asked_at).desc(), col(Request.id).desc()]
+    if staff_id is not None:
+        order.insert(0, case((col(Request.followup_staff_id) == staff_id, 0), else_=1))
+    query = (
+        select(Request)
+        .where(
+            Request.status == Status.RESOLVED,
+            col(Request.rated_at).is_(None),
+            col(Request.verdict_asked_at).is_not(None),
+            or_(*whose),
         )
+        .order_by(*order)
+        .limit(1)
     )
-    return (
-        await ctx.session.exec(
-            mine.order_by(col(Request.verdict_asked_at).desc(), col(Request.id).desc()).limit(1)
-        )
-    ).first()
+    return (await ctx.session.exec(query)).first()
 
 
 @router.when_idle

@@ -72,6 +72,20 @@ async def test_a_plain_update_reads_the_sender_in_one_statement(harness: Harness
         assert read_alone(seen, table) == 0, (table, seen)
 
 
+async def test_a_staff_members_stray_words_ask_for_a_waiting_verdict_once(
+    harness: Harness,
+) -> None:
+    """A grid member who has written before (a roster entry and an account) types stray words:
+    one statement asks whether a verdict waits for them in either role (their follow-up calls
+    first, then their own requests: two statements before), one whether an answer does, and
+    the menu is written: 4 statements with the sender's read."""
+    await setup(harness)
+    await harness.say(WANG, "/start")
+    seen = await statements_of_updates(harness, lambda: harness.say(WANG, "hello"))
+    assert sum(s.startswith("SELECT requests.") for s in seen) == 2, seen
+    assert len([s for s in seen if not s.startswith("NOTIFY")]) <= 4, seen
+
+
 async def test_the_one_statement_finds_staff_and_their_conversation(harness: Harness) -> None:
     """The same read finds a staff member's roster entry (their task list, not the welcome) and
     a conversation in progress (the resolve step takes the typed note)."""
