@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,7 +17,8 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from bot.dispatcher import Dispatcher
-from domain.messages import HandleResult, Inbound
+from domain.messages import HandleResult, Inbound, Outbound
+from domain.outbox import enqueue
 from storage.inbox import ChatLocks, drain_chat, take_in, take_in_all
 from storage.models import InboxUpdate, OutboxMessage, Request
 from tests.harness import ZONE, Harness
@@ -240,3 +242,26 @@ async def test_a_polled_batch_is_kept_in_one_statement_and_one_commit(harness: H
         (702, 11),
         (703, 13),
     ]
+
+
+async def test_the_sender_read_sees_notices_held_for_the_morning(harness: Harness) -> None:
+    """The sender's statement (built once, its values bound per update) still finds a notice
+    held for the end of quiet hours in this chat, and that notice goes out when they write."""
+    await setup(harness)
+    clock = harness.clock
+    async with harness.db.transaction() as session:
+        held = Outbound(chat_id=RESIDENT, text="held till morning")
+        enqueue(session, held, clock.now(), not_before=clock.now() + timedelta(hours=8))
+        enqueue(session, Outbound(chat_id=WANG, text="for someone else"), clock.now())
+    dispatcher = harness.dispatcher
+    async with harness.db.session() as session:
+        for chat, expected in ((RESIDENT, True), (WANG, False)):
+            inbound = Inbound(kind="text", user_id=chat, chat_id=chat, language="en", text="x")
+            account, _staff, _state, any_held = await dispatcher._speaker(session, inbound)
+            assert any_held is expected and account is not None, chat
+    await harness.say(RESIDENT, "hello")
+    async with harness.db.session() as session:
+        row = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.chat_id == RESIDENT))
+        ).first()
+    assert row is not None and row.next_attempt_at <= clock.now()
