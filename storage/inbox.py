@@ -18,6 +18,7 @@ whose handling failed): one mark an update, not two (issue 14).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import delete, func, text, update
+from sqlalchemy import BigInteger, Integer, Update, bindparam, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.database import Database
 from storage.models import InboxUpdate
@@ -138,13 +140,21 @@ def handled_here(db: Database, update_id: int) -> None:
 async def claim_in_transaction(session: AsyncSession, update_id: int, now: datetime) -> bool:
     """Mark the update handled in the session's transaction; False if another delivery of it
     got there first."""
-    result = await session.exec(
-        update(InboxUpdate)
-        .where(col(InboxUpdate.update_id) == update_id)
-        .where(col(InboxUpdate.processed_at).is_(None))
-        .values(processed_at=now)
-    )  # type: ignore[call-overload]
+    params = {"update_id": update_id, "now": now}
+    result = await session.exec(_claim_statement(), params=params)  # type: ignore[call-overload]
     return bool(result.rowcount)
+
+
+@functools.cache
+def _claim_statement() -> Update:
+    """`claim_in_transaction`'s UPDATE, built once with the update id and moment as parameters
+    (it runs for every update; issue 14)."""
+    return (
+        update(InboxUpdate)
+        .where(col(InboxUpdate.update_id) == bindparam("update_id", type_=BigInteger))
+        .where(col(InboxUpdate.processed_at).is_(None))
+        .values(processed_at=bindparam("now"))
+    )
 
 
 async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
@@ -168,13 +178,22 @@ PENDING_READ = 50
 async def pending_of(db: Database, chat_id: int, most: int = PENDING_READ) -> list[InboxUpdate]:
     """The chat's oldest pending updates (at most `most`), oldest first."""
     async with db.session() as session:
-        rows = await session.exec(
-            select(InboxUpdate)
-            .where(InboxUpdate.chat_id == chat_id, col(InboxUpdate.processed_at).is_(None))
-            .order_by(col(InboxUpdate.update_id))
-            .limit(most)
-        )
+        rows = await session.exec(_pending_query(), params={"chat_id": chat_id, "most": most})
         return list(rows.all())
+
+
+@functools.cache
+def _pending_query() -> SelectOfScalar[InboxUpdate]:
+    """`pending_of`'s statement, built once with the chat and the count as parameters."""
+    return (
+        select(InboxUpdate)
+        .where(
+            col(InboxUpdate.chat_id) == bindparam("chat_id", type_=BigInteger),
+            col(InboxUpdate.processed_at).is_(None),
+        )
+        .order_by(col(InboxUpdate.update_id))
+        .limit(bindparam("most", type_=Integer))
+    )
 
 
 async def stalled_chats(db: Database, received_before: datetime) -> list[int]:
