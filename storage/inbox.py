@@ -140,7 +140,7 @@ def handled_here(db: Database, update_id: int) -> None:
 async def claim_in_transaction(session: AsyncSession, update_id: int, now: datetime) -> bool:
     """Mark the update handled in the session's transaction; False if another delivery of it
     got there first."""
-    params = {"update_id": update_id, "now": now}
+    params = {"b_update_id": update_id, "b_now": now}
     result = await session.exec(_claim_statement(), params=params)  # type: ignore[call-overload]
     return bool(result.rowcount)
 
@@ -151,9 +151,9 @@ def _claim_statement() -> Update:
     (it runs for every update; issue 14)."""
     return (
         update(InboxUpdate)
-        .where(col(InboxUpdate.update_id) == bindparam("update_id", type_=BigInteger))
+        .where(col(InboxUpdate.update_id) == bindparam("b_update_id", type_=BigInteger))
         .where(col(InboxUpdate.processed_at).is_(None))
-        .values(processed_at=bindparam("now"))
+        .values(processed_at=bindparam("b_now"))
     )
 
 

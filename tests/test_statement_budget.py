@@ -200,6 +200,9 @@ async def test_an_inbox_update_is_marked_handled_once(harness: Harness) -> None:
         (501, True),
         (502, True),
     ]
+    async with db.session() as session:
+        texts = (await session.exec(select(OutboxMessage.payload))).all()
+    assert not any("went wrong" in str(payload) for payload in texts), texts  # handled, no apology
 
 
 async def test_a_polled_batch_is_kept_in_one_statement_and_one_commit(harness: Harness) -> None:
