@@ -43,10 +43,9 @@ from storage.database import Database
 from storage.inbox import (
     RETRY_WINDOW,
     InboxDrains,
-    chat_of,
     forget_processed,
     parallel_drains,
-    take_in,
+    take_in_all,
 )
 
 log = logging.getLogger(__name__)
@@ -173,10 +172,8 @@ async def _run_polling(
         drains = _drains(db, app, clock, settings)
 
         async def keep(updates: list[dict[str, Any]]) -> None:
-            now = clock.now()
-            for update in updates:
-                if await take_in(db, update, now):
-                    drains.handle_soon(chat_of(update))
+            for chat_id in await take_in_all(db, updates, clock.now()):
+                drains.handle_soon(chat_id)
 
         try:
             tasks.append(asyncio.create_task(_recover_inbox(drains, db, clock, stop)))

@@ -10,15 +10,17 @@ send again rather than dropping the message silently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, and_, cast, exists, literal
+from sqlalchemy import BigInteger, and_, bindparam, cast, exists
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from domain.claims import DEFAULT_OFFER_RULES, OfferRules
 from domain.clock import Clock
@@ -88,6 +90,26 @@ def build_router() -> Router:
 def is_busy(error: OperationalError) -> bool:
     text = str(error).lower()
     return "locked" in text or "busy" in text
+
+
+@functools.cache
+def _speaker_query() -> Select[tuple[Account | None, Staff | None, ConversationState | None, bool]]:
+    """`Dispatcher._speaker`'s statement, built once with its values as parameters (telegram_id,
+    chat_id, now): built afresh for every update, its construction and cache key were a
+    visible share of the update's CPU in a profile (issue 14)."""
+    chat_id = bindparam("chat_id", type_=BigInteger)
+    sender = select(
+        cast(bindparam("telegram_id", type_=BigInteger), BigInteger).label("telegram_id")
+    ).subquery("sender")
+    held = exists(held_notices(chat_id, bindparam("now")))
+    active = col(Staff.active).is_(True)
+    return (
+        select(Account, Staff, ConversationState, held)
+        .select_from(sender)
+        .outerjoin(Account, col(Account.telegram_id) == sender.c.telegram_id)
+        .outerjoin(Staff, and_(col(Staff.telegram_id) == sender.c.telegram_id, active))
+        .outerjoin(ConversationState, col(ConversationState.chat_id) == chat_id)
+    )  # type: ignore[return-value]
 
 
 class Dispatcher:
@@ -237,20 +259,9 @@ class Dispatcher:
         Any of the three rows may be missing (a newcomer has none; a staff member who never
         wrote has no account), so the query starts from a one-row table holding the sender's
         Telegram id and LEFT JOINs each row to it."""
-        sender = select(cast(literal(inbound.user_id), BigInteger).label("telegram_id")).subquery(
-            "sender"
-        )
-        held = exists(held_notices(inbound.chat_id, self.clock.now()))
-        active = col(Staff.active).is_(True)
-        row = (
-            await session.exec(
-                select(Account, Staff, ConversationState, held)
-                .select_from(sender)
-                .outerjoin(Account, col(Account.telegram_id) == sender.c.telegram_id)
-                .outerjoin(Staff, and_(col(Staff.telegram_id) == sender.c.telegram_id, active))
-                .outerjoin(ConversationState, col(ConversationState.chat_id) == inbound.chat_id)
-            )
-        ).first()
+        params = {"telegram_id": inbound.user_id, "chat_id": inbound.chat_id}
+        params["now"] = self.clock.now()
+        row = (await session.exec(_speaker_query(), params=params)).first()
         assert row is not None  # the one-row table always gives one row
         account, staff, state, any_held = row
         return account, staff, state, bool(any_held)

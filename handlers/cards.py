@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, update
+from sqlalchemy import ColumnElement, exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
@@ -108,8 +108,11 @@ async def hold_until(
     return release
 
 
-def held_notices(chat_id: int, now: datetime) -> Select[tuple[int | None]]:
-    """The chat's notices that wait for the end of quiet hours (never tried yet)."""
+def held_notices(
+    chat_id: int | ColumnElement[int], now: datetime | ColumnElement[datetime]
+) -> Select[tuple[int | None]]:
+    """The chat's notices that wait for the end of quiet hours (never tried yet); the chat and
+    the moment may be bound parameters (the dispatcher's statement is built once)."""
     return (
         select(OutboxMessage.id)
         .where(OutboxMessage.chat_id == chat_id, OutboxMessage.status == "pending")

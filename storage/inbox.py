@@ -1,13 +1,13 @@
 """The inbox: every update, from the webhook or from polling, is recorded here before Telegram
 is told it arrived, and handled from here once, in update order per chat.
 
-`take_in` records an update (a second arrival of the same update id is a no-op); `drain_chat`
-handles a chat's pending updates oldest first while holding that chat's lock, so two replicas
-never handle one chat at the same time. On PostgreSQL the lock is an advisory lock; on SQLite
-(one process) an asyncio lock is enough. `InboxDrains` runs the drains of one process: at most
-`parallel` chats at once (each holds two pooled connections on PostgreSQL, one for its lock and
-one to handle the update), so a burst of chats waits its turn instead of emptying the pool, and
-the webhook's answer and /healthz always find a connection.
+`take_in` records an update (`take_in_all` a polled batch; a second arrival of the same update
+id is a no-op); `drain_chat` handles a chat's pending updates oldest first while holding that
+chat's lock, so two replicas never handle one chat at the same time. On PostgreSQL the lock is
+an advisory lock; on SQLite (one process) an asyncio lock is enough. `InboxDrains` runs the
+drains of one process: at most `parallel` chats at once (each holds two pooled connections on
+PostgreSQL, one for its lock and one to handle the update), so a burst of chats waits its turn
+instead of emptying the pool, and the webhook's answer and /healthz always find a connection.
 
 The dispatcher marks an update handled in the transaction that handles it
 (`claim_in_transaction`) and notes it (`handled_here`), so `drain_chat` marks with a statement
@@ -18,6 +18,7 @@ whose handling failed): one mark an update, not two (issue 14).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import delete, func, text, update
+from sqlalchemy import BigInteger, Integer, Update, bindparam, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.database import Database
 from storage.models import InboxUpdate
@@ -80,6 +82,45 @@ async def take_in(db: Database, payload: dict[str, Any], now: datetime) -> bool:
     return bool(result.rowcount)
 
 
+async def take_in_all(db: Database, payloads: list[dict[str, Any]], now: datetime) -> list[int]:
+    """Record a batch of updates (one getUpdates answer) in one transaction; return the chats of
+    the updates new to the inbox, in batch order (an update id taken in before is skipped).
+
+    One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING and one commit for the batch, not
+    one of each per update (issue 14): the batch is confirmed to Telegram only after this
+    commits, so it is kept or fetched again, whole, as before."""
+    if not payloads:
+        return []
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    new: dict[int, int] = {}
+    async with db.transaction() as session:
+        # Chunks keep the statement's parameters well under SQLite's limit (getUpdates gives at
+        # most 100 updates, four parameters each).
+        for start in range(0, len(payloads), TAKE_IN_CHUNK):
+            rows = [
+                {
+                    "update_id": int(payload["update_id"]),
+                    "chat_id": chat_of(payload),
+                    "payload": payload,
+                    "received_at": now,
+                }
+                for payload in payloads[start : start + TAKE_IN_CHUNK]
+            ]
+            statement = (
+                insert(InboxUpdate)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["update_id"])
+                .returning(col(InboxUpdate.update_id), col(InboxUpdate.chat_id))
+            )
+            result = await session.exec(statement)  # type: ignore[call-overload]
+            new.update((int(update_id), int(chat_id)) for update_id, chat_id in result.all())
+    # RETURNING gives no order: the batch's order is Telegram's (update ids ascending).
+    return [new[int(p["update_id"])] for p in payloads if int(p["update_id"]) in new]
+
+
+TAKE_IN_CHUNK = 200
+
+
 # The update ids each `Database`'s dispatcher marked handled and committed in this process, not
 # yet seen by `drain_chat` (which takes each one out). Bounded, in case a dispatcher with the
 # inbox is fed other than by `drain_chat`: past the bound the ids are forgotten, and
@@ -99,13 +140,21 @@ def handled_here(db: Database, update_id: int) -> None:
 async def claim_in_transaction(session: AsyncSession, update_id: int, now: datetime) -> bool:
     """Mark the update handled in the session's transaction; False if another delivery of it
     got there first."""
-    result = await session.exec(
-        update(InboxUpdate)
-        .where(col(InboxUpdate.update_id) == update_id)
-        .where(col(InboxUpdate.processed_at).is_(None))
-        .values(processed_at=now)
-    )  # type: ignore[call-overload]
+    params = {"b_update_id": update_id, "b_now": now}
+    result = await session.exec(_claim_statement(), params=params)  # type: ignore[call-overload]
     return bool(result.rowcount)
+
+
+@functools.cache
+def _claim_statement() -> Update:
+    """`claim_in_transaction`'s UPDATE, built once with the update id and moment as parameters
+    (it runs for every update; issue 14)."""
+    return (
+        update(InboxUpdate)
+        .where(col(InboxUpdate.update_id) == bindparam("b_update_id", type_=BigInteger))
+        .where(col(InboxUpdate.processed_at).is_(None))
+        .values(processed_at=bindparam("b_now"))
+    )
 
 
 async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
@@ -118,14 +167,33 @@ async def mark_processed(db: Database, update_id: int, now: datetime) -> None:
 
 
 async def next_pending(db: Database, chat_id: int) -> InboxUpdate | None:
+    pending = await pending_of(db, chat_id, 1)
+    return pending[0] if pending else None
+
+
+# How many of a chat's pending updates `drain_chat` reads at once.
+PENDING_READ = 50
+
+
+async def pending_of(db: Database, chat_id: int, most: int = PENDING_READ) -> list[InboxUpdate]:
+    """The chat's oldest pending updates (at most `most`), oldest first."""
     async with db.session() as session:
-        row = await session.exec(
-            select(InboxUpdate)
-            .where(InboxUpdate.chat_id == chat_id, col(InboxUpdate.processed_at).is_(None))
-            .order_by(col(InboxUpdate.update_id))
-            .limit(1)
+        rows = await session.exec(_pending_query(), params={"chat_id": chat_id, "most": most})
+        return list(rows.all())
+
+
+@functools.cache
+def _pending_query() -> SelectOfScalar[InboxUpdate]:
+    """`pending_of`'s statement, built once with the chat and the count as parameters."""
+    return (
+        select(InboxUpdate)
+        .where(
+            col(InboxUpdate.chat_id) == bindparam("chat_id", type_=BigInteger),
+            col(InboxUpdate.processed_at).is_(None),
         )
-        return row.first()
+        .order_by(col(InboxUpdate.update_id))
+        .limit(bindparam("most", type_=Integer))
+    )
 
 
 async def stalled_chats(db: Database, received_before: datetime) -> list[int]:
@@ -204,20 +272,25 @@ async def drain_chat(
     """Handle the chat's pending updates in order; return how many were handled here."""
     handled = 0
     async with locks.hold(chat_id):
-        while (row := await next_pending(db, chat_id)) is not None:
-            try:
-                await feed(row.payload)
-            except Exception:
-                # Marked handled all the same: retrying a poison update forever helps no one.
-                log.exception("update %s could not be handled", row.update_id)
-            # The dispatcher marks the row in its own transaction; this covers updates the
-            # framework ignores (an edited message, say), which would otherwise stay pending.
-            marked = _HANDLED.get(db)
-            if marked is not None and row.update_id in marked:
-                marked.discard(row.update_id)
-            else:
-                await mark_processed(db, row.update_id, now())
-            handled += 1
+        # The pending rows are read a batch at a time, not one read per update plus one to find
+        # none left (issue 14). Holding the chat's lock, no one else handles them meanwhile;
+        # the rows read are only ever marked handled, and the dispatcher's mark is conditional
+        # (`claim_in_transaction`), so a row read here is still handled exactly once.
+        while rows := await pending_of(db, chat_id):
+            for row in rows:
+                try:
+                    await feed(row.payload)
+                except Exception:
+                    # Marked handled all the same: retrying a poison update forever helps no one.
+                    log.exception("update %s could not be handled", row.update_id)
+                # The dispatcher marks the row in its own transaction; this covers updates the
+                # framework ignores (an edited message, say), which would otherwise stay pending.
+                marked = _HANDLED.get(db)
+                if marked is not None and row.update_id in marked:
+                    marked.discard(row.update_id)
+                else:
+                    await mark_processed(db, row.update_id, now())
+                handled += 1
     return handled
 
 

@@ -145,15 +145,15 @@ async def test_stopped_before_keeping_telegram_still_holds_the_update(
     tmp_path: Path, framework: str
 ) -> None:
     entered = asyncio.Event()
-    original: Callable[..., Awaitable[bool]] = bot.app.take_in
+    original: Callable[..., Awaitable[list[int]]] = bot.app.take_in_all
 
-    async def stuck(*args: Any, **kwargs: Any) -> bool:
+    async def stuck(*args: Any, **kwargs: Any) -> list[int]:
         entered.set()
         await asyncio.Event().wait()
         return await original(*args, **kwargs)
 
     async with district(tmp_path) as url, FakeBotApi() as fake:
-        with mock.patch.object(bot.app, "take_in", stuck):
+        with mock.patch.object(bot.app, "take_in_all", stuck):
             task, _stop = start(fake, url, framework)
             await fake.wait_until_polling(timeout=30)
             update_id = fake.push_text(RESIDENT, "/start", language_code="en")
@@ -169,10 +169,10 @@ async def test_stopped_before_keeping_telegram_still_holds_the_update(
 async def test_a_batch_that_cannot_be_kept_is_fetched_again(tmp_path: Path, framework: str) -> None:
     """The database refuses the first write: the update stays with Telegram and the next poll
     fetches it again; it is then kept, handled and confirmed."""
-    original: Callable[..., Awaitable[bool]] = bot.app.take_in
+    original: Callable[..., Awaitable[list[int]]] = bot.app.take_in_all
     failures = 0
 
-    async def flaky(*args: Any, **kwargs: Any) -> bool:
+    async def flaky(*args: Any, **kwargs: Any) -> list[int]:
         nonlocal failures
         if failures == 0:
             failures += 1
@@ -181,7 +181,7 @@ async def test_a_batch_that_cannot_be_kept_is_fetched_again(tmp_path: Path, fram
 
     async with district(tmp_path) as url, FakeBotApi() as fake:
         fake.push_text(RESIDENT, "/start", language_code="en")
-        with mock.patch.object(bot.app, "take_in", flaky):
+        with mock.patch.object(bot.app, "take_in_all", flaky):
             await restart_and_expect_one_reply(fake, url, framework)
         assert failures == 1
         offsets = [c.params.get("offset") or 0 for c in fake.calls_of("getUpdates")]

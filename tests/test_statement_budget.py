@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,8 +17,9 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from bot.dispatcher import Dispatcher
-from domain.messages import HandleResult, Inbound
-from storage.inbox import ChatLocks, drain_chat, take_in
+from domain.messages import HandleResult, Inbound, Outbound
+from domain.outbox import enqueue
+from storage.inbox import ChatLocks, drain_chat, take_in, take_in_all
 from storage.models import InboxUpdate, OutboxMessage, Request
 from tests.harness import ZONE, Harness
 from tests.test_conversation_report import report_need
@@ -70,6 +72,20 @@ async def test_a_plain_update_reads_the_sender_in_one_statement(harness: Harness
     assert len([s for s in seen if not s.startswith("NOTIFY")]) <= 4, seen
     for table in ("accounts", "staff", "conversation_states", "outbox"):
         assert read_alone(seen, table) == 0, (table, seen)
+
+
+async def test_a_staff_members_stray_words_ask_for_a_waiting_verdict_once(
+    harness: Harness,
+) -> None:
+    """A grid member who has written before (a roster entry and an account) types stray words:
+    one statement asks whether a verdict waits for them in either role (their follow-up calls
+    first, then their own requests: two statements before), one whether an answer does, and
+    the menu is written: 4 statements with the sender's read."""
+    await setup(harness)
+    await harness.say(WANG, "/start")
+    seen = await statements_of_updates(harness, lambda: harness.say(WANG, "hello"))
+    assert sum(s.startswith("SELECT requests.") for s in seen) == 2, seen
+    assert len([s for s in seen if not s.startswith("NOTIFY")]) <= 4, seen
 
 
 async def test_the_one_statement_finds_staff_and_their_conversation(harness: Harness) -> None:
@@ -174,9 +190,81 @@ async def test_an_inbox_update_is_marked_handled_once(harness: Harness) -> None:
     assert handled == 2
     marks = [s for s in seen if s.startswith("UPDATE inbox_updates SET processed_at")]
     assert len(marks) == 2, marks  # one for each update: the dispatcher's, drain_chat's
+    # The chat's pending rows are read together, then once more to find none left (a read
+    # per update and one more before).
+    reads = [s for s in seen if s.startswith("SELECT inbox_updates.")]
+    assert len(reads) == 2, reads
     async with db.session() as session:
         rows = (await session.exec(select(InboxUpdate))).all()
     assert sorted((r.update_id, r.processed_at is not None) for r in rows) == [
         (501, True),
         (502, True),
     ]
+    async with db.session() as session:
+        texts = (await session.exec(select(OutboxMessage.payload))).all()
+    assert not any("went wrong" in str(payload) for payload in texts), texts  # handled, no apology
+
+
+async def test_a_polled_batch_is_kept_in_one_statement_and_one_commit(harness: Harness) -> None:
+    """A getUpdates answer goes into the inbox in one INSERT and one commit, not one of each per
+    update; an update id kept before is skipped, and the new ones' chats come back in the
+    batch's order, so each is handled once."""
+    db, clock = harness.db, harness.clock
+
+    def update(update_id: int, chat_id: int) -> dict[str, Any]:
+        chat = {"id": chat_id, "type": "private"}
+        return {"update_id": update_id, "message": {"chat": chat, "text": "hi"}}
+
+    assert await take_in(db, update(700, 11), clock.now())
+    statements: list[str] = []
+    commits: list[object] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def committed(*_args: object) -> None:
+        commits.append(None)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    event.listen(db.engine.sync_engine, "commit", committed)
+    try:
+        batch = [update(700, 11), update(701, 12), update(702, 11), update(703, 13)]
+        chats = await take_in_all(db, batch, clock.now())
+        again = await take_in_all(db, batch, clock.now())
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        event.remove(db.engine.sync_engine, "commit", committed)
+    assert chats == [12, 11, 13]
+    assert again == []
+    assert len(statements) == 2 and len(commits) == 2, (statements, commits)
+    async with db.session() as session:
+        rows = (await session.exec(select(InboxUpdate))).all()
+    assert sorted((r.update_id, r.chat_id) for r in rows) == [
+        (700, 11),
+        (701, 12),
+        (702, 11),
+        (703, 13),
+    ]
+
+
+async def test_the_sender_read_sees_notices_held_for_the_morning(harness: Harness) -> None:
+    """The sender's statement (built once, its values bound per update) still finds a notice
+    held for the end of quiet hours in this chat, and that notice goes out when they write."""
+    await setup(harness)
+    clock = harness.clock
+    async with harness.db.transaction() as session:
+        held = Outbound(chat_id=RESIDENT, text="held till morning")
+        enqueue(session, held, clock.now(), not_before=clock.now() + timedelta(hours=8))
+        enqueue(session, Outbound(chat_id=WANG, text="for someone else"), clock.now())
+    dispatcher = harness.dispatcher
+    async with harness.db.session() as session:
+        for chat, expected in ((RESIDENT, True), (WANG, False)):
+            inbound = Inbound(kind="text", user_id=chat, chat_id=chat, language="en", text="x")
+            account, _staff, _state, any_held = await dispatcher._speaker(session, inbound)
+            assert any_held is expected and account is not None, chat
+    await harness.say(RESIDENT, "hello")
+    async with harness.db.session() as session:
+        row = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.chat_id == RESIDENT))
+        ).first()
+    assert row is not None and row.next_attempt_at <= clock.now()
