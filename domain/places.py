@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from opencc import OpenCC
 
 from storage.models import Unit
+from storage.pinyin import name_syllables, syllables_of_reading, typed_syllables
 
 if TYPE_CHECKING:  # shapely (and numpy) load at the first location shared, not at start
     from shapely.prepared import PreparedGeometry
@@ -83,17 +84,15 @@ def simplified(text: str) -> str:
     return str(_to_simplified().convert(text))
 
 
-@cache
 def syllables_of(text: str) -> tuple[str, ...]:
-    # pypinyin is loaded at the first place typed, not when the bot starts: its dictionaries
-    # are about 55 MiB of a process's memory, and most updates never search a place.
-    from pypinyin import lazy_pinyin
-
-    return tuple(s.lower() for s in lazy_pinyin(text, errors="ignore") if s)
+    """Typed text read character by character (storage.pinyin: no phrase dictionary)."""
+    return typed_syllables(text)
 
 
-def _spellings(name: str) -> list[tuple[str, ...]]:
-    first = syllables_of(name)
+def _spellings(name: str, reading: str | None) -> list[tuple[str, ...]]:
+    # The name's phrase reading as the roster import stored it; a unit without one (written
+    # before migration 0022 could read it, or by a test) is read here, loading the phrases.
+    first = name_syllables(name) if reading is None else syllables_of_reading(reading)
     spellings: list[tuple[str, ...]] = [first]
     if len(first) != len(name):  # not one syllable per character: keep the phrase reading
         return spellings
@@ -110,13 +109,15 @@ def _spellings(name: str) -> list[tuple[str, ...]]:
 
 
 @cache
-def keys_of(name: str, name_en: str = "") -> Keys:
+def keys_of(name: str, name_en: str = "", reading: str | None = None) -> Keys:
+    """What `name` can be typed as; `reading` is the name's phrase reading, as stored with its
+    unit (`units.syllables`), or None to read it now."""
     bare = name
     for suffix in SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
             bare = name[: -len(suffix)]
             break
-    spellings = _spellings(name)
+    spellings = _spellings(name, reading)
     exact: set[str] = set()
     joined, initials, starts, spaced = [], [], [], []
     for syllables in spellings:
@@ -143,6 +144,10 @@ def keys_of(name: str, name_en: str = "") -> Keys:
         spaced=tuple(spaced),
         english=normalise(name_en),
     )
+
+
+def unit_keys(unit: Unit) -> Keys:
+    return keys_of(unit.name, unit.name_en or "", unit.syllables)
 
 
 def normalise(text: str) -> str:
@@ -250,7 +255,7 @@ def find_places(units: Sequence[Unit], text: str) -> list[Found]:
     query = Query.of(text)
     scored: dict[str, Found] = {}
     for unit in units:
-        s = score(keys_of(unit.name, unit.name_en or ""), query)
+        s = score(unit_keys(unit), query)
         if s is not None:
             scored[unit.code] = Found(unit, s)
     parent_of = {u.code: u.parent_code for u in units}
