@@ -165,7 +165,9 @@ class Query:
     text: str
     chinese: bool
     loose: str = ""
-    sounds: str = ""  # " mao jia chong ", for homophones
+    # " mao jia chong ", for homophones: one per reading of the characters typed that place
+    # names read more than one way (长 in 长乐 is "chang", though alone it reads "zhang").
+    sounds: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, typed: str) -> Query:
@@ -177,8 +179,27 @@ class Query:
             text,
             True,
             loose=LOOSE.sub("", text),
-            sounds=" " + " ".join(sounds) + " " if len(sounds) >= 2 else "",
+            sounds=_typed_sounds(text, sounds) if len(sounds) >= 2 else (),
         )
+
+
+def _typed_sounds(text: str, first: tuple[str, ...]) -> tuple[str, ...]:
+    """The typed text's readings, spaced: each character's usual one alone, and the other
+    readings place names give the characters of POLYPHONES. Typed text is read character by
+    character (no phrase dictionary in the bot), so 长乐 reads "zhang le" first, and its phrase
+    reading "chang le" must come from the table."""
+    if len(first) != len(text):  # not one syllable per character: keep the reading as it is
+        return (" " + " ".join(first) + " ",)
+    readings = [
+        (reading, *(r for r in POLYPHONES.get(char, ()) if r != reading))
+        for char, reading in zip(text, first, strict=True)
+    ]
+    sounds: list[str] = []
+    for combination in product(*readings):
+        if len(sounds) >= MAX_SPELLINGS:
+            break
+        sounds.append(" " + " ".join(combination) + " ")
+    return tuple(sounds)
 
 
 def score(keys: Keys, query: Query | str) -> int | None:
@@ -197,7 +218,7 @@ def score(keys: Keys, query: Query | str) -> int | None:
             return 2
         if query.loose and query.loose in keys.loose:
             return 2
-        if query.sounds and any(query.sounds in spaced for spaced in keys.spaced):
+        if any(sound in spaced for sound in query.sounds for spaced in keys.spaced):
             return 3
         return None
     if not LATIN.match(text) or len(text) < 2:

@@ -71,7 +71,8 @@ def test_names_are_read_the_same_in_a_child_process() -> None:
 
 # The bot's side, in a fresh interpreter (this one has long loaded the phrase dictionary): units
 # as the import stored them, a search by characters, pinyin and a homophone; then, as the demo
-# does in the bot's own process, a roster name read with phrases after all.
+# does in the bot's own process, a roster name read with phrases after all. Typed characters
+# that place names read more than one way answer in each reading (长乐: zhang le, chang le).
 SEARCH = """
 import asyncio, sys, tempfile
 from storage.database import Database
@@ -89,9 +90,11 @@ async def main():
                          syllables="chong qing zhen"))
         session.add(Unit(code="D-ZS", level="town", parent_code="D", name="中山镇",
                          syllables="zhong shan zhen"))
+        session.add(Unit(code="D-CL", level="town", parent_code="D", name="常乐镇",
+                         syllables="chang le zhen"))
     async with db.session() as session:
         units = [u for u in await all_units(session) if u.code != "D"]
-    for typed in ("重庆", "chongqing", "cqz", "虫庆", "zhongshan"):
+    for typed in ("重庆", "chongqing", "cqz", "虫庆", "zhongshan", "长乐"):
         print(typed, [f.unit.code for f in find_places(units, typed)])
     print("phrases", "pypinyin.phrases_dict" in sys.modules, "pypinyin" in sys.modules)
     from storage.pinyin import name_reading
@@ -119,6 +122,7 @@ def test_the_bots_place_search_does_not_load_the_phrase_dictionary(tmp_path: Pat
         "cqz ['D-CQ']",
         "虫庆 ['D-CQ']",
         "zhongshan ['D-ZS']",
+        "长乐 ['D-CL']",  # a homophone: 长 alone reads zhang, in 长乐 chang
         "phrases False True",
         "import chong qing zhen",
     ]
