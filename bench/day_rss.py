@@ -4,7 +4,11 @@ digest and outbox, with resident memory (VmRSS) read at start, at the end of the
 after it, and the peak.
 
     .venv/bin/python bench/day_rss.py [--needs 712] [--seed 14] [--no-digest] [--trace]
-                                      [--postgres URL]
+                                      [--postgres URL] [--roster-here]
+
+The roster is imported by a child process, as `huiyin import-roster` runs in a process of its
+own: reading the names' pinyin loads pypinyin's phrase dictionary, which the bot does not need
+(storage/pinyin.py). `--roster-here` imports it in this process instead, as the demo does.
 
 "At start" is after importing what `huiyin run` imports (the app, the CLI, the dispatcher, the
 python-telegram-bot adapter) and the replay; "end of the replay" is before the replay lets go
@@ -60,6 +64,11 @@ async def main() -> None:
     parser.add_argument("--postgres", default=None, help="a server URL (postgresql+asyncpg://…)")
     parser.add_argument("--no-digest", action="store_true", help="leave out the morning digest")
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top 10 at the end")
+    parser.add_argument(
+        "--roster-here",
+        action="store_true",
+        help="import the roster in this process (as the demo does), not in a child process",
+    )
     args = parser.parse_args()
     import bot.app
     import bot.channels.telegram_ptb
@@ -83,7 +92,13 @@ async def main() -> None:
     replay.Simulation.run = run_and_measure
     if args.trace:
         tracemalloc.start()
-    figures = await replay.run(args.needs, args.seed, args.postgres, digest=not args.no_digest)
+    figures = await replay.run(
+        args.needs,
+        args.seed,
+        args.postgres,
+        digest=not args.no_digest,
+        roster_elsewhere=not args.roster_here,
+    )
     gc.collect()
     after = rss_mib()
     threads = threading.active_count()
@@ -96,6 +111,8 @@ async def main() -> None:
     print(f"RSS after (gc)            {after:10.1f} MiB  ({threads} threads)")
     print(f"RSS after malloc_trim     {trimmed:10.1f} MiB")
     print(f"peak RSS                  {peak_mib():10.1f} MiB")
+    phrases = "pypinyin.phrases_dict" in sys.modules
+    print(f"pypinyin's phrase dictionary loaded here: {'yes' if phrases else 'no'}")
     if args.trace:
         print("\ntracemalloc: the ten biggest holders at the replay's end")
         for stat in end["top"]:

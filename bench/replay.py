@@ -48,9 +48,13 @@ import asyncio
 import csv
 import heapq
 import itertools
+import json
 import math
+import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -81,7 +85,6 @@ from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import OutboxMessage, Request, Staff
 from storage.roster import import_roster
-from tests.big_district import write_district
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 1, 5, 0, 0, tzinfo=ZONE).astimezone(UTC)  # a Monday
@@ -253,6 +256,10 @@ async def drop_database(postgres: str, name: str) -> None:
 
 def write_roster(directory: Path, seed: int) -> dict[int, tuple[str, str]]:
     """The generated district with a Telegram id for every staff member: id → (role, unit)."""
+    # Here, not at the top: tests.big_district imports pypinyin with its phrase dictionary
+    # (english names), which the bot's own process no longer loads (bench/day_rss.py).
+    from tests.big_district import write_district
+
     write_district(directory, seed)
     people = directory / "people.csv"
     with people.open(encoding="utf-8") as handle:
@@ -266,6 +273,48 @@ def write_roster(directory: Path, seed: int) -> dict[int, tuple[str, str]]:
         writer.writeheader()
         writer.writerows(rows)
     return staff
+
+
+# The roster written and imported in a process of its own, as `huiyin import-roster` is: reading
+# the names' pinyin loads pypinyin's phrase dictionary, which the bot's process never needs.
+IMPORT_ELSEWHERE = """
+import asyncio, importlib.util, json, sys
+from pathlib import Path
+from storage.database import Database
+from storage.roster import import_roster
+spec = importlib.util.spec_from_file_location("bench_replay_roster", sys.argv[1])
+replay = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = replay
+spec.loader.exec_module(replay)
+url, directory, seed = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+staff = replay.write_roster(directory, seed)
+
+async def main():
+    db = Database(url)
+    try:
+        await import_roster(db, directory)
+    finally:
+        await db.dispose()
+
+asyncio.run(main())
+print(json.dumps(staff))
+"""
+
+
+def import_elsewhere(db: Database, directory: Path, seed: int) -> dict[int, tuple[str, str]]:
+    """`write_roster` and `import_roster` in a child process; the staff as `write_roster`'s."""
+    url = db.engine.url.render_as_string(hide_password=False)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ELSEWHERE, __file__, url, str(directory), str(seed)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the roster import failed:\n{done.stderr[-3000:]}")
+    staff = json.loads(done.stdout)
+    return {int(key): (role, unit) for key, (role, unit) in staff.items()}
 
 
 def arrivals(rng: random.Random, needs: int) -> tuple[list[datetime], int]:
@@ -546,15 +595,25 @@ class Simulation:
 
 
 async def run(
-    needs: int, seed: int = 14, postgres: str | None = None, *, digest: bool = True, top: int = 0
+    needs: int,
+    seed: int = 14,
+    postgres: str | None = None,
+    *,
+    digest: bool = True,
+    top: int = 0,
+    roster_elsewhere: bool = False,
 ) -> Figures:
-    """Replay `needs` needs and return the figures."""
+    """Replay `needs` needs and return the figures. With `roster_elsewhere`, the roster is
+    imported by a child process, as in production (for measuring this process's memory)."""
     with tempfile.TemporaryDirectory() as workdir:
         db, dropped = await open_database(postgres, workdir)
         try:
             await db.upgrade()
-            staff = write_roster(Path(workdir) / "roster", seed)
-            await import_roster(db, Path(workdir) / "roster")
+            if roster_elsewhere:
+                staff = import_elsewhere(db, Path(workdir) / "roster", seed)
+            else:
+                staff = write_roster(Path(workdir) / "roster", seed)
+                await import_roster(db, Path(workdir) / "roster")
             async with db.transaction() as session:
                 await session.exec(
                     update(Staff)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from opencc import OpenCC
 
 from storage.models import Unit
+from storage.pinyin import name_syllables, syllables_of_reading, typed_syllables
 
 if TYPE_CHECKING:  # shapely (and numpy) load at the first location shared, not at start
     from shapely.prepared import PreparedGeometry
@@ -83,17 +84,15 @@ def simplified(text: str) -> str:
     return str(_to_simplified().convert(text))
 
 
-@cache
 def syllables_of(text: str) -> tuple[str, ...]:
-    # pypinyin is loaded at the first place typed, not when the bot starts: its dictionaries
-    # are about 55 MiB of a process's memory, and most updates never search a place.
-    from pypinyin import lazy_pinyin
-
-    return tuple(s.lower() for s in lazy_pinyin(text, errors="ignore") if s)
+    """Typed text read character by character (storage.pinyin: no phrase dictionary)."""
+    return typed_syllables(text)
 
 
-def _spellings(name: str) -> list[tuple[str, ...]]:
-    first = syllables_of(name)
+def _spellings(name: str, reading: str | None) -> list[tuple[str, ...]]:
+    # The name's phrase reading as the roster import stored it; a unit without one (written
+    # before migration 0022 could read it, or by a test) is read here, loading the phrases.
+    first = name_syllables(name) if reading is None else syllables_of_reading(reading)
     spellings: list[tuple[str, ...]] = [first]
     if len(first) != len(name):  # not one syllable per character: keep the phrase reading
         return spellings
@@ -110,13 +109,15 @@ def _spellings(name: str) -> list[tuple[str, ...]]:
 
 
 @cache
-def keys_of(name: str, name_en: str = "") -> Keys:
+def keys_of(name: str, name_en: str = "", reading: str | None = None) -> Keys:
+    """What `name` can be typed as; `reading` is the name's phrase reading, as stored with its
+    unit (`units.syllables`), or None to read it now."""
     bare = name
     for suffix in SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
             bare = name[: -len(suffix)]
             break
-    spellings = _spellings(name)
+    spellings = _spellings(name, reading)
     exact: set[str] = set()
     joined, initials, starts, spaced = [], [], [], []
     for syllables in spellings:
@@ -145,6 +146,10 @@ def keys_of(name: str, name_en: str = "") -> Keys:
     )
 
 
+def unit_keys(unit: Unit) -> Keys:
+    return keys_of(unit.name, unit.name_en or "", unit.syllables)
+
+
 def normalise(text: str) -> str:
     """Full-width to half-width, lower case, spaces and punctuation dropped, traditional
     characters made simplified."""
@@ -160,7 +165,9 @@ class Query:
     text: str
     chinese: bool
     loose: str = ""
-    sounds: str = ""  # " mao jia chong ", for homophones
+    # " mao jia chong ", for homophones: one per reading of the characters typed that place
+    # names read more than one way (长 in 长乐 is "chang", though alone it reads "zhang").
+    sounds: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, typed: str) -> Query:
@@ -172,8 +179,27 @@ class Query:
             text,
             True,
             loose=LOOSE.sub("", text),
-            sounds=" " + " ".join(sounds) + " " if len(sounds) >= 2 else "",
+            sounds=_typed_sounds(text, sounds) if len(sounds) >= 2 else (),
         )
+
+
+def _typed_sounds(text: str, first: tuple[str, ...]) -> tuple[str, ...]:
+    """The typed text's readings, spaced: each character's usual one alone, and the other
+    readings place names give the characters of POLYPHONES. Typed text is read character by
+    character (no phrase dictionary in the bot), so 长乐 reads "zhang le" first, and its phrase
+    reading "chang le" must come from the table."""
+    if len(first) != len(text):  # not one syllable per character: keep the reading as it is
+        return (" " + " ".join(first) + " ",)
+    readings = [
+        (reading, *(r for r in POLYPHONES.get(char, ()) if r != reading))
+        for char, reading in zip(text, first, strict=True)
+    ]
+    sounds: list[str] = []
+    for combination in product(*readings):
+        if len(sounds) >= MAX_SPELLINGS:
+            break
+        sounds.append(" " + " ".join(combination) + " ")
+    return tuple(sounds)
 
 
 def score(keys: Keys, query: Query | str) -> int | None:
@@ -192,7 +218,7 @@ def score(keys: Keys, query: Query | str) -> int | None:
             return 2
         if query.loose and query.loose in keys.loose:
             return 2
-        if query.sounds and any(query.sounds in spaced for spaced in keys.spaced):
+        if any(sound in spaced for sound in query.sounds for spaced in keys.spaced):
             return 3
         return None
     if not LATIN.match(text) or len(text) < 2:
@@ -250,7 +276,7 @@ def find_places(units: Sequence[Unit], text: str) -> list[Found]:
     query = Query.of(text)
     scored: dict[str, Found] = {}
     for unit in units:
-        s = score(keys_of(unit.name, unit.name_en or ""), query)
+        s = score(unit_keys(unit), query)
         if s is not None:
             scored[unit.code] = Found(unit, s)
     parent_of = {u.code: u.parent_code for u in units}

@@ -29,10 +29,10 @@ from domain.places import (
     descendants,
     find_places,
     has_geometry,
-    keys_of,
     locate,
     page_count,
     page_of,
+    unit_keys,
 )
 from handlers.base import ChoiceHandler, Context, Step, escape
 from storage.models import Unit
@@ -231,7 +231,7 @@ async def picker_view(ctx: Context) -> tuple[str, list[list[Button]]] | None:
     lines = [_prompt(ctx, parent)]
     if pages > 1:
         lines.append(ctx._("Page {page} of {pages}", page=page + 1, pages=pages))
-    example = keys_of(shown[0].name)
+    example = unit_keys(shown[0])
     lines.append(
         ctx._(
             "💡 Or type a name, in characters or pinyin: e.g. “{name}” or “{initials}”.",

@@ -29,6 +29,10 @@ class Unit(SQLModel, table=True):
     lat: float | None = Field(default=None)
     lon: float | None = Field(default=None)
     outline: str | None = Field(default=None, sa_type=Text)
+    # The name's pinyin read with pypinyin's phrase dictionary (重庆 "chong qing"), syllables
+    # joined by spaces, set by the roster import (storage.pinyin.name_reading): finding a place
+    # then never loads that dictionary (55 MiB) in the bot. None: not read yet.
+    syllables: str | None = Field(default=None, sa_type=Text)
 
 
 class Staff(SQLModel, table=True):

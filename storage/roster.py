@@ -37,6 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
 from storage.models import Account, Organisation, Staff, Unit, Volunteer
+from storage.pinyin import name_reading
 from storage.roster_cache import raise_roster_version
 
 UNITS_FILE = "units.csv"
@@ -835,6 +836,8 @@ async def _write_units(
                 "parent_code": row.parent,
                 "name": row.name,
                 "name_en": row.name_en,
+                # Read with the phrase dictionary here, once, so that the bot need not load it.
+                "syllables": name_reading(row.name),
             }
             if with_points:
                 values["lat"] = row.point[0] if row.point else None
