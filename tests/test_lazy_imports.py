@@ -43,7 +43,8 @@ print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & HEAVY)))
 """
 
 
-def loaded_after(script: str, home: Path) -> set[str]:
+def run_fresh(script: str, home: Path) -> str:
+    """What `script` prints, run in a fresh interpreter (nothing imported yet) from the project."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
@@ -54,7 +55,11 @@ def loaded_after(script: str, home: Path) -> set[str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return set(done.stdout.split())
+    return done.stdout
+
+
+def loaded_after(script: str, home: Path) -> set[str]:
+    return set(run_fresh(script, home).split())
 
 
 def test_starting_the_bot_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:

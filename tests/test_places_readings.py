@@ -5,8 +5,6 @@ character and never loads that dictionary (about 43 MiB of its memory, issue 14)
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,8 +15,7 @@ from storage.database import Database
 from storage.models import Unit
 from storage.pinyin import name_reading, readings_elsewhere
 from storage.roster import import_roster, sample_district_dir
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.test_lazy_imports import run_fresh
 
 
 def roster_with(tmp_path: Path, *rows: str) -> Path:
@@ -106,17 +103,7 @@ asyncio.run(main())
 
 
 def test_the_bots_place_search_does_not_load_the_phrase_dictionary(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SEARCH],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == [
+    assert run_fresh(SEARCH, tmp_path).splitlines() == [
         "重庆 ['D-CQ']",
         "chongqing ['D-CQ']",
         "cqz ['D-CQ']",
