@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event
 
 from domain.clock import ManualClock
 from domain.deadlines import DEFAULT_POLICY
@@ -39,20 +38,11 @@ from schedules.digest import send_digests
 from storage.database import Database
 from storage.roster import import_roster
 from tests.big_district import a_morning_of_work, write_district
+from tests.scratch_postgres import recreate_database
 
 ZONE = ZoneInfo("Asia/Shanghai")
 AT = clock_time(8, 30)
 MONDAY = datetime(2026, 11, 30, 8, 30, tzinfo=ZONE)
-
-
-async def fresh_postgres(url: str) -> None:
-    """Drop and create the database `url` names (point it at a database of its own)."""
-    target = make_url(url)
-    admin = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    await admin.dispose()
 
 
 class Meter:
@@ -78,7 +68,7 @@ class Meter:
 
 async def morning(url: str, label: str, roster: Path, needs: int, top: int) -> None:
     if url.startswith("postgresql"):
-        await fresh_postgres(url)
+        await recreate_database(url)
     db = Database(url)
     await db.upgrade()
     await import_roster(db, roster)

@@ -30,14 +30,12 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import make_url, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import update
 from sqlmodel import col, func, select
 
 from bot.channels.console import ChatDriver
@@ -51,6 +49,7 @@ from schedules.sweep import sweep
 from storage.database import Database
 from storage.models import Request, Staff
 from storage.roster import import_roster, sample_district_dir
+from tests.scratch_postgres import create_scratch_database, drop_database
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 30, 10, 0, tzinfo=ZONE).astimezone(UTC)  # a working Monday
@@ -86,19 +85,8 @@ class Outcome:
 async def open_database(postgres: str | None, workdir: str) -> tuple[Database, str | None]:
     if postgres is None:
         return Database(f"sqlite+aiosqlite:///{workdir}/flood.db"), None
-    name = f"huiyin_flood_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(make_url(postgres), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return Database(make_url(postgres).set(database=name).render_as_string(False)), name
-
-
-async def drop_database(postgres: str, name: str) -> None:
-    admin = create_async_engine(make_url(postgres), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    url = await create_scratch_database(postgres, "huiyin_flood")
+    return Database(url), url
 
 
 async def tap(driver: ChatDriver, user: int, value: str) -> None:
@@ -191,7 +179,7 @@ async def run(
         finally:
             await db.dispose()
             if postgres is not None and dropped is not None:
-                await drop_database(postgres, dropped)
+                await drop_database(dropped)
     return outcome
 
 

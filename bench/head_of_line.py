@@ -33,14 +33,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from domain.clock import SystemClock
 from domain.messages import Outbound
 from domain.outbox import enqueue
 from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
+from tests.scratch_postgres import recreate_database
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_hol"
 BEFORE = "ad3e0ea"  # the last commit with one delivery lock for every chat
@@ -78,13 +76,8 @@ async def fresh_database(backend: str) -> Database:
     if backend == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/hol.db")
     else:
-        url = make_url(os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL))
-        admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        await admin.dispose()
-        db = Database(url.render_as_string(hide_password=False))
+        url = os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL)
+        db = Database(await recreate_database(url))
     await db.upgrade()
     return db
 

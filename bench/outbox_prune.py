@@ -30,8 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import insert
 from sqlmodel import func, select
 
 from domain.messages import Outbound
@@ -40,6 +39,7 @@ from schedules.retention import forget_outbox
 from storage.database import Database
 from storage.models import OutboxMessage
 from storage.outbox import latest_sent_message_id
+from tests.scratch_postgres import recreate_database
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_prune"
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -51,13 +51,8 @@ async def fresh_database(backend: str) -> Database:
     if backend == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/prune.db")
     else:
-        url = make_url(os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL))
-        admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        await admin.dispose()
-        db = Database(url.render_as_string(hide_password=False))
+        url = os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL)
+        db = Database(await recreate_database(url))
     await db.upgrade()
     return db
 

@@ -39,6 +39,7 @@ from storage.database import Database
 from storage.models import Unit
 from storage.roster import import_roster
 from tests.big_district import grid_centre, write_district
+from tests.scratch_postgres import recreate_database
 
 TYPED = [
     "毛家冲村", "毛家冲", "maojiachong", "maojiachongcun", "Mao Jia Chong", "MAOJIACHONG",
@@ -57,22 +58,9 @@ async def timed(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-async def fresh_postgres(url: str) -> None:
-    """Drop and create the database `url` names (point it at a database of its own)."""
-    from sqlalchemy import make_url, text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    target = make_url(url)
-    admin = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    await admin.dispose()
-
-
 async def bench_import(url: str, roster: Path, label: str) -> None:
     if url.startswith("postgresql"):
-        await fresh_postgres(url)
+        await recreate_database(url)
     db = Database(url)
     await db.upgrade()
     first, summary = await timed(lambda: import_roster(db, roster))

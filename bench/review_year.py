@@ -29,14 +29,14 @@ import tracemalloc
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from domain.i18n import translator
 from domain.review import DEFAULT_WEIGHTS, build_table, parse_review_period, scope_of_unit
 from domain.review_book import write_review
 from storage.database import Database
 from storage.roster import import_roster, sample_district_dir
+from tests.scratch_postgres import recreate_database
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_review"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -124,15 +124,6 @@ CASES = (
 )
 
 
-async def recreate(url: str) -> None:
-    server = make_url(url)
-    admin = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{server.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{server.database}"'))
-    await admin.dispose()
-
-
 async def seed(db: Database, count: int) -> None:
     await db.upgrade()
     await import_roster(db, sample_district_dir())
@@ -214,7 +205,7 @@ async def main() -> None:
             seeded = False
     if not seeded:
         await db.dispose()
-        await recreate(url)
+        await recreate_database(url)
         db = Database(url)
         await seed(db, args.requests)
     print(f"\n{'case':36} {'held':>9} {'table med':>10} {'max':>8} {'xlsx':>7} {'peak MiB':>9}")

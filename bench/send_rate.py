@@ -34,14 +34,14 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, make_url
 
 from domain.clock import SystemClock
 from domain.messages import DeliveryRetry, Outbound
 from domain.outbox import enqueue
 from schedules.outbox import OutboxSender, SendLimits
 from storage.database import Database
+from tests.scratch_postgres import recreate_database
 
 GLOBAL_PER_SECOND = 30
 CHAT_BURST = 3  # to one chat at once; then one a second
@@ -95,12 +95,7 @@ async def fresh_database(postgres: str | None) -> Database:
     if postgres is None:
         return Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/send_rate.db")
     url = make_url(postgres).set(database="huiyin_bench_send")
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    await admin.dispose()
-    return Database(url.render_as_string(hide_password=False))
+    return Database(await recreate_database(url.render_as_string(hide_password=False)))
 
 
 async def measure(chats: int, per_chat: int, latency: float, postgres: str | None) -> None:

@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
 
 from domain.areas import Area, area_of_unit
@@ -40,6 +39,7 @@ from handlers.stats import chart_for, summary
 from storage.database import Database
 from storage.models import Unit
 from storage.roster import import_roster, sample_district_dir
+from tests.scratch_postgres import recreate_database
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -111,15 +111,6 @@ CASES = (
     Case("community QS-JB-TH, a whole month", "QS-JB-TH", "2026-10"),
     Case("district, today", "QS", "today"),
 )
-
-
-async def recreate(url: str) -> None:
-    server = make_url(url)
-    admin = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{server.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{server.database}"'))
-    await admin.dispose()
 
 
 async def count_requests(db: Database) -> int:
@@ -250,7 +241,7 @@ async def main() -> None:
     db = Database(url)
     if not (args.keep and await _seeded(db, args.requests)):
         await db.dispose()
-        await recreate(url)
+        await recreate_database(url)
         db = Database(url)
         await seed(db, args.requests)
     else:

@@ -38,8 +38,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, insert, make_url, select, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, insert, select, text, update
 
 import schedules.sweep as sweep_after
 from domain.clock import ManualClock
@@ -50,6 +49,7 @@ from handlers.cards import card_ref
 from storage.database import Database
 from storage.models import Account, Beneficiary, OutboxMessage, Request, Staff
 from storage.roster import import_roster, sample_district_dir
+from tests.scratch_postgres import recreate_database
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_sweep"
 BEFORE = "9fa0f06"  # the last commit with the `NOT IN (seen)` list
@@ -64,13 +64,8 @@ async def fresh_database(backend: str) -> Database:
     if backend == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/sweep.db")
     else:
-        url = make_url(os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL))
-        admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        await admin.dispose()
-        db = Database(url.render_as_string(hide_password=False))
+        url = os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL)
+        db = Database(await recreate_database(url))
     await db.upgrade()
     await import_roster(db, sample_district_dir())
     async with db.transaction() as session:  # every staff member has opened the bot

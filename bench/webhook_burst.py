@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.channels.webhook import SECRET_HEADER, derive_secret
@@ -45,6 +44,7 @@ from storage.database import Database
 from storage.models import InboxUpdate, OutboxMessage
 from storage.roster import import_roster, sample_district_dir
 from tests.fake_bot_api import FakeBotApi
+from tests.scratch_postgres import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench_burst"
@@ -60,13 +60,7 @@ def free_port() -> int:
 
 
 async def fresh_postgres() -> str:
-    url = make_url(os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL))
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    await admin.dispose()
-    return url.render_as_string(hide_password=False)
+    return await recreate_database(os.environ.get("HUIYIN_BENCH_DATABASE_URL", DEFAULT_URL))
 
 
 async def prepare(url: str) -> None:

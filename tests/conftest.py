@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel, col
 
 from domain.clock import ManualClock
@@ -20,6 +18,7 @@ from storage.database import Database
 from storage.models import Staff
 from storage.roster import import_roster, sample_district_dir
 from tests.harness import Harness
+from tests.scratch_postgres import drop_database, recreate_database, scratch_database
 
 POSTGRES_URL = os.environ.get("HUIYIN_TEST_POSTGRES_URL", "")
 
@@ -27,19 +26,12 @@ POSTGRES_URL = os.environ.get("HUIYIN_TEST_POSTGRES_URL", "")
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[Database]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    server = make_url(POSTGRES_URL)
-    name = f"huiyin_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(server.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield db
-    finally:
-        await db.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(POSTGRES_URL, "huiyin_test") as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.dispose()
 
 
 # Creating and migrating a PostgreSQL database per test costs seconds (CREATE DATABASE waits for
@@ -51,13 +43,10 @@ _SHARED: dict[str, Database] = {}
 async def shared_postgres() -> Database:
     if "db" not in _SHARED:
         name = f"huiyin_test_shared_{os.getpid()}"
-        server = make_url(POSTGRES_URL)
-        admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        db = Database(server.set(database=name).render_as_string(hide_password=False))
+        url = await recreate_database(
+            make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+        )
+        db = Database(url)
         await db.upgrade()
         _SHARED["db"] = db
     return _SHARED["db"]
@@ -76,11 +65,7 @@ async def emptied(db: Database) -> Database:
 async def _drop_shared() -> None:
     db = _SHARED.pop("db")
     await db.dispose()
-    name = make_url(db.url).database
-    admin = create_async_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    await drop_database(db.url)
 
 
 @pytest.fixture(scope="session", autouse=True)
